@@ -1,0 +1,77 @@
+// Builds the OAuthApp CustomResourceDefinition from the zod schemas in oauthapp.ts, so the
+// apiserver's validation and the controller's parsing cannot drift apart.
+import { z } from 'zod';
+import { group, kind, oauthAppSpec, oauthAppStatus, plural, version } from './oauthapp.ts';
+
+type JSONSchema = { [key: string]: unknown };
+
+/**
+ * zod emits JSON Schema; a CRD wants a structural OpenAPI v3 schema, which forbids
+ * `additionalProperties: false` (unknown fields are pruned or refused by the apiserver instead).
+ */
+function toStructural(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(toStructural);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const result: JSONSchema = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === '$schema' || (key === 'additionalProperties' && value === false)) continue;
+    // x-kubernetes-* extensions hold data (CEL rules, list keys), not nested schemas.
+    result[key] = key.startsWith('x-kubernetes-') ? value : toStructural(value);
+  }
+  return result;
+}
+
+const openAPI = (schema: z.ZodType) =>
+  toStructural(z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'throw' }));
+
+const conditionColumn = (type: string) => ({
+  name: type,
+  type: 'string',
+  jsonPath: `.status.conditions[?(@.type=="${type}")].status`,
+});
+
+export function oauthAppCRD() {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${plural}.${group}`,
+      labels: { 'app.kubernetes.io/name': 'oauthapp-operator' },
+    },
+    spec: {
+      group,
+      names: { kind, listKind: `${kind}List`, plural, singular: 'oauthapp', shortNames: ['oapp'], categories: ['oauth'] },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: version,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            conditionColumn('Ready'),
+            conditionColumn('Authorized'),
+            { name: 'Expires', type: 'date', jsonPath: '.status.accessTokenExpiresAt', description: 'When the current access token expires' },
+            { name: 'Reason', type: 'string', priority: 1, jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description:
+                'OAuthApp keeps an OAuth 2.0 app\'s client_id, client_secret and a fresh access_token in a Secret that workloads mount.',
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string', description: 'Versioned schema of this representation of an object.' },
+                kind: { type: 'string', description: 'The REST resource this object represents.' },
+                metadata: { type: 'object' },
+                spec: openAPI(oauthAppSpec),
+                status: openAPI(oauthAppStatus),
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}

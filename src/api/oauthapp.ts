@@ -1,0 +1,200 @@
+// The OAuthApp resource: the single source of truth for its shape. crds/ is generated from these
+// schemas (src/api/crd.ts), and the controller parses what it reads from the apiserver with them.
+import { z } from 'zod';
+import { celRules, duration, objectName, secretKeyRef, secureURL } from './fields.ts';
+
+export const group = 'oauthapp.dev';
+export const version = 'v1alpha1';
+export const kind = 'OAuthApp';
+export const plural = 'oauthapps';
+export const apiVersion = `${group}/${version}`;
+
+export const providers = ['pipedrive', 'custom'] as const;
+export type ProviderName = (typeof providers)[number];
+
+export const clientAuthenticationMethods = ['client_secret_basic', 'client_secret_post'] as const;
+export type ClientAuthenticationMethod = (typeof clientAuthenticationMethods)[number];
+
+export const restartableKinds = ['Deployment', 'StatefulSet', 'DaemonSet'] as const;
+
+/** Query parameters the operator sets itself on the authorize URL; spec.authorizeParams may not. */
+export const reservedAuthorizeParams = ['client_id', 'redirect_uri', 'state', 'response_type', 'scope'] as const;
+
+const labelMap = z
+  .record(z.string().min(1).max(317), z.string().max(63))
+  .describe('Labels copied onto the target Secret.');
+
+const annotationMap = z
+  .record(z.string().min(1).max(317), z.string().max(65_536))
+  .describe('Annotations copied onto the target Secret.');
+
+export const targetSpec = z
+  .strictObject({
+    name: objectName.optional().describe('Name of the Secret workloads mount. Default: <metadata.name>-credentials.'),
+    labels: labelMap.optional(),
+    annotations: annotationMap.optional(),
+    includeRefreshToken: z
+      .boolean()
+      .default(false)
+      .describe('Also write refresh_token into the target Secret. Default false: workloads get no refresh token.'),
+  })
+  .describe('The Secret the operator writes for workloads to mount.');
+
+export const rolloutRestartTarget = z.strictObject({
+  kind: z.enum(restartableKinds).describe('Kind of the workload (apps/v1).'),
+  name: objectName.describe('Name of the workload in the OAuthApp\'s namespace.'),
+});
+
+const customNeedsURLs = [
+  {
+    rule: "self.provider != 'custom' || has(self.tokenURL)",
+    message: 'tokenURL is required when provider is custom',
+    fieldPath: '.tokenURL',
+    reason: 'FieldValueRequired' as const,
+  },
+  {
+    rule: "self.provider != 'custom' || has(self.authorizeURL)",
+    message: 'authorizeURL is required when provider is custom',
+    fieldPath: '.authorizeURL',
+    reason: 'FieldValueRequired' as const,
+  },
+  {
+    rule: "self.provider == 'custom' || !has(self.clientAuthentication) || self.clientAuthentication == 'client_secret_basic'",
+    message: 'the pipedrive provider authenticates with client_secret_basic only',
+    fieldPath: '.clientAuthentication',
+  },
+];
+
+const authorizeParamsRule = {
+  rule: reservedAuthorizeParams.map((name) => `!('${name}' in self)`).join(' && '),
+  message: `must not set ${reservedAuthorizeParams.join(', ')}: the operator sets them`,
+};
+
+export const oauthAppSpec = z
+  .strictObject({
+    provider: z
+      .enum(providers)
+      .default('pipedrive')
+      .describe('Provider preset. pipedrive (default) knows its URLs; custom needs tokenURL and authorizeURL.'),
+    tokenURL: secureURL.optional().describe('Token endpoint. Overrides the preset; required for custom. https:// except loopback.'),
+    authorizeURL: secureURL.optional().describe('Authorization endpoint. Overrides the preset; required for custom.'),
+    clientAuthentication: z
+      .enum(clientAuthenticationMethods)
+      .optional()
+      .describe('How the client authenticates at the token endpoint (RFC 6749 §2.3.1). Default client_secret_basic.'),
+    clientId: z
+      .string()
+      .min(1)
+      .max(256)
+      .meta(celRules({ rule: 'self == oldSelf', message: 'clientId is immutable: a new client_id means a new app' }))
+      .describe('The app\'s client_id. Immutable.'),
+    clientSecretRef: secretKeyRef.describe('The Secret key holding the client_secret. Ops rotate it by updating that Secret.'),
+    redirectURI: secureURL.describe('The app\'s one OAuth callback URL, served by the operator at /oauth/callback.'),
+    scopes: z
+      .array(z.string().min(1).max(256))
+      .max(64)
+      .optional()
+      .describe('Scopes requested on authorize, sent space-separated. Pipedrive sets scopes in its portal.'),
+    authorizeParams: z
+      .record(z.string().min(1).max(128), z.string().max(1024))
+      .optional()
+      .meta(celRules(authorizeParamsRule))
+      .describe('Extra query parameters for the authorize URL, such as access_type: offline.'),
+    refreshTokenRef: secretKeyRef
+      .optional()
+      .describe('A Secret key holding a refresh token from an existing install, used to seed the app.'),
+    renewBefore: duration.optional().describe('How long before expiry to refresh. Default: a third of the token lifetime.'),
+    target: targetSpec.default({ includeRefreshToken: false }),
+    rolloutRestartTargets: z
+      .array(rolloutRestartTarget)
+      .max(32)
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['kind', 'name'] })
+      .describe('Workloads restarted (as kubectl rollout restart does) when the client secret changes.'),
+  })
+  .meta(celRules(...customNeedsURLs))
+  .superRefine((spec, context) => {
+    if (spec.provider === 'custom') {
+      for (const field of ['tokenURL', 'authorizeURL'] as const) {
+        if (spec[field] === undefined) {
+          context.addIssue({ code: 'custom', path: [field], message: `${field} is required when provider is custom` });
+        }
+      }
+    } else if (spec.clientAuthentication === 'client_secret_post') {
+      context.addIssue({
+        code: 'custom',
+        path: ['clientAuthentication'],
+        message: 'the pipedrive provider authenticates with client_secret_basic only',
+      });
+    }
+    for (const name of reservedAuthorizeParams) {
+      if (spec.authorizeParams && name in spec.authorizeParams) {
+        context.addIssue({ code: 'custom', path: ['authorizeParams'], message: authorizeParamsRule.message });
+      }
+    }
+    const seen = new Set<string>();
+    for (const [index, target] of (spec.rolloutRestartTargets ?? []).entries()) {
+      const key = `${target.kind}/${target.name}`;
+      if (seen.has(key)) context.addIssue({ code: 'custom', path: ['rolloutRestartTargets', index], message: `duplicate entry ${key}` });
+      seen.add(key);
+    }
+  })
+  .describe('Desired state of an OAuth 2.0 app whose credentials and access token the operator keeps in a Secret.');
+
+export type OAuthAppSpec = z.output<typeof oauthAppSpec>;
+
+export const conditionTypes = ['Ready', 'Authorized', 'ClientSecretValid'] as const;
+export type ConditionType = (typeof conditionTypes)[number];
+
+/** metav1.Condition. */
+export const condition = z.object({
+  type: z.string().min(1).max(316),
+  status: z.enum(['True', 'False', 'Unknown']),
+  observedGeneration: z.number().int().min(0).optional(),
+  lastTransitionTime: z.string().meta({ format: 'date-time' }),
+  reason: z.string().min(1).max(1024),
+  message: z.string().max(32_768),
+});
+export type Condition = z.output<typeof condition>;
+
+const timestamp = z.string().meta({ format: 'date-time' });
+
+export const oauthAppStatus = z
+  .object({
+    observedGeneration: z.number().int().min(0).optional(),
+    conditions: z
+      .array(condition)
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] })
+      .describe('Ready, Authorized and ClientSecretValid.'),
+    accessTokenExpiresAt: timestamp.optional().describe('When the access token in the target Secret expires.'),
+    lastRefreshTime: timestamp.optional(),
+    nextRefreshTime: timestamp.optional(),
+    lastRotateRequest: z.string().max(256).optional().describe('The last oauthapp.dev/rotate annotation value acted on.'),
+    authorizationURL: z.string().max(8192).optional().describe('Where a person authorizes the app when it has no refresh token.'),
+  })
+  .describe('Observed state, written by the operator.');
+
+export type OAuthAppStatus = z.output<typeof oauthAppStatus>;
+
+export const objectMeta = z.object({
+  name: z.string(),
+  namespace: z.string(),
+  uid: z.string(),
+  generation: z.number().int().optional(),
+  resourceVersion: z.string().optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  finalizers: z.array(z.string()).optional(),
+  deletionTimestamp: z.union([z.string(), z.date()]).optional(),
+});
+
+/** An OAuthApp as read from the apiserver. */
+export const oauthApp = z.object({
+  apiVersion: z.literal(apiVersion),
+  kind: z.literal(kind),
+  metadata: objectMeta,
+  spec: oauthAppSpec,
+  status: oauthAppStatus.optional(),
+});
+export type OAuthApp = z.output<typeof oauthApp>;

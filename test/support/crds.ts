@@ -1,0 +1,14 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const crdDir = fileURLToPath(new URL('../../crds/', import.meta.url));
+
+/** Applies crds/ as an admin would and waits until the apiserver serves the new types. */
+export async function installCRDs(kubeconfig: string, binDir: string): Promise<void> {
+  const run = (args: string[]) =>
+    promisify(execFile)(join(binDir, 'kubectl'), args, { env: { ...process.env, KUBECONFIG: kubeconfig } });
+  await run(['apply', '--server-side', '-f', crdDir]);
+  await run(['wait', '--for=condition=Established', '--timeout=60s', '-f', crdDir]);
+}

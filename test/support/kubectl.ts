@@ -1,0 +1,34 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { requiredEnvironment } from './environment.ts';
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface KubectlOptions {
+  input?: string;
+  kubeconfig?: string;
+}
+
+/** Runs the kubectl built with the control plane (same version as the apiserver), as a user would. */
+export function kubectl(args: string[], options: KubectlOptions = {}): Promise<KubectlResult> {
+  const binary = join(requiredEnvironment('binDir'), 'kubectl');
+  const kubeconfig = options.kubeconfig ?? requiredEnvironment('kubeconfig');
+  return new Promise((resolve) => {
+    const child = execFile(binary, args, { env: { ...process.env, KUBECONFIG: kubeconfig }, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+}
+
+/** kubectl that must succeed; its output on success. */
+export async function kubectlOK(args: string[], options: KubectlOptions = {}): Promise<string> {
+  const result = await kubectl(args, options);
+  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
+  return result.stdout;
+}
