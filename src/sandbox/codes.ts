@@ -1,0 +1,37 @@
+import { randomToken } from './random.ts';
+
+export interface AuthorizationCode {
+  readonly clientId: string;
+  /** The redirect_uri the code was issued for at /oauth/authorize. */
+  readonly redirectUri: string;
+  readonly expiresAt: number;
+  /** Set once the code has been exchanged: the grant it created (RFC 6749 §4.1.2 reuse revokes it). */
+  grantId: string | undefined;
+}
+
+/** Authorization codes: issued on "Allow", single-use, short-lived. */
+export class CodeStore {
+  readonly #codes = new Map<string, AuthorizationCode>();
+
+  readonly #now: () => number;
+  readonly #ttlMs: number;
+
+  constructor(now: () => number, ttlMs: number) {
+    this.#now = now;
+    this.#ttlMs = ttlMs;
+  }
+
+  issue(clientId: string, redirectUri: string): string {
+    const value = randomToken(24);
+    this.#codes.set(value, { clientId, redirectUri, expiresAt: this.#now() + this.#ttlMs, grantId: undefined });
+    return value;
+  }
+
+  find(value: string): AuthorizationCode | undefined {
+    return this.#codes.get(value);
+  }
+
+  isExpired(code: AuthorizationCode): boolean {
+    return this.#now() >= code.expiresAt;
+  }
+}

@@ -1,0 +1,48 @@
+const ESCAPES: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
+
+export const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);
+
+const page = (title: string, body: string): string =>
+  `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>
+<body>
+<h1>${escapeHtml(title)}</h1>
+${body}
+</body>
+</html>
+`;
+
+/** The page for a request the sandbox refuses to redirect anywhere. */
+export const errorPage = (problem: string): string =>
+  page('Authorization failed', `<p id="error">${escapeHtml(problem)}</p>`);
+
+export interface ConsentRequest {
+  readonly clientId: string;
+  readonly redirectUri: string;
+  readonly state: string | undefined;
+  readonly scope: string;
+}
+
+const hidden = (name: string, value: string): string =>
+  `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`;
+
+/** The consent screen: a form that posts the decision back with the request's fields. */
+export const consentPage = (request: ConsentRequest): string =>
+  page(
+    'Sandbox: authorize app',
+    `<p>App <code>${escapeHtml(request.clientId)}</code> asks for access (scope: <code>${escapeHtml(request.scope)}</code>).</p>
+<form method="post" action="/oauth/authorize/decision">
+${hidden('client_id', request.clientId)}
+${hidden('redirect_uri', request.redirectUri)}
+${request.state === undefined ? '' : hidden('state', request.state)}
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>`,
+  );

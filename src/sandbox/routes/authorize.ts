@@ -1,0 +1,79 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Client } from '../clients.ts';
+import type { SandboxContext } from '../context.ts';
+import { OAuthError } from '../errors.ts';
+import { type FormParams, formParams, optionalParam } from '../form-params.ts';
+import { consentPage, errorPage } from '../html.ts';
+
+interface AuthorizeRequest {
+  readonly client: Client;
+  readonly redirectUri: string;
+  readonly state: string | undefined;
+}
+
+/**
+ * The checks that come before any redirect: an unknown client or a redirect_uri other than the
+ * registered one gets an error page, never a redirect (RFC 6749 §4.1.2.1).
+ */
+const readAuthorizeRequest = (ctx: SandboxContext, params: FormParams): AuthorizeRequest | string => {
+  try {
+    const clientId = optionalParam(params, 'client_id');
+    if (clientId === undefined) return 'client_id is missing';
+    const client = ctx.clients.find(clientId);
+    if (client === undefined) return 'client_id is invalid: no such app';
+    const redirectUri = optionalParam(params, 'redirect_uri');
+    if (redirectUri === undefined) return 'redirect_uri is missing';
+    if (redirectUri !== client.redirectUri) return 'redirect_uri is invalid: it is not the callback URL registered for this app';
+    return { client, redirectUri, state: optionalParam(params, 'state') };
+  } catch (error) {
+    if (error instanceof OAuthError) return error.description;
+    throw error;
+  }
+};
+
+const redirectTo = (reply: FastifyReply, redirectUri: string, params: Readonly<Record<string, string | undefined>>) => {
+  const target = new URL(redirectUri);
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined) target.searchParams.set(name, value);
+  }
+  return reply.redirect(target.toString(), 302);
+};
+
+const refuse = (reply: FastifyReply, problem: string) =>
+  reply.code(400).type('text/html; charset=utf-8').send(errorPage(problem));
+
+/**
+ * GET /oauth/authorize shows the consent page; POST /oauth/authorize/decision is what its
+ * buttons (or a scripted client) send. A requested `scope` is ignored: as on Pipedrive, the
+ * app's scope is fixed at registration.
+ */
+export const authorizeRoutes = (ctx: SandboxContext) => async (app: FastifyInstance) => {
+  app.get('/oauth/authorize', async (request, reply) => {
+    const params = formParams(request.query);
+    const checked = readAuthorizeRequest(ctx, params);
+    if (typeof checked === 'string') return refuse(reply, checked);
+    const responseType = params['response_type'];
+    if (responseType !== undefined && responseType !== 'code') {
+      return redirectTo(reply, checked.redirectUri, { error: 'unsupported_response_type', state: checked.state });
+    }
+    return reply
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .send(consentPage({ ...checked, clientId: checked.client.clientId, scope: checked.client.scope }));
+  });
+
+  app.post('/oauth/authorize/decision', async (request, reply) => {
+    const params = formParams(request.body);
+    const checked = readAuthorizeRequest(ctx, params);
+    if (typeof checked === 'string') return refuse(reply, checked);
+    const decision = params['decision'];
+    if (decision === 'deny') {
+      ctx.log.info({ clientId: checked.client.clientId }, 'authorization denied');
+      return redirectTo(reply, checked.redirectUri, { error: 'access_denied', state: checked.state });
+    }
+    if (decision !== 'allow') return refuse(reply, 'decision must be allow or deny');
+    const code = ctx.codes.issue(checked.client.clientId, checked.redirectUri);
+    ctx.log.info({ clientId: checked.client.clientId }, 'authorization code issued');
+    return redirectTo(reply, checked.redirectUri, { code, state: checked.state });
+  });
+};

@@ -1,0 +1,90 @@
+import type { Client } from './clients.ts';
+import type { CodeStore } from './codes.ts';
+import { invalidGrant } from './errors.ts';
+import type { Grant, GrantStore } from './grants.ts';
+
+/** The token endpoint's success body, minus `api_domain` (the route knows the host). */
+export interface IssuedTokens {
+  access_token: string;
+  token_type: 'Bearer';
+  refresh_token?: string;
+  scope: string;
+  expires_in: number;
+}
+
+export interface TokenPolicy {
+  readonly expiresInSeconds: number;
+  /** Every refresh returns a new refresh token and the presented one dies. */
+  readonly rotateRefreshTokens: boolean;
+  /** Without rotation: leave `refresh_token` out of refresh responses instead of repeating it. */
+  readonly omitUnchangedRefreshToken: boolean;
+  /** Presenting an exchanged refresh token or a used code revokes the whole grant. */
+  readonly revokeGrantOnReplay: boolean;
+}
+
+/** The two grant types' rules (RFC 6749 §4.1.3 and §6), with Pipedrive's error wording. */
+export class TokenService {
+  readonly #codes: CodeStore;
+  readonly #grants: GrantStore;
+  readonly #policy: TokenPolicy;
+
+  constructor(codes: CodeStore, grants: GrantStore, policy: TokenPolicy) {
+    this.#codes = codes;
+    this.#grants = grants;
+    this.#policy = policy;
+  }
+
+  exchangeCode(client: Client, codeValue: string, redirectUri: string): IssuedTokens {
+    const code = this.#codes.find(codeValue);
+    if (code === undefined || code.clientId !== client.clientId) {
+      throw invalidGrant('authorization_code is invalid');
+    }
+    if (code.grantId !== undefined) {
+      if (this.#policy.revokeGrantOnReplay) this.#grants.revoke(code.grantId);
+      throw invalidGrant('authorization_code is invalid');
+    }
+    if (this.#codes.isExpired(code)) throw invalidGrant('authorization_code has expired');
+    if (redirectUri !== code.redirectUri || redirectUri !== client.redirectUri) {
+      throw invalidGrant('redirect_uri is invalid');
+    }
+    const grant = this.#grants.create(client.clientId, client.scope);
+    code.grantId = grant.id;
+    return this.#issue(grant, this.#grants.issueRefreshToken(grant.id));
+  }
+
+  refresh(client: Client, refreshTokenValue: string): IssuedTokens {
+    const token = this.#grants.refreshToken(refreshTokenValue);
+    const grant = token === undefined ? undefined : this.#grants.grant(token.grantId);
+    if (token === undefined || grant === undefined || grant.clientId !== client.clientId) {
+      throw invalidGrant('refresh_token is invalid');
+    }
+    if (token.exchanged) {
+      if (this.#policy.revokeGrantOnReplay) this.#grants.revoke(grant.id);
+      throw invalidGrant('refresh_token is invalid');
+    }
+    if (grant.revoked || this.#grants.isExpired(token)) throw invalidGrant('refresh_token is invalid');
+
+    if (this.#policy.rotateRefreshTokens) {
+      token.exchanged = true;
+      return this.#issue(grant, this.#grants.issueRefreshToken(grant.id));
+    }
+    this.#grants.touch(token);
+    return this.#issue(grant, this.#policy.omitUnchangedRefreshToken ? undefined : refreshTokenValue);
+  }
+
+  /** A refresh token as if the app had just been installed (for tests and demos). */
+  bootstrapRefreshToken(client: Client): string {
+    const grant = this.#grants.create(client.clientId, client.scope);
+    return this.#grants.issueRefreshToken(grant.id);
+  }
+
+  #issue(grant: Grant, refreshToken: string | undefined): IssuedTokens {
+    return {
+      access_token: this.#grants.issueAccessToken(grant.id),
+      token_type: 'Bearer',
+      ...(refreshToken === undefined ? {} : { refresh_token: refreshToken }),
+      scope: grant.scope,
+      expires_in: this.#policy.expiresInSeconds,
+    };
+  }
+}
