@@ -1,0 +1,187 @@
+// A work queue of object keys with the semantics of client-go's workqueue (the rate-limiting,
+// delaying queue under every controller-runtime controller):
+// - a key is queued at most once; adding it again before a worker takes it does nothing;
+// - a key being processed is never handed to a second worker: adding it meanwhile marks it dirty,
+//   and `done(key)` queues it again, so the change is not lost;
+// - `addAfter` schedules an add; several pending schedules for one key collapse to the earliest;
+// - `addRateLimited` is `addAfter` with the key's exponential failure delay, `forget` resets it.
+// One difference: after `shutDown`, queued keys are no longer handed out (client-go lets workers
+// empty the queue first). On SIGTERM the next leader rebuilds every key from its informers, so
+// nothing is lost, and shutdown is not held up by a long queue.
+import type { Clock, Timer } from './clock.ts';
+import { Fifo } from './fifo.ts';
+import { createExponentialRateLimiter, type RateLimiter } from './rate-limiter.ts';
+
+export interface WorkQueueOptions {
+  clock: Clock;
+  /** Default: 5 ms doubling per consecutive failure, up to 1000 s. */
+  rateLimiter?: RateLimiter;
+  /** Called with the number of queued keys (delayed ones not counted) whenever it changes. */
+  onDepthChange?: (depth: number) => void;
+  /** Called when a key is handed out, with how long it waited in the queue. */
+  onLatency?: (seconds: number) => void;
+}
+
+interface Queued {
+  key: string;
+  queuedAt: number;
+}
+
+interface Delayed {
+  readyAt: number;
+  timer: Timer;
+}
+
+export class WorkQueue {
+  private readonly clock: Clock;
+  private readonly rateLimiter: RateLimiter;
+  private readonly onDepthChange: ((depth: number) => void) | undefined;
+  private readonly onLatency: ((seconds: number) => void) | undefined;
+
+  /** Keys waiting for a worker, each at most once (they are exactly the dirty keys not processing). */
+  private readonly queue = new Fifo<Queued>();
+  /** Keys that need processing: queued, or added again while processing. */
+  private readonly dirty = new Set<string>();
+  /** Keys handed out and not yet done. */
+  private readonly processing = new Set<string>();
+  private readonly delayed = new Map<string, Delayed>();
+  private readonly getters = new Fifo<(key: string | undefined) => void>();
+  private drainers: (() => void)[] = [];
+  private shuttingDown = false;
+
+  constructor(options: WorkQueueOptions) {
+    this.clock = options.clock;
+    this.rateLimiter = options.rateLimiter ?? createExponentialRateLimiter();
+    this.onDepthChange = options.onDepthChange;
+    this.onLatency = options.onLatency;
+  }
+
+  /** Keys queued and not yet handed out; delayed keys are not counted. */
+  get length(): number {
+    return this.queue.length;
+  }
+
+  /** Keys with a pending `addAfter`. */
+  get delayedCount(): number {
+    return this.delayed.size;
+  }
+
+  /** Keys handed out and not yet done. */
+  get processingCount(): number {
+    return this.processing.size;
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  /** Queues `key` unless it is already queued; ignored after shutDown. */
+  add(key: string): void {
+    if (this.shuttingDown || this.dirty.has(key)) return;
+    this.dirty.add(key);
+    if (this.processing.has(key)) return; // done(key) queues it again
+    this.enqueue(key);
+  }
+
+  /** Adds `key` after `delayMs` (at once if not positive); an earlier pending add for it wins. */
+  addAfter(key: string, delayMs: number): void {
+    if (this.shuttingDown) return;
+    if (!(delayMs > 0)) {
+      this.add(key);
+      return;
+    }
+    const readyAt = this.clock.now() + delayMs;
+    const pending = this.delayed.get(key);
+    if (pending !== undefined) {
+      if (pending.readyAt <= readyAt) return;
+      pending.timer.cancel();
+    }
+    const timer = this.clock.setTimer(() => {
+      this.delayed.delete(key);
+      this.add(key);
+    }, delayMs);
+    this.delayed.set(key, { readyAt, timer });
+  }
+
+  /** Records a failure of `key` and adds it after its backoff delay, which it returns. */
+  addRateLimited(key: string): number {
+    const delayMs = this.rateLimiter.when(key);
+    this.addAfter(key, delayMs);
+    return delayMs;
+  }
+
+  /** Forgets `key`'s failures: its next `addRateLimited` waits the base delay again. */
+  forget(key: string): void {
+    this.rateLimiter.forget(key);
+  }
+
+  /** Consecutive failures of `key` since it was last forgotten. */
+  retries(key: string): number {
+    return this.rateLimiter.retries(key);
+  }
+
+  /**
+   * The next key, waiting for one if the queue is empty; `undefined` once the queue is shut down.
+   * The caller owns the key until it calls `done(key)`.
+   */
+  get(): Promise<string | undefined> {
+    if (this.shuttingDown) return Promise.resolve(undefined);
+    if (this.queue.length > 0) return Promise.resolve(this.take());
+    return new Promise((resolve) => this.getters.push(resolve));
+  }
+
+  /** Ends the processing of `key`; if it was added meanwhile, queues it again. */
+  done(key: string): void {
+    if (!this.processing.delete(key)) return;
+    if (this.dirty.has(key) && !this.shuttingDown) this.enqueue(key);
+    if (this.processing.size === 0 && this.drainers.length > 0) {
+      const drainers = this.drainers;
+      this.drainers = [];
+      for (const resolve of drainers) resolve();
+    }
+  }
+
+  /**
+   * Stops handing out keys: waiting and later `get()`s answer `undefined`, adds are ignored and
+   * pending delayed adds are cancelled. Keys being processed may still be `done()`.
+   */
+  shutDown(): void {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    for (const { timer } of this.delayed.values()) timer.cancel();
+    this.delayed.clear();
+    const hadQueued = this.queue.length > 0;
+    this.queue.clear();
+    this.dirty.clear();
+    if (hadQueued) this.onDepthChange?.(0);
+    for (let resolve = this.getters.shift(); resolve !== undefined; resolve = this.getters.shift()) resolve(undefined);
+  }
+
+  /**
+   * Shuts the queue down and resolves once every key handed out is done: in-flight reconciles
+   * finish, no new ones start (graceful SIGTERM).
+   */
+  drain(): Promise<void> {
+    this.shutDown();
+    if (this.processing.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainers.push(resolve));
+  }
+
+  private enqueue(key: string): void {
+    this.queue.push({ key, queuedAt: this.clock.now() });
+    this.onDepthChange?.(this.queue.length);
+    const getter = this.getters.shift();
+    if (getter !== undefined) getter(this.take());
+  }
+
+  /** Hands out the head of the queue; only called when it is not empty. */
+  private take(): string {
+    const entry = this.queue.shift();
+    if (entry === undefined) throw new Error('work queue: take() on an empty queue');
+    this.dirty.delete(entry.key);
+    this.processing.add(entry.key);
+    this.onDepthChange?.(this.queue.length);
+    this.onLatency?.(Math.max(0, this.clock.now() - entry.queuedAt) / 1000);
+    return entry.key;
+  }
+}

@@ -1,0 +1,57 @@
+import type { ClientAuthenticationMethod, OAuthAppSpec, ProviderName } from '../api/oauthapp.ts';
+import { ProviderConfigError } from './errors.ts';
+
+export interface ProviderEndpoints {
+  readonly authorizeURL: string;
+  readonly tokenURL: string;
+  readonly clientAuthentication: ClientAuthenticationMethod;
+}
+
+export interface ResolvedProvider extends ProviderEndpoints {
+  readonly name: ProviderName;
+}
+
+/** The spec fields that pick a provider's endpoints. */
+export type ProviderSpec = Pick<OAuthAppSpec, 'provider' | 'tokenURL' | 'authorizeURL' | 'clientAuthentication'>;
+
+export const pipedrive: ProviderEndpoints = {
+  authorizeURL: 'https://oauth.pipedrive.com/oauth/authorize',
+  tokenURL: 'https://oauth.pipedrive.com/oauth/token',
+  clientAuthentication: 'client_secret_basic',
+};
+
+/** Presets by provider name; `custom` has none and takes everything from the spec. */
+export const providerPresets: Readonly<Record<ProviderName, ProviderEndpoints | undefined>> = {
+  pipedrive,
+  custom: undefined,
+};
+
+export const defaultClientAuthentication: ClientAuthenticationMethod = 'client_secret_basic';
+
+/**
+ * The endpoints to use for a spec: explicit `tokenURL` / `authorizeURL` win over the preset (that
+ * is how tests and the sandbox point `pipedrive` at a local server).
+ * @throws ProviderConfigError when an URL is neither in the spec nor in a preset; the CRD makes
+ * that impossible for specs that went through the apiserver.
+ */
+export const resolveProvider = (spec: ProviderSpec): ResolvedProvider => {
+  const preset = providerPresets[spec.provider];
+  const tokenURL = spec.tokenURL ?? preset?.tokenURL;
+  const authorizeURL = spec.authorizeURL ?? preset?.authorizeURL;
+  if (tokenURL === undefined) {
+    throw new ProviderConfigError('provider_url_missing', 'tokenURL', `tokenURL is required when provider is ${spec.provider}`);
+  }
+  if (authorizeURL === undefined) {
+    throw new ProviderConfigError(
+      'provider_url_missing',
+      'authorizeURL',
+      `authorizeURL is required when provider is ${spec.provider}`,
+    );
+  }
+  return {
+    name: spec.provider,
+    tokenURL,
+    authorizeURL,
+    clientAuthentication: spec.clientAuthentication ?? preset?.clientAuthentication ?? defaultClientAuthentication,
+  };
+};

@@ -1,0 +1,105 @@
+// The OAuth 2.0 token endpoint client: one POST per call, never retried, every failure a typed
+// TokenRequestError (see errors.ts for what `delivery` tells the caller).
+import got, { type ExtendOptions, type Got, type OptionsInit } from 'got';
+import http from 'node:http';
+import https from 'node:https';
+import { fromErrorAnswer, malformedAnswer } from './error-response.ts';
+import { TokenRequestError } from './errors.ts';
+import { postForExchange } from './http-exchange.ts';
+import { redactor } from './redact.ts';
+import { encodeTokenRequest, type TokenRequest } from './token-request.ts';
+import { parseTokenResponse, type TokenSet } from './token-response.ts';
+import { fromTransportError } from './transport-error.ts';
+
+export interface TokenClientOptions {
+  /**
+   * A got instance, or options for one. Without an instance, every request gets a fresh connection
+   * (no keep-alive): a pooled socket the server has already closed fails after the request was
+   * written, which could only be reported as delivery `unknown`.
+   */
+  readonly got?: Got | ExtendOptions | undefined;
+  /** Budget for one whole request, connection to last body byte. Default 10 s. */
+  readonly timeoutMs?: number | undefined;
+  /** Clock for Retry-After dates. Default Date.now. */
+  readonly now?: (() => number) | undefined;
+  readonly userAgent?: string | undefined;
+  /** Longest answer read; longer is a malformed_response. Default 64 KiB. */
+  readonly maxResponseBytes?: number | undefined;
+}
+
+export interface RequestTokenOptions {
+  /** Aborts the request (for shutdown): rejects with code `aborted`. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface TokenClient {
+  /** @throws TokenRequestError */
+  requestToken(request: TokenRequest, options?: RequestTokenOptions): Promise<TokenSet>;
+}
+
+export const defaultTimeoutMs = 10_000;
+export const defaultMaxResponseBytes = 64 * 1024;
+export const defaultUserAgent = 'oauthapp-operator';
+
+const freshConnections = (): ExtendOptions => ({
+  agent: { http: new http.Agent({ keepAlive: false }), https: new https.Agent({ keepAlive: false }) },
+});
+
+const instanceFrom = (option: TokenClientOptions['got']): Got => {
+  if (typeof option === 'function') return option;
+  return got.extend(freshConnections(), option ?? {});
+};
+
+export const createTokenClient = (options: TokenClientOptions = {}): TokenClient => {
+  const instance = instanceFrom(options.got);
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  const now = options.now ?? Date.now;
+  const userAgent = options.userAgent ?? defaultUserAgent;
+  const maxResponseBytes = options.maxResponseBytes ?? defaultMaxResponseBytes;
+  if (!(timeoutMs > 0) || !(maxResponseBytes > 0)) throw new RangeError('timeoutMs and maxResponseBytes must be positive');
+
+  const requestToken = async (request: TokenRequest, call: RequestTokenOptions = {}): Promise<TokenSet> => {
+    // Checked here because got fails such a request before it has timings, which deliveryOf
+    // would have to read as `unknown`.
+    if (call.signal?.aborted === true) {
+      throw new TokenRequestError('token request aborted before it was sent', { code: 'aborted', delivery: 'not_sent' });
+    }
+    const encoded = encodeTokenRequest(request);
+    const redact = redactor(encoded.secrets);
+    const gotOptions: OptionsInit = {
+      body: encoded.body,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+        'user-agent': userAgent,
+        ...(encoded.authorization === undefined ? {} : { authorization: encoded.authorization }),
+      },
+      // A retry could replay a single-use refresh token: the caller decides, knowing `delivery`.
+      retry: { limit: 0 },
+      throwHttpErrors: false,
+      followRedirect: false,
+      // deliveryOf reads connection timings, which got does not have for HTTP/2 sessions.
+      http2: false,
+      timeout: { request: timeoutMs },
+      signal: call.signal,
+    };
+    const exchange = await postForExchange(instance, request.tokenURL, gotOptions, maxResponseBytes);
+    if (exchange.kind === 'failed') {
+      throw fromTransportError(exchange.error, {
+        status: exchange.status,
+        secure: request.tokenURL.toLowerCase().startsWith('https:'),
+        redact,
+      });
+    }
+    const { status, body } = exchange;
+    if (status < 200 || status > 299) {
+      throw fromErrorAnswer({ status, retryAfter: exchange.headers['retry-after'], body }, { now: now(), redact });
+    }
+    if (body === undefined) throw malformedAnswer(status, `the body is larger than ${maxResponseBytes} bytes`);
+    const parsed = parseTokenResponse(body);
+    if (!parsed.success) throw malformedAnswer(status, parsed.problem);
+    return parsed.tokenSet;
+  };
+
+  return { requestToken };
+};

@@ -1,0 +1,100 @@
+// What a token endpoint answers (RFC 6749 §5.1 and §5.2), read with zod since it comes from outside.
+import { z } from 'zod';
+
+/** A token response, normalized. */
+export interface TokenSet {
+  readonly accessToken: string;
+  /** Always `Bearer`: the only type this operator can hand to workloads. */
+  readonly tokenType: 'Bearer';
+  /** Absent when the server did not rotate it: the stored one stays valid. */
+  readonly refreshToken?: string | undefined;
+  readonly expiresInSeconds: number;
+  /** Verbatim: Pipedrive separates scopes with commas, RFC 6749 with spaces. */
+  readonly scope?: string | undefined;
+  /** Pipedrive: the company's API host, e.g. `https://acme.pipedrive.com`. */
+  readonly apiDomain?: string | undefined;
+}
+
+/** About 68 years: keeps `now + expires_in` a valid Date, so `expires_at` can always be written. */
+export const maxExpiresInSeconds = 2_147_483_647;
+
+const expiresIn = z
+  .union([
+    z.number(),
+    // Some servers send the number as a string ("3600").
+    z
+      .string()
+      .regex(/^\d+(?:\.\d+)?$/)
+      .transform(Number),
+  ])
+  .pipe(z.number().positive().max(maxExpiresInSeconds));
+
+// RFC 6749 §7.1: the type is case-insensitive. Only Bearer (RFC 6750) is accepted, because the
+// target Secret promises workloads a token they send as `Authorization: Bearer …`; a MAC or DPoP
+// token would be unusable that way, so it is a malformed answer, not a success.
+const bearer = z
+  .string()
+  .refine((type) => type.toLowerCase() === 'bearer', { message: 'token_type must be Bearer' })
+  .transform(() => 'Bearer' as const);
+
+// Informational fields are dropped when unusable instead of failing the whole answer: a 2xx to a
+// refresh means the server has rotated the refresh token, so refusing the response over a bad
+// `scope` would lose the new refresh token for nothing.
+const lenient = <T extends z.ZodType>(schema: T) => schema.optional().catch(undefined);
+
+export const tokenSuccessResponse = z.object({
+  access_token: z.string().min(1),
+  token_type: bearer,
+  // An empty or null refresh_token is read as "not rotated".
+  refresh_token: lenient(z.string().min(1)),
+  scope: lenient(z.string()),
+  expires_in: expiresIn,
+  api_domain: lenient(z.url({ protocol: /^https?$/ })),
+});
+// Unknown fields are allowed and ignored (z.object strips them).
+
+/** RFC 6749 §5.2. */
+export const tokenErrorResponse = z.object({
+  error: z.string().min(1),
+  error_description: z.string().optional(),
+  error_uri: z.string().optional(),
+});
+export type TokenErrorResponse = z.output<typeof tokenErrorResponse>;
+
+export type TokenResponseParse =
+  | { readonly success: true; readonly tokenSet: TokenSet }
+  /** `problem` names only what was wrong, never a value from the body (it may hold tokens). */
+  | { readonly success: false; readonly problem: string };
+
+/** Reads a JSON text as a JSON value, or undefined when it is not JSON. */
+export const parseJSON = (text: string): unknown => {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+};
+
+export const parseTokenResponse = (text: string): TokenResponseParse => {
+  const json = parseJSON(text);
+  if (json === undefined) return { success: false, problem: 'the body is not JSON' };
+  const parsed = tokenSuccessResponse.safeParse(json);
+  if (!parsed.success) {
+    // Paths name schema fields only; zod's own messages are left out as they can quote input.
+    const fields = [...new Set(parsed.error.issues.map((issue) => issue.path.join('.')))];
+    const where = fields.every((field) => field === '') ? 'the body is not a JSON object' : `invalid ${fields.join(', ')}`;
+    return { success: false, problem: where };
+  }
+  const body = parsed.data;
+  return {
+    success: true,
+    tokenSet: {
+      accessToken: body.access_token,
+      tokenType: body.token_type,
+      refreshToken: body.refresh_token,
+      expiresInSeconds: body.expires_in,
+      scope: body.scope,
+      apiDomain: body.api_domain,
+    },
+  };
+};

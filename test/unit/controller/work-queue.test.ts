@@ -1,0 +1,276 @@
+import { describe, expect, it } from '@jest/globals';
+import { createExponentialRateLimiter } from '../../../src/controller/rate-limiter.ts';
+import { WorkQueue } from '../../../src/controller/work-queue.ts';
+import { FakeClock, settle } from './fake-clock.ts';
+
+const newQueue = (clock = new FakeClock()) => ({ clock, queue: new WorkQueue({ clock }) });
+
+/** Takes every key queued right now, in order. */
+async function takeAll(queue: WorkQueue): Promise<string[]> {
+  const keys: string[] = [];
+  while (queue.length > 0) keys.push((await queue.get()) ?? '<shut down>');
+  return keys;
+}
+
+describe('WorkQueue', () => {
+  it('hands out keys in the order they were added', async () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+    queue.add('ns/b');
+    queue.add('ns/c');
+
+    expect(await takeAll(queue)).toEqual(['ns/a', 'ns/b', 'ns/c']);
+  });
+
+  it('queues a key at most once however often it is added', async () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+    queue.add('ns/b');
+    queue.add('ns/a');
+
+    expect(queue.length).toBe(2);
+    expect(await takeAll(queue)).toEqual(['ns/a', 'ns/b']);
+  });
+
+  it('resolves a waiting get() when a key is added', async () => {
+    const { queue } = newQueue();
+    const waiting = queue.get();
+
+    queue.add('ns/a');
+
+    await expect(waiting).resolves.toBe('ns/a');
+  });
+
+  it('does not hand out a key being processed; one added meanwhile comes back after done()', async () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+    const first = await queue.get();
+    let second: string | undefined;
+    void queue.get().then((key) => (second = key));
+
+    queue.add('ns/a');
+    queue.add('ns/a');
+    await settle();
+    expect(second).toBeUndefined();
+    expect(queue.length).toBe(0);
+
+    queue.done('ns/a');
+    await settle();
+    expect([first, second]).toEqual(['ns/a', 'ns/a']);
+  });
+
+  it('requeues a key added during processing behind keys that were already waiting', async () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+    await queue.get();
+    queue.add('ns/b');
+    queue.add('ns/a');
+
+    queue.done('ns/a');
+
+    expect(await takeAll(queue)).toEqual(['ns/b', 'ns/a']);
+  });
+
+  it('does not requeue a key that was not added again while processing', async () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+    await queue.get();
+
+    queue.done('ns/a');
+
+    expect(queue.length).toBe(0);
+  });
+
+  it('ignores done() for a key that was never handed out', async () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+
+    queue.done('ns/a');
+
+    expect(await takeAll(queue)).toEqual(['ns/a']);
+  });
+
+  it('adds a key once addAfter’s delay has passed on the clock, not before', () => {
+    const { clock, queue } = newQueue();
+    queue.addAfter('ns/a', 1_000);
+
+    clock.advance(999);
+    expect(queue.length).toBe(0);
+    expect(queue.delayedCount).toBe(1);
+
+    clock.advance(1);
+    expect(queue.length).toBe(1);
+    expect(queue.delayedCount).toBe(0);
+  });
+
+  it('adds at once when addAfter’s delay is zero or negative', () => {
+    const { queue } = newQueue();
+    queue.addAfter('ns/a', 0);
+    queue.addAfter('ns/b', -5);
+
+    expect(queue.length).toBe(2);
+    expect(queue.delayedCount).toBe(0);
+  });
+
+  it('collapses several addAfter for one key to the earliest', () => {
+    const { clock, queue } = newQueue();
+    queue.addAfter('ns/a', 5_000);
+    queue.addAfter('ns/a', 2_000);
+    queue.addAfter('ns/a', 9_000);
+    expect(queue.delayedCount).toBe(1);
+    expect(clock.pendingTimers).toBe(1);
+
+    clock.advance(2_000);
+    expect(queue.length).toBe(1);
+
+    clock.advance(10_000);
+    expect(queue.length).toBe(1);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('counts only keys that are queued in length, and delayed ones in delayedCount', () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+    queue.addAfter('ns/b', 100);
+    queue.addAfter('ns/c', 100);
+
+    expect([queue.length, queue.delayedCount]).toEqual([1, 2]);
+  });
+
+  it('doubles the delay of addRateLimited on each failure of a key, up to the cap', () => {
+    const clock = new FakeClock();
+    const queue = new WorkQueue({ clock, rateLimiter: createExponentialRateLimiter({ baseDelayMs: 5, maxDelayMs: 40 }) });
+
+    const delays = Array.from({ length: 6 }, () => queue.addRateLimited('ns/a'));
+
+    expect(delays).toEqual([5, 10, 20, 40, 40, 40]);
+    expect(queue.retries('ns/a')).toBe(6);
+  });
+
+  it('adds a rate-limited key once its backoff has passed', () => {
+    const { clock, queue } = newQueue();
+    queue.addRateLimited('ns/a');
+
+    clock.advance(4);
+    expect(queue.length).toBe(0);
+    clock.advance(1);
+    expect(queue.length).toBe(1);
+  });
+
+  it('starts the backoff over after forget()', () => {
+    const { queue } = newQueue();
+    queue.addRateLimited('ns/a');
+    queue.addRateLimited('ns/a');
+
+    queue.forget('ns/a');
+
+    expect(queue.retries('ns/a')).toBe(0);
+    expect(queue.addRateLimited('ns/a')).toBe(5);
+  });
+
+  it('keeps each key’s backoff separate', () => {
+    const { queue } = newQueue();
+    queue.addRateLimited('ns/a');
+    queue.addRateLimited('ns/a');
+
+    expect(queue.addRateLimited('ns/b')).toBe(5);
+  });
+
+  it('answers undefined to waiting getters on shutDown', async () => {
+    const { queue } = newQueue();
+    const waiting = [queue.get(), queue.get()];
+
+    queue.shutDown();
+
+    expect(await Promise.all(waiting)).toEqual([undefined, undefined]);
+  });
+
+  it('hands out nothing after shutDown, not even keys queued before it', async () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+
+    queue.shutDown();
+    queue.add('ns/b');
+
+    await expect(queue.get()).resolves.toBeUndefined();
+    expect(queue.length).toBe(0);
+  });
+
+  it('cancels pending delayed adds on shutDown', () => {
+    const { clock, queue } = newQueue();
+    queue.addAfter('ns/a', 1_000);
+    queue.addRateLimited('ns/b');
+
+    queue.shutDown();
+
+    expect(clock.pendingTimers).toBe(0);
+    expect(queue.delayedCount).toBe(0);
+    queue.addAfter('ns/c', 1_000);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('drain() waits until every key handed out is done', async () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+    queue.add('ns/b');
+    await queue.get();
+    await queue.get();
+    let drained = false;
+    void queue.drain().then(() => (drained = true));
+
+    queue.done('ns/a');
+    await settle();
+    expect(drained).toBe(false);
+
+    queue.done('ns/b');
+    await settle();
+    expect(drained).toBe(true);
+  });
+
+  it('drain() stops handing out keys while in-flight ones finish', async () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+    queue.add('ns/b');
+    await queue.get();
+
+    const drained = queue.drain();
+    queue.add('ns/a'); // a watch event during shutdown
+
+    await expect(queue.get()).resolves.toBeUndefined();
+    queue.done('ns/a');
+    await drained;
+    expect(queue.length).toBe(0);
+  });
+
+  it('drain() resolves at once when nothing is being processed', async () => {
+    const { queue } = newQueue();
+    queue.add('ns/a');
+
+    await expect(queue.drain()).resolves.toBeUndefined();
+  });
+
+  it('reports the depth whenever it changes', async () => {
+    const clock = new FakeClock();
+    const depths: number[] = [];
+    const queue = new WorkQueue({ clock, onDepthChange: (depth) => depths.push(depth) });
+    queue.add('ns/a');
+    queue.add('ns/b');
+    queue.add('ns/a');
+
+    await queue.get();
+
+    expect(depths).toEqual([1, 2, 1]);
+  });
+
+  it('reports how long a key waited in the queue when it is handed out', async () => {
+    const clock = new FakeClock();
+    const latencies: number[] = [];
+    const queue = new WorkQueue({ clock, onLatency: (seconds) => latencies.push(seconds) });
+    queue.add('ns/a');
+
+    clock.advance(1_500);
+    await queue.get();
+
+    expect(latencies).toEqual([1.5]);
+  });
+});

@@ -1,0 +1,90 @@
+import { describe, expect, it } from '@jest/globals';
+import { fromErrorAnswer } from '../../../src/oauth/error-response.ts';
+import { redactor } from '../../../src/oauth/redact.ts';
+
+const now = Date.parse('2030-01-01T00:00:00Z');
+const context = { now, redact: redactor(['s3cret']) };
+const answer = (status: number, body: unknown, retryAfter?: string) =>
+  fromErrorAnswer({ status, retryAfter, body: typeof body === 'string' ? body : JSON.stringify(body) }, context);
+
+describe('an error answer from the token endpoint', () => {
+  it.each([
+    'refresh_token is invalid',
+    'authorization_code has expired',
+    'authorization_code is invalid',
+    'redirect_uri is invalid',
+  ])('is invalid_grant when Pipedrive says %j without an error code', (message) => {
+    expect(answer(400, { success: false, message }).code).toBe('invalid_grant');
+  });
+
+  it('is invalid_grant when Pipedrive\'s wording is in error_description', () => {
+    expect(answer(400, { error_description: 'refresh_token is invalid' }).code).toBe('invalid_grant');
+  });
+
+  it('is invalid_client when Pipedrive says "Invalid client" without an error code', () => {
+    expect(answer(400, { message: 'Invalid client' }).code).toBe('invalid_client');
+  });
+
+  it('is invalid_client when the sentence "Invalid client" stands in the error field', () => {
+    expect(answer(400, { error: 'Invalid client' })).toMatchObject({ code: 'invalid_client', providerError: undefined });
+  });
+
+  it('trusts a registered error code over the wording', () => {
+    expect(answer(400, { error: 'invalid_request', error_description: 'refresh_token is invalid' }).code).toBe('rejected');
+  });
+
+  it('is invalid_grant for a 401 whose body says invalid_grant', () => {
+    expect(answer(401, { error: 'invalid_grant' }).code).toBe('invalid_grant');
+  });
+
+  it.each(['', 'Unauthorized', '{"error":"invalid_token"}'])('is invalid_client for a 401 with body %j', (body) => {
+    expect(answer(401, body).code).toBe('invalid_client');
+  });
+
+  it.each(['unauthorized_client', 'unsupported_grant_type', 'invalid_scope', 'invalid_request'])(
+    'is rejected for %s and keeps the code in providerError',
+    (error) => {
+      expect(answer(400, { error })).toMatchObject({ code: 'rejected', providerError: error });
+    },
+  );
+
+  it('is rejected for a 4xx without any body', () => {
+    expect(answer(403, '')).toMatchObject({ code: 'rejected', status: 403, providerError: undefined });
+  });
+
+  it('is server_error for a 4xx whose code is temporarily_unavailable', () => {
+    expect(answer(400, { error: 'temporarily_unavailable' }).code).toBe('server_error');
+  });
+
+  it('is rate_limited for 429 whatever the body says', () => {
+    expect(answer(429, { error: 'invalid_grant' }, '5')).toMatchObject({ code: 'rate_limited', retryAfterMs: 5_000 });
+  });
+
+  it('keeps Retry-After on a 503', () => {
+    expect(answer(503, '', '7')).toMatchObject({ code: 'server_error', status: 503, retryAfterMs: 7_000 });
+  });
+
+  it('reads a body that was too large to read as no body', () => {
+    expect(fromErrorAnswer({ status: 401, retryAfter: undefined, body: undefined }, context).code).toBe('invalid_client');
+  });
+
+  it('quotes the status, the code and the description in its message', () => {
+    expect(answer(400, { error: 'invalid_grant', error_description: 'expired' }).message).toBe(
+      'token endpoint refused the grant (HTTP 400 invalid_grant: expired)',
+    );
+  });
+
+  it('caps the quoted description at 200 characters', () => {
+    const { message } = answer(400, { error: 'invalid_grant', error_description: 'x'.repeat(1000) });
+    expect(message).toContain(`${'x'.repeat(200)}…`);
+    expect(message).not.toContain('x'.repeat(201));
+  });
+
+  it('removes secret values from the quoted description', () => {
+    expect(answer(400, { error: 'invalid_grant', error_description: 'bad s3cret' }).message).toContain('bad [redacted]');
+  });
+
+  it('flattens line breaks in the quoted description', () => {
+    expect(answer(400, { error: 'invalid_grant', error_description: 'a\nb\r\nc' }).message).toContain('a b c');
+  });
+});
