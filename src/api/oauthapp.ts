@@ -186,7 +186,7 @@ export const objectMeta = z.object({
   annotations: z.record(z.string(), z.string()).optional(),
   labels: z.record(z.string(), z.string()).optional(),
   finalizers: z.array(z.string()).optional(),
-  deletionTimestamp: z.union([z.string(), z.date()]).optional(),
+  deletionTimestamp: z.string().optional(),
 });
 
 /** An OAuthApp as read from the apiserver. */

@@ -1,0 +1,115 @@
+// Flags and their OAUTHAPP_* environment variables, validated with zod. A flag wins over its
+// variable; a bad value is reported in one line that names the flag and what it accepts.
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):\d{1,5}$/, 'must be HOST:PORT (HOST may be empty for all interfaces), e.g. :8080 or 127.0.0.1:8080')
+  .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65_535, 'port must be at most 65535');
+
+const positiveInt = (max: number) =>
+  z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(max, `must be at most ${max}`);
+
+const namespaceName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be namespace names (lowercase RFC 1123 labels)');
+
+const booleanFlag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1')]);
+
+/** Each flag: its schema, and its default when neither flag nor variable is set. */
+const flags = {
+  kubeconfig: { schema: z.string().min(1, 'must be a path'), type: 'string' },
+  namespaces: {
+    schema: z
+      .string()
+      .transform((value) => value.split(',').map((name) => name.trim()).filter(Boolean))
+      .pipe(z.array(namespaceName)),
+    type: 'string',
+  },
+  'operator-namespace': { schema: namespaceName, type: 'string' },
+  'leader-elect': { schema: booleanFlag, type: 'boolean' },
+  'metrics-addr': { schema: hostPort, type: 'string' },
+  'callback-addr': { schema: hostPort, type: 'string' },
+  'log-level': { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), type: 'string' },
+  workers: { schema: positiveInt(256), type: 'string' },
+  'provider-concurrency': { schema: positiveInt(1024), type: 'string' },
+  'token-request-timeout': { schema: positiveInt(300), type: 'string' },
+} as const;
+
+type FlagName = keyof typeof flags;
+
+export interface Config {
+  /** undefined: in-cluster configuration. */
+  kubeconfig: string | undefined;
+  /** Empty: all namespaces. */
+  namespaces: string[];
+  operatorNamespace: string;
+  leaderElect: boolean;
+  metricsAddr: string;
+  callbackAddr: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  workers: number;
+  /** Concurrent token requests per provider (token URL host). */
+  providerConcurrency: number;
+  tokenRequestTimeoutSeconds: number;
+}
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; error: string };
+
+export const envName = (flag: FlagName) => `OAUTHAPP_${flag.toUpperCase().replaceAll('-', '_')}`;
+
+export interface ConfigSources {
+  argv: readonly string[];
+  env: Readonly<Record<string, string | undefined>>;
+  /** The namespace the pod runs in, when it runs in one (the service-account namespace file). */
+  podNamespace: string | undefined;
+}
+
+export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigResult {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const options = Object.fromEntries(Object.entries(flags).map(([name, flag]) => [name, { type: flag.type }]));
+    values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false, allowNegative: true }).values;
+  } catch (error) {
+    return { ok: false, error: error instanceof Error ? error.message : String(error) };
+  }
+
+  const read = <N extends FlagName>(name: N): { ok: true; value: z.output<(typeof flags)[N]['schema']> | undefined } | { ok: false; error: string } => {
+    const raw = values[name] ?? env[envName(name)];
+    if (raw === undefined || raw === '') return { ok: true, value: undefined };
+    const parsed = flags[name].schema.safeParse(raw);
+    if (parsed.success) return { ok: true, value: parsed.data as z.output<(typeof flags)[N]['schema']> };
+    const problem = parsed.error.issues[0]?.message ?? 'is invalid';
+    return { ok: false, error: `invalid --${name} (${envName(name)}) ${JSON.stringify(String(raw))}: ${problem}` };
+  };
+
+  const results = {
+    kubeconfig: read('kubeconfig'),
+    namespaces: read('namespaces'),
+    operatorNamespace: read('operator-namespace'),
+    leaderElect: read('leader-elect'),
+    metricsAddr: read('metrics-addr'),
+    callbackAddr: read('callback-addr'),
+    logLevel: read('log-level'),
+    workers: read('workers'),
+    providerConcurrency: read('provider-concurrency'),
+    tokenRequestTimeoutSeconds: read('token-request-timeout'),
+  };
+  for (const result of Object.values(results)) if (!result.ok) return result;
+  const value = <T>(result: { ok: true; value: T | undefined } | { ok: false; error: string }) => (result.ok ? result.value : undefined);
+
+  return {
+    ok: true,
+    config: {
+      kubeconfig: value(results.kubeconfig) ?? env.KUBECONFIG ?? undefined,
+      namespaces: value(results.namespaces) ?? [],
+      operatorNamespace: value(results.operatorNamespace) ?? podNamespace ?? 'oauthapp-system',
+      leaderElect: value(results.leaderElect) ?? true,
+      metricsAddr: value(results.metricsAddr) ?? ':8080',
+      callbackAddr: value(results.callbackAddr) ?? ':8081',
+      logLevel: value(results.logLevel) ?? 'info',
+      workers: value(results.workers) ?? 8,
+      providerConcurrency: value(results.providerConcurrency) ?? 8,
+      tokenRequestTimeoutSeconds: value(results.tokenRequestTimeoutSeconds) ?? 10,
+    },
+  };
+}

@@ -1,0 +1,123 @@
+// Typed writes and targeted reads against the apiserver. Reads for reconciling come from
+// informers; the ones here are the live reads correctness needs.
+import type { KubeHTTP } from './http.ts';
+import { isNotFound } from './errors.ts';
+import type { KubeObject, OwnerReference, Secret } from './objects.ts';
+import { apiVersion, group, plural, version } from '../api/oauthapp.ts';
+
+export const secretPath = (namespace: string, name?: string) =>
+  `/api/v1/namespaces/${namespace}/secrets${name ? `/${name}` : ''}`;
+export const oauthAppPath = (namespace: string, name: string) =>
+  `/apis/${group}/${version}/namespaces/${namespace}/${plural}/${name}`;
+export const oauthAppsPath = (namespaces?: string) =>
+  namespaces ? `/apis/${group}/${version}/namespaces/${namespaces}/${plural}` : `/apis/${group}/${version}/${plural}`;
+
+export const fieldManager = 'oauthapp-operator';
+
+export interface EventInput {
+  regarding: { kind: string; apiVersion: string; namespace: string; name: string; uid: string; resourceVersion?: string };
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+  action: string;
+  reportingInstance: string;
+}
+
+export class KubeClient {
+  private readonly http: KubeHTTP;
+
+  constructor(http: KubeHTTP) {
+    this.http = http;
+  }
+
+  async getSecret(namespace: string, name: string): Promise<Secret | undefined> {
+    try {
+      return await this.http.json<Secret>({ method: 'GET', path: secretPath(namespace, name) });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  createSecret(namespace: string, secret: Secret): Promise<Secret> {
+    return this.http.json<Secret>({
+      method: 'POST',
+      path: secretPath(namespace),
+      query: { fieldManager },
+      body: { apiVersion: 'v1', kind: 'Secret', ...secret },
+    });
+  }
+
+  /** PUT with the object's resourceVersion: fails with Conflict if anyone wrote since it was read. */
+  replaceSecret(namespace: string, secret: Secret): Promise<Secret> {
+    return this.http.json<Secret>({
+      method: 'PUT',
+      path: secretPath(namespace, secret.metadata.name),
+      query: { fieldManager },
+      body: { apiVersion: 'v1', kind: 'Secret', ...secret },
+    });
+  }
+
+  async deleteSecret(namespace: string, name: string, preconditions?: { uid?: string }): Promise<void> {
+    try {
+      await this.http.json({
+        method: 'DELETE',
+        path: secretPath(namespace, name),
+        body: { apiVersion: 'v1', kind: 'DeleteOptions', ...(preconditions ? { preconditions } : {}) },
+      });
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
+  /** Sets the finalizer list, guarded by resourceVersion so a concurrent change is not lost. */
+  setOAuthAppFinalizers(namespace: string, name: string, finalizers: string[], resourceVersion: string): Promise<KubeObject> {
+    return this.http.json<KubeObject>({
+      method: 'PATCH',
+      path: oauthAppPath(namespace, name),
+      contentType: 'application/merge-patch+json',
+      query: { fieldManager },
+      body: { metadata: { finalizers, resourceVersion } },
+    });
+  }
+
+  patchOAuthAppStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<KubeObject> {
+    return this.http.json<KubeObject>({
+      method: 'PATCH',
+      path: `${oauthAppPath(namespace, name)}/status`,
+      contentType: 'application/merge-patch+json',
+      query: { fieldManager },
+      body: { apiVersion, kind: 'OAuthApp', status },
+    });
+  }
+
+  async createEvent(namespace: string, event: EventInput, now: Date): Promise<void> {
+    const name = `${event.regarding.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`;
+    await this.http.json({
+      method: 'POST',
+      path: `/apis/events.k8s.io/v1/namespaces/${namespace}/events`,
+      body: {
+        apiVersion: 'events.k8s.io/v1',
+        kind: 'Event',
+        metadata: { name, namespace },
+        eventTime: now.toISOString().replace(/Z$/, '000Z'),
+        regarding: event.regarding,
+        type: event.type,
+        reason: event.reason,
+        note: event.message.slice(0, 1024),
+        action: event.action,
+        reportingController: 'oauthapp.dev/oauthapp-operator',
+        reportingInstance: event.reportingInstance,
+      },
+    });
+  }
+}
+
+export const ownerReferenceTo = (object: { metadata: { name: string; uid: string } }, kind: string, ownerApiVersion: string): OwnerReference => ({
+  apiVersion: ownerApiVersion,
+  kind,
+  name: object.metadata.name,
+  uid: object.metadata.uid,
+  controller: true,
+  blockOwnerDeletion: true,
+});

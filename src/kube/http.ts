@@ -1,0 +1,114 @@
+// The one HTTP connection pool to the apiserver. @kubernetes/client-node supplies the kubeconfig
+// and its credentials; requests go through a single undici Agent because client-node 2.0 builds a
+// new Agent (and so a new TLS connection) for every request, which does not survive 10,000 apps.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { RequestOptions } from 'node:https';
+import { Agent, fetch, type Response } from 'undici';
+import { KubeAPIError, statusOf } from './errors.ts';
+
+export interface KubeRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: 'application/json' | 'application/merge-patch+json' | 'application/apply-patch+yaml';
+  accept?: string;
+  signal?: AbortSignal;
+}
+
+export class KubeHTTP {
+  readonly serverURL: string;
+  private readonly kubeConfig: KubeConfig;
+  private readonly agent: Agent;
+
+  private constructor(kubeConfig: KubeConfig, serverURL: string, agent: Agent) {
+    this.kubeConfig = kubeConfig;
+    this.serverURL = serverURL;
+    this.agent = agent;
+  }
+
+  static async fromKubeConfig(kubeConfig: KubeConfig): Promise<KubeHTTP> {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    const tls: RequestOptions = {};
+    await kubeConfig.applyToHTTPSOptions(tls);
+    const agent = new Agent({
+      connect: {
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        ...(tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: tls.rejectUnauthorized }),
+        ...(tls.servername ? { servername: tls.servername } : {}),
+      },
+      // Watches hold connections open for minutes; the pool must not starve ordinary requests.
+      connections: 64,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    return new KubeHTTP(kubeConfig, cluster.server.replace(/\/$/, ''), agent);
+  }
+
+  /** Sends a request and parses the JSON answer; a non-2xx answer throws KubeAPIError. */
+  async json<T>(request: KubeRequest): Promise<T> {
+    const response = await this.send(request);
+    const text = await response.text();
+    if (!response.ok) throw KubeAPIError.fromResponse(request.method, request.path, response.status, text);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Sends a request whose body the caller streams (watches). */
+  async stream(request: KubeRequest): Promise<Response> {
+    const response = await this.send(request);
+    if (!response.ok) {
+      throw KubeAPIError.fromResponse(request.method, request.path, response.status, await response.text());
+    }
+    return response;
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  private async send(request: KubeRequest): Promise<Response> {
+    const url = new URL(this.serverURL + request.path);
+    for (const [key, value] of Object.entries(request.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = { Accept: request.accept ?? 'application/json' };
+    for (const [key, value] of Object.entries(await this.credentialHeaders())) headers[key] = value;
+    if (request.body !== undefined) headers['Content-Type'] = request.contentType ?? 'application/json';
+    try {
+      return await fetch(url, {
+        method: request.method,
+        headers,
+        dispatcher: this.agent,
+        ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
+        ...(request.signal ? { signal: request.signal } : {}),
+      });
+    } catch (error) {
+      throw new KubeAPIError(request.method, request.path, statusOf.network, 'NetworkError', describeNetworkError(error), { cause: error });
+    }
+  }
+
+  /** Re-read per request: bearer tokens (projected service-account tokens, exec plugins) rotate. */
+  private async credentialHeaders(): Promise<Record<string, string>> {
+    const options: RequestOptions = {};
+    await this.kubeConfig.applyToHTTPSOptions(options);
+    const user = this.kubeConfig.getCurrentUser();
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries(options.headers ?? {})) {
+      if (value !== undefined) headers[key] = String(value);
+    }
+    if (user?.username) headers.Authorization = `Basic ${Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64')}`;
+    return headers;
+  }
+}
+
+function describeNetworkError(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+    return `${error.name === 'AbortError' ? 'aborted' : error.message}${cause}`;
+  }
+  return 'network error';
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// The oauthapp-operator process: configuration in, operator running, signals out. Nothing else
+// reads process.env or calls process.exit.
+import { readFileSync } from 'node:fs';
+import { parseConfig } from './config.ts';
+import { createLogger } from './log.ts';
+import { startOperator } from './operator.ts';
+
+const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+function podNamespace(): string | undefined {
+  try {
+    return readFileSync(serviceAccountNamespaceFile, 'utf8').trim() || undefined;
+  } catch {
+    return process.env.POD_NAMESPACE;
+  }
+}
+
+const parsed = parseConfig({ argv: process.argv.slice(2), env: process.env, podNamespace: podNamespace() });
+if (!parsed.ok) {
+  process.stderr.write(`oauthapp-operator: ${parsed.error}\n`);
+  process.exit(2);
+}
+const { config } = parsed;
+const logger = createLogger({ level: config.logLevel });
+logger.info({ namespaces: config.namespaces.length ? config.namespaces : 'all', operatorNamespace: config.operatorNamespace }, 'starting');
+
+const operator = await startOperator(config, logger);
+let stopping = false;
+const shutdown = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping: finishing in-flight reconciles');
+  operator.stop().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      logger.error({ err: error instanceof Error ? error.message : String(error) }, 'unclean stop');
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

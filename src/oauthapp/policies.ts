@@ -1,0 +1,217 @@
+// Pure decisions about token requests, in the order they are asked (as cert-manager's policy
+// chains): what a refresh attempt should do, and what a failure or success means for the state.
+import type { AppState, Bookkeeping, FailureKind, RefreshClaim } from './state.ts';
+import { fingerprint } from './state.ts';
+import { refreshTime } from './schedule.ts';
+
+export type RefreshReason = 'initial' | 'due' | 'rotate-request' | 'client-secret-changed' | 'retry';
+
+export type BlockedReason = 'client-secret-missing' | 'no-refresh-token' | 'refresh-token-dead' | 'invalid-client';
+
+export type RefreshDecision =
+  | { action: 'refresh'; reason: RefreshReason }
+  | { action: 'wait'; until: number; reason: 'scheduled' | 'backoff' | 'retry-after' | 'claimed-elsewhere' }
+  | { action: 'blocked'; reason: BlockedReason }
+  /** A claim's holder never reported back: decide what its request means before anything else. */
+  | { action: 'resolve-stale-claim'; claim: RefreshClaim };
+
+export interface RefreshPolicyInput {
+  now: number;
+  state: AppState;
+  /** Fingerprint of the client secret now in the source Secret; undefined when it cannot be read. */
+  clientSecretFingerprint: string | undefined;
+  /** A new oauthapp.dev/rotate value that has not been acted on. */
+  rotateRequested: boolean;
+}
+
+export function decideRefresh({ now, state, clientSecretFingerprint, rotateRequested }: RefreshPolicyInput): RefreshDecision {
+  const { record } = state;
+  if (clientSecretFingerprint === undefined) return { action: 'blocked', reason: 'client-secret-missing' };
+  if (!state.refreshToken) return { action: 'blocked', reason: 'no-refresh-token' };
+  if (record.deadRefreshTokenFingerprint === fingerprint(state.refreshToken)) return { action: 'blocked', reason: 'refresh-token-dead' };
+
+  if (record.claim) {
+    const claimExpiry = Date.parse(record.claim.expiresAt);
+    if (claimExpiry > now) return { action: 'wait', until: claimExpiry, reason: 'claimed-elsewhere' };
+    return { action: 'resolve-stale-claim', claim: record.claim };
+  }
+
+  const failure = record.failure;
+  const secretChanged = failure?.clientSecretFingerprint !== undefined && failure.clientSecretFingerprint !== clientSecretFingerprint;
+  // The provider asked us to wait: neither ops nor a new secret make that request welcome earlier.
+  if (failure?.kind === 'rate_limited' && failure.retryAt && Date.parse(failure.retryAt) > now) {
+    return { action: 'wait', until: Date.parse(failure.retryAt), reason: 'retry-after' };
+  }
+  if (rotateRequested) return { action: 'refresh', reason: 'rotate-request' };
+  if (failure?.kind === 'invalid_client') {
+    return secretChanged ? { action: 'refresh', reason: 'client-secret-changed' } : { action: 'blocked', reason: 'invalid-client' };
+  }
+  if (failure?.retryAt && Date.parse(failure.retryAt) > now) {
+    return secretChanged ? { action: 'refresh', reason: 'client-secret-changed' } : { action: 'wait', until: Date.parse(failure.retryAt), reason: 'backoff' };
+  }
+  if (failure) return { action: 'refresh', reason: 'retry' };
+  if (!state.tokens) return { action: 'refresh', reason: 'initial' };
+  const refreshAt = record.refreshAt ? Date.parse(record.refreshAt) : now;
+  return refreshAt <= now ? { action: 'refresh', reason: 'due' } : { action: 'wait', until: refreshAt, reason: 'scheduled' };
+}
+
+/**
+ * A request may have reached the provider without its answer being stored. If this provider
+ * keeps refresh tokens across refreshes, sending it again is harmless; if it rotates them (or we
+ * do not know yet), a resend could be a replay that revokes the whole grant, so the token is
+ * given up and a person re-authorizes — the access token already issued stays in place.
+ */
+export function mayResendAfterUnknownOutcome(record: Bookkeeping): boolean {
+  return record.rotatesRefreshTokens === false;
+}
+
+export interface FailureInput {
+  now: number;
+  state: AppState;
+  /** The refresh token that was sent. */
+  sentRefreshToken: string;
+  kind: Exclude<FailureKind, 'interrupted'>;
+  /** Whether the request may have reached the provider without an answer coming back. */
+  outcomeUnknown: boolean;
+  message: string;
+  retryAfterMs?: number;
+  clientSecretFingerprint: string;
+  backoffMs: (attempt: number) => number;
+}
+
+const retryAfterDefaultMs = 60_000;
+
+/** The state after a failed token request. Tokens already held are never touched. */
+export function recordFailure(input: FailureInput): AppState {
+  const { now, state, kind, message, clientSecretFingerprint } = input;
+  const at = new Date(now).toISOString();
+  const { claim: _claim, ...record } = state.record;
+  const attempts = (record.failure?.kind === kind ? record.failure.attempts : 0) + 1;
+  const sentFingerprint = fingerprint(input.sentRefreshToken);
+
+  if (kind === 'invalid_grant' || (input.outcomeUnknown && !mayResendAfterUnknownOutcome(record))) {
+    return {
+      ...state,
+      record: {
+        ...record,
+        deadRefreshTokenFingerprint: sentFingerprint,
+        failure: { kind: kind === 'invalid_grant' ? kind : 'interrupted', message, at, attempts: 1 },
+      },
+    };
+  }
+  if (kind === 'invalid_client') {
+    return { ...state, record: { ...record, failure: { kind, message, at, attempts, clientSecretFingerprint } } };
+  }
+  const delay = kind === 'rate_limited' ? (input.retryAfterMs ?? retryAfterDefaultMs) : cappedByExpiry(input.backoffMs(attempts), now, state);
+  return {
+    ...state,
+    record: {
+      ...record,
+      failure: { kind, message, at, attempts, retryAt: new Date(now + delay).toISOString(), clientSecretFingerprint },
+    },
+  };
+}
+
+/** Backoff never sleeps past the token's expiry while a token is still good. */
+function cappedByExpiry(delayMs: number, now: number, state: AppState): number {
+  if (!state.tokens) return delayMs;
+  const untilExpiry = Date.parse(state.tokens.expiresAt) - now;
+  return untilExpiry > 0 ? Math.min(delayMs, untilExpiry) : delayMs;
+}
+
+export function recordStaleClaim(state: AppState, now: number): AppState {
+  const { claim, ...record } = state.record;
+  if (!claim) return state;
+  if (mayResendAfterUnknownOutcome(record)) return { ...state, record };
+  return {
+    ...state,
+    record: {
+      ...record,
+      deadRefreshTokenFingerprint: claim.refreshTokenFingerprint,
+      failure: {
+        kind: 'interrupted',
+        message: 'a refresh was interrupted after it may have reached the provider, which rotates refresh tokens; re-authorize the app',
+        at: new Date(now).toISOString(),
+        attempts: 1,
+      },
+    },
+  };
+}
+
+export interface TokenResponse {
+  accessToken: string;
+  tokenType: string;
+  refreshToken?: string;
+  expiresInSeconds: number;
+  scope?: string;
+  apiDomain?: string;
+}
+
+export interface SuccessInput {
+  now: number;
+  state: AppState;
+  /** The refresh token sent, or undefined for an authorization-code exchange. */
+  sentRefreshToken: string | undefined;
+  response: TokenResponse;
+  renewBeforeMs: number | undefined;
+  clientSecretFingerprint: string;
+  random: () => number;
+}
+
+/** The state after a successful token request: the newest tokens and the next refresh time. */
+export function recordSuccess({ now, state, sentRefreshToken, response, renewBeforeMs, clientSecretFingerprint, random }: SuccessInput): AppState {
+  const expiresAt = now + response.expiresInSeconds * 1000;
+  const { claim: _claim, failure: _failure, deadRefreshTokenFingerprint: _dead, ...record } = state.record;
+  const refreshToken = response.refreshToken ?? sentRefreshToken ?? state.refreshToken;
+  const rotates = sentRefreshToken === undefined ? record.rotatesRefreshTokens : response.refreshToken !== undefined && response.refreshToken !== sentRefreshToken;
+  const scope = response.scope ?? state.tokens?.scope;
+  const apiDomain = response.apiDomain ?? state.tokens?.apiDomain;
+  return {
+    ...(refreshToken ? { refreshToken } : {}),
+    tokens: {
+      accessToken: response.accessToken,
+      tokenType: response.tokenType,
+      expiresAt: new Date(expiresAt).toISOString(),
+      ...(scope !== undefined ? { scope } : {}),
+      ...(apiDomain !== undefined ? { apiDomain } : {}),
+    },
+    record: {
+      ...record,
+      issuedAt: new Date(now).toISOString(),
+      lastRefreshTime: new Date(now).toISOString(),
+      refreshAt: new Date(refreshTime({ issuedAt: now, expiresAt, ...(renewBeforeMs !== undefined ? { renewBeforeMs } : {}), random })).toISOString(),
+      verifiedClientSecretFingerprint: clientSecretFingerprint,
+      ...(rotates !== undefined ? { rotatesRefreshTokens: rotates } : {}),
+    },
+  };
+}
+
+/** The claim written before sending: only its holder may send this refresh token. */
+export function claimRefresh(state: AppState, holder: string, now: number, requestTimeoutMs: number): AppState {
+  if (!state.refreshToken) return state;
+  return {
+    ...state,
+    record: {
+      ...state.record,
+      claim: {
+        holder,
+        refreshTokenFingerprint: fingerprint(state.refreshToken),
+        claimedAt: new Date(now).toISOString(),
+        // Generous: a live holder must be able to finish, store and report before anyone gives up on it.
+        expiresAt: new Date(now + 2 * requestTimeoutMs + 30_000).toISOString(),
+      },
+    },
+  };
+}
+
+/** Plants spec.refreshTokenRef's value when the state has no usable refresh token of its own. */
+export function seedRefreshToken(state: AppState, seed: string | undefined): AppState {
+  if (!seed) return state;
+  const seedFingerprint = fingerprint(seed);
+  if (state.record.seedFingerprint === seedFingerprint) return state;
+  const current = state.refreshToken;
+  const currentUsable = current !== undefined && state.record.deadRefreshTokenFingerprint !== fingerprint(current);
+  if (currentUsable) return state;
+  const { failure: _failure, ...record } = state.record;
+  return { ...state, refreshToken: seed, record: { ...record, seedFingerprint } };
+}

@@ -1,0 +1,47 @@
+// The Secrets users name in clientSecretRef and refreshTokenRef. Only their metadata is watched
+// (most Secrets in a cluster are none of our business); a referenced one's data is read on
+// demand and kept only while its resourceVersion stays the same.
+import type { KubeClient } from '../kube/client.ts';
+import type { ObjectCache } from '../kube/informer.ts';
+import { decodeData, objectKey, type KubeObject } from '../kube/objects.ts';
+
+export type SecretValue = { found: true; value: string; source: string } | { found: false; source: string; problem: string };
+
+interface CachedData {
+  resourceVersion: string | undefined;
+  data: Record<string, string>;
+}
+
+export class SourceSecrets {
+  private readonly kube: KubeClient;
+  private readonly metadata: ObjectCache<KubeObject>;
+  private readonly data = new Map<string, CachedData>();
+
+  constructor(kube: KubeClient, metadata: ObjectCache<KubeObject>) {
+    this.kube = kube;
+    this.metadata = metadata;
+    metadata.on((event, object) => {
+      if (event === 'deleted') this.data.delete(objectKey(object.metadata.namespace, object.metadata.name));
+    });
+  }
+
+  async read(namespace: string, ref: { name: string; key: string }): Promise<SecretValue> {
+    const source = `Secret ${namespace}/${ref.name}, key ${ref.key}`;
+    const meta = this.metadata.get(namespace, ref.name);
+    if (!meta) return { found: false, source, problem: `Secret ${namespace}/${ref.name} does not exist` };
+    const cacheKey = objectKey(namespace, ref.name);
+    let cached = this.data.get(cacheKey);
+    if (!cached || cached.resourceVersion !== meta.metadata.resourceVersion) {
+      const secret = await this.kube.getSecret(namespace, ref.name);
+      if (!secret) return { found: false, source, problem: `Secret ${namespace}/${ref.name} does not exist` };
+      cached = { resourceVersion: secret.metadata.resourceVersion, data: decodeData(secret.data) };
+      this.data.set(cacheKey, cached);
+    }
+    const value = cached.data[ref.key];
+    if (value === undefined || value.trim() === '') {
+      return { found: false, source, problem: `Secret ${namespace}/${ref.name} has no value under key ${ref.key}` };
+    }
+    // Files made with `echo … > file` end in a newline that is not part of the secret.
+    return { found: true, value: value.replace(/[\r\n]+$/, ''), source };
+  }
+}

@@ -1,0 +1,171 @@
+// The operator's durable memory of one OAuthApp: tokens and bookkeeping in a Secret in the
+// operator's own namespace, which the app's namespace cannot read. The target Secret is a
+// projection of this state, so a crash between the two writes loses nothing.
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { decodeData, encodeData, type Secret } from '../kube/objects.ts';
+import { managedByLabel, managedByValue } from './labels.ts';
+
+export const roleLabel = 'oauthapp.dev/role';
+export const appUIDLabel = 'oauthapp.dev/app-uid';
+export const appAnnotation = 'oauthapp.dev/app';
+
+export const stateSecretName = (appUID: string) => `oauthapp-state-${appUID}`;
+
+/** A short, one-way fingerprint: lets bookkeeping compare secret values without storing them. */
+export const fingerprint = (value: string) => createHash('sha256').update(value, 'utf8').digest('hex').slice(0, 16);
+
+const isoTime = z.string().datetime({ offset: true });
+
+const failureKinds = [
+  'invalid_grant',
+  'invalid_client',
+  'rate_limited',
+  'server_error',
+  'timeout',
+  'network',
+  'malformed_response',
+  'rejected',
+  'interrupted',
+] as const;
+export type FailureKind = (typeof failureKinds)[number];
+
+export const refreshFailure = z.object({
+  kind: z.enum(failureKinds),
+  message: z.string(),
+  at: isoTime,
+  /** Consecutive failures of a retryable kind, for the backoff. */
+  attempts: z.number().int().min(1),
+  /** No token request before this time. */
+  retryAt: isoTime.optional(),
+  /** The client secret in use when it failed: invalid_client holds until the secret changes. */
+  clientSecretFingerprint: z.string().optional(),
+});
+export type RefreshFailure = z.output<typeof refreshFailure>;
+
+/** Written (with a resourceVersion precondition) before a token request is sent. */
+export const refreshClaim = z.object({
+  holder: z.string(),
+  refreshTokenFingerprint: z.string(),
+  claimedAt: isoTime,
+  /** After this, a claim whose holder never reported back is stale: the request's fate is unknown. */
+  expiresAt: isoTime,
+});
+export type RefreshClaim = z.output<typeof refreshClaim>;
+
+export const bookkeeping = z.object({
+  issuedAt: isoTime.optional(),
+  refreshAt: isoTime.optional(),
+  lastRefreshTime: isoTime.optional(),
+  claim: refreshClaim.optional(),
+  failure: refreshFailure.optional(),
+  /** A refresh token the provider refused (or may have consumed): never sent again. */
+  deadRefreshTokenFingerprint: z.string().optional(),
+  /** The spec.refreshTokenRef value already used, so a dead seed is not planted again. */
+  seedFingerprint: z.string().optional(),
+  /** Learned from responses: whether this provider hands out a new refresh token on refresh. */
+  rotatesRefreshTokens: z.boolean().optional(),
+  /** The client secret a token request last succeeded with. */
+  verifiedClientSecretFingerprint: z.string().optional(),
+});
+export type Bookkeeping = z.output<typeof bookkeeping>;
+
+export interface Tokens {
+  accessToken: string;
+  tokenType: string;
+  expiresAt: string;
+  scope?: string;
+  apiDomain?: string;
+}
+
+export interface AppState {
+  refreshToken?: string;
+  tokens?: Tokens;
+  record: Bookkeeping;
+}
+
+export const emptyState = (): AppState => ({ record: {} });
+
+const keys = {
+  refreshToken: 'refresh_token',
+  accessToken: 'access_token',
+  tokenType: 'token_type',
+  expiresAt: 'expires_at',
+  scope: 'scope',
+  apiDomain: 'api_domain',
+  record: 'record.json',
+} as const;
+
+export class CorruptStateError extends Error {
+  readonly code = 'CORRUPT_STATE';
+}
+
+/** Reads the state Secret; bookkeeping that does not parse is reported, tokens are kept. */
+export function decodeState(secret: Secret): AppState {
+  const data = decodeData(secret.data);
+  let record: Bookkeeping = {};
+  const recordJSON = data[keys.record];
+  if (recordJSON) {
+    const parsed = bookkeeping.safeParse(safeJSON(recordJSON));
+    if (!parsed.success) throw new CorruptStateError(`state Secret ${secret.metadata.name}: ${keys.record} is not valid bookkeeping`);
+    record = parsed.data;
+  }
+  const accessToken = data[keys.accessToken];
+  const expiresAt = data[keys.expiresAt];
+  return {
+    ...(data[keys.refreshToken] ? { refreshToken: data[keys.refreshToken] } : {}),
+    ...(accessToken && expiresAt
+      ? {
+          tokens: {
+            accessToken,
+            tokenType: data[keys.tokenType] ?? 'Bearer',
+            expiresAt,
+            ...(data[keys.scope] !== undefined ? { scope: data[keys.scope] } : {}),
+            ...(data[keys.apiDomain] !== undefined ? { apiDomain: data[keys.apiDomain] } : {}),
+          },
+        }
+      : {}),
+    record,
+  };
+}
+
+export function encodeStateData(state: AppState): Record<string, string> {
+  const data: Record<string, string> = { [keys.record]: JSON.stringify(state.record) };
+  if (state.refreshToken) data[keys.refreshToken] = state.refreshToken;
+  if (state.tokens) {
+    data[keys.accessToken] = state.tokens.accessToken;
+    data[keys.tokenType] = state.tokens.tokenType;
+    data[keys.expiresAt] = state.tokens.expiresAt;
+    if (state.tokens.scope !== undefined) data[keys.scope] = state.tokens.scope;
+    if (state.tokens.apiDomain !== undefined) data[keys.apiDomain] = state.tokens.apiDomain;
+  }
+  return encodeData(data);
+}
+
+export interface AppIdentity {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+export function stateSecret(app: AppIdentity, operatorNamespace: string, state: AppState, resourceVersion?: string): Secret {
+  return {
+    metadata: {
+      name: stateSecretName(app.uid),
+      namespace: operatorNamespace,
+      ...(resourceVersion ? { resourceVersion } : {}),
+      labels: { [managedByLabel]: managedByValue, [roleLabel]: 'state', [appUIDLabel]: app.uid },
+      annotations: { [appAnnotation]: `${app.namespace}/${app.name}` },
+    },
+    type: 'Opaque',
+    data: encodeStateData(state),
+  };
+}
+
+function safeJSON(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

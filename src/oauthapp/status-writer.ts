@@ -1,0 +1,62 @@
+// Writes status only when it differs, and turns every condition transition into an Event.
+import { conditionChanged, findCondition, setCondition } from '../api/conditions.ts';
+import type { Condition, OAuthAppStatus } from '../api/oauthapp.ts';
+import type { KubeClient } from '../kube/client.ts';
+import type { EventRecorder } from '../kube/events.ts';
+import type { ObjectCache } from '../kube/informer.ts';
+import type { KubeObject } from '../kube/objects.ts';
+import type { DerivedStatus } from './status.ts';
+
+type AppObject = KubeObject & { status?: OAuthAppStatus | undefined };
+
+export class StatusWriter {
+  private readonly kube: KubeClient;
+  private readonly apps: ObjectCache<KubeObject>;
+  private readonly events: EventRecorder;
+
+  constructor(kube: KubeClient, apps: ObjectCache<KubeObject>, events: EventRecorder) {
+    this.kube = kube;
+    this.apps = apps;
+    this.events = events;
+  }
+
+  async write(app: AppObject, derived: DerivedStatus, now: number): Promise<void> {
+    const generation = app.metadata.generation ?? 0;
+    const previous = app.status?.conditions ?? [];
+    let conditions: Condition[] = previous;
+    for (const input of derived.conditions) conditions = setCondition(conditions, input, generation, new Date(now));
+    const next: OAuthAppStatus = { observedGeneration: generation, conditions, ...derived.fields };
+    if (sameStatus(app.status, next)) return;
+
+    // A merge patch: fields the derived status no longer has are cleared with null.
+    const cleared = Object.fromEntries(Object.keys(app.status ?? {}).filter((key) => !(key in next)).map((key) => [key, null]));
+    const { namespace = '', name } = app.metadata;
+    const written = await this.kube.patchOAuthAppStatus(namespace, name, { ...cleared, ...next });
+    this.apps.observeWrite(written);
+
+    for (const input of derived.conditions) {
+      if (conditionChanged(findCondition(previous, input.type), input)) {
+        await this.events.record(app, {
+          type: input.status === 'False' ? 'Warning' : 'Normal',
+          reason: input.reason,
+          message: `${input.type}=${input.status}: ${input.message}`,
+          action: 'Reconcile',
+        });
+      }
+    }
+  }
+}
+
+function sameStatus(before: OAuthAppStatus | undefined, after: OAuthAppStatus): boolean {
+  if (!before) return false;
+  const order = (conditions: Condition[] | undefined) => [...(conditions ?? [])].sort((a, b) => a.type.localeCompare(b.type));
+  return JSON.stringify(canonical({ ...before, conditions: order(before.conditions) })) === JSON.stringify(canonical({ ...after, conditions: order(after.conditions) }));
+}
+
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, canonical(v)]));
+  }
+  return value;
+}

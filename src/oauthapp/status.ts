@@ -1,0 +1,137 @@
+// Pure: the conditions and status fields a person reads, from what the reconcile found.
+// Messages name Secrets and keys, never their values.
+import type { ConditionInput } from '../api/conditions.ts';
+import type { OAuthAppStatus } from '../api/oauthapp.ts';
+import { rfc3339 } from './desired.ts';
+import { fingerprint, type AppState } from './state.ts';
+
+export const reasons = {
+  tokenValid: 'TokenValid',
+  tokenExpired: 'TokenExpired',
+  invalidSpec: 'InvalidSpec',
+  pending: 'Pending',
+  targetConflict: 'TargetConflict',
+  authorized: 'RefreshTokenPresent',
+  authorizationRequired: 'AuthorizationRequired',
+  invalidGrant: 'InvalidGrant',
+  refreshInterrupted: 'RefreshInterrupted',
+  secretVerified: 'Verified',
+  secretNotVerified: 'NotVerified',
+  secretNotFound: 'SecretNotFound',
+  invalidClient: 'InvalidClient',
+} as const;
+
+export type ClientSecretLookup =
+  | { found: true; value: string; source: string }
+  | { found: false; source: string; problem: string };
+
+export interface StatusInput {
+  now: number;
+  state: AppState;
+  clientSecret: ClientSecretLookup;
+  /** Set when the target Secret exists but belongs to something else. */
+  targetConflict?: string;
+  authorizationURL?: string;
+  lastRotateRequest?: string;
+}
+
+export interface DerivedStatus {
+  conditions: ConditionInput[];
+  fields: Omit<OAuthAppStatus, 'conditions' | 'observedGeneration'>;
+}
+
+export function invalidSpecStatus(message: string): DerivedStatus {
+  const condition = (type: ConditionInput['type']): ConditionInput => ({ type, status: 'Unknown', reason: reasons.invalidSpec, message });
+  return {
+    conditions: [{ type: 'Ready', status: 'False', reason: reasons.invalidSpec, message }, condition('Authorized'), condition('ClientSecretValid')],
+    fields: {},
+  };
+}
+
+export function deriveStatus(input: StatusInput): DerivedStatus {
+  const authorized = authorizedCondition(input);
+  const clientSecretValid = clientSecretCondition(input);
+  const ready = readyCondition(input, authorized, clientSecretValid);
+  const { tokens, record } = input.state;
+  const waitingForPerson = authorized.status === 'False' || clientSecretValid.status === 'False';
+  const next = waitingForPerson ? undefined : nextRefresh(input.state);
+  return {
+    conditions: [ready, authorized, clientSecretValid],
+    fields: {
+      ...(tokens ? { accessTokenExpiresAt: rfc3339(tokens.expiresAt) } : {}),
+      ...(record.lastRefreshTime ? { lastRefreshTime: rfc3339(record.lastRefreshTime) } : {}),
+      ...(next ? { nextRefreshTime: rfc3339(next) } : {}),
+      ...(input.lastRotateRequest !== undefined ? { lastRotateRequest: input.lastRotateRequest } : {}),
+      ...(authorized.status === 'False' && input.authorizationURL ? { authorizationURL: input.authorizationURL } : {}),
+    },
+  };
+}
+
+function nextRefresh({ record }: AppState): string | undefined {
+  return record.failure?.retryAt ?? record.refreshAt;
+}
+
+function authorizedCondition({ state, authorizationURL }: StatusInput): ConditionInput {
+  const where = authorizationURL ? ' at status.authorizationURL' : '';
+  if (!state.refreshToken) {
+    return { type: 'Authorized', status: 'False', reason: reasons.authorizationRequired, message: `no refresh token yet: authorize the app${where}` };
+  }
+  if (state.record.deadRefreshTokenFingerprint === fingerprint(state.refreshToken)) {
+    const interrupted = state.record.failure?.kind === 'interrupted';
+    return {
+      type: 'Authorized',
+      status: 'False',
+      reason: interrupted ? reasons.refreshInterrupted : reasons.invalidGrant,
+      message: interrupted
+        ? `${state.record.failure?.message ?? 'a refresh was interrupted'}${where}`
+        : `the provider refused the refresh token (invalid_grant: the app was uninstalled or the token expired): re-authorize${where}`,
+    };
+  }
+  return { type: 'Authorized', status: 'True', reason: reasons.authorized, message: 'the operator holds a refresh token' };
+}
+
+function clientSecretCondition({ state, clientSecret }: StatusInput): ConditionInput {
+  if (!clientSecret.found) {
+    return { type: 'ClientSecretValid', status: 'False', reason: reasons.secretNotFound, message: clientSecret.problem };
+  }
+  const current = fingerprint(clientSecret.value);
+  const failure = state.record.failure;
+  if (failure?.kind === 'invalid_client' && failure.clientSecretFingerprint === current) {
+    return {
+      type: 'ClientSecretValid',
+      status: 'False',
+      reason: reasons.invalidClient,
+      message: `the provider rejected the client secret in ${clientSecret.source} (invalid_client): put the secret shown in the provider's developer portal into that Secret`,
+    };
+  }
+  if (state.record.verifiedClientSecretFingerprint === current) {
+    return { type: 'ClientSecretValid', status: 'True', reason: reasons.secretVerified, message: `the provider accepted the client secret in ${clientSecret.source}` };
+  }
+  return {
+    type: 'ClientSecretValid',
+    status: 'Unknown',
+    reason: reasons.secretNotVerified,
+    message: `the client secret in ${clientSecret.source} has not been used with the provider yet`,
+  };
+}
+
+function readyCondition(input: StatusInput, authorized: ConditionInput, clientSecretValid: ConditionInput): ConditionInput {
+  const { state, now, targetConflict } = input;
+  if (targetConflict) return { type: 'Ready', status: 'False', reason: reasons.targetConflict, message: targetConflict };
+  const failure = state.record.failure;
+  const lastFailure = failure && failure.kind !== 'invalid_grant' && failure.kind !== 'interrupted' && failure.kind !== 'invalid_client'
+    ? `; the last refresh failed (${failure.kind}): ${failure.message}`
+    : '';
+  const blocker = [authorized, clientSecretValid].find((condition) => condition.status === 'False');
+  const blockedBy = blocker ? `; ${blocker.message}` : '';
+  if (!state.tokens) {
+    return blocker
+      ? { type: 'Ready', status: 'False', reason: blocker.reason, message: `no access token yet${blockedBy}` }
+      : { type: 'Ready', status: 'False', reason: reasons.pending, message: `waiting for the first access token${lastFailure}` };
+  }
+  const expiresAt = rfc3339(state.tokens.expiresAt);
+  if (Date.parse(state.tokens.expiresAt) <= now) {
+    return { type: 'Ready', status: 'False', reason: reasons.tokenExpired, message: `the access token expired at ${expiresAt}${blockedBy || lastFailure}` };
+  }
+  return { type: 'Ready', status: 'True', reason: reasons.tokenValid, message: `the access token is valid until ${expiresAt}${blockedBy || lastFailure}` };
+}

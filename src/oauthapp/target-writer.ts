@@ -1,0 +1,44 @@
+// Keeps the target Secret equal to its projection of the state; restores it when edited or
+// deleted by hand, and never takes over a Secret that belongs to something else.
+import type { OAuthApp } from '../api/oauthapp.ts';
+import type { KubeClient } from '../kube/client.ts';
+import { isAlreadyExists } from '../kube/errors.ts';
+import type { ObjectCache } from '../kube/informer.ts';
+import type { Secret } from '../kube/objects.ts';
+import { desiredTargetSecret, isOwnedBy, mergeForUpdate, targetMatches } from './desired.ts';
+import type { AppState } from './state.ts';
+
+export class TargetWriter {
+  private readonly kube: KubeClient;
+  private readonly cache: ObjectCache<Secret>;
+
+  constructor(kube: KubeClient, cache: ObjectCache<Secret>) {
+    this.kube = kube;
+    this.cache = cache;
+  }
+
+  /** Returns a problem for status when the Secret cannot be ours; otherwise it is up to date. */
+  async ensure(app: OAuthApp, clientSecret: string, state: AppState): Promise<string | undefined> {
+    const { namespace, name, uid } = app.metadata;
+    const desired = desiredTargetSecret({ app: { namespace, name, uid }, spec: app.spec, clientSecret, state });
+    const targetName = desired.metadata.name;
+    // Our label-selected cache misses a Secret whose labels were removed by hand: ask the apiserver.
+    let actual = this.cache.get(namespace, targetName);
+    if (!actual) {
+      try {
+        this.cache.observeWrite(await this.kube.createSecret(namespace, desired));
+        return undefined;
+      } catch (error) {
+        if (!isAlreadyExists(error)) throw error;
+        actual = await this.kube.getSecret(namespace, targetName);
+        if (!actual) throw error;
+      }
+    }
+    if (!isOwnedBy(actual, uid)) {
+      return `Secret ${namespace}/${targetName} already exists and is not owned by this OAuthApp; delete it or choose another spec.target.name`;
+    }
+    if (targetMatches(actual, desired)) return undefined;
+    this.cache.observeWrite(await this.kube.replaceSecret(namespace, mergeForUpdate(actual, desired)));
+    return undefined;
+  }
+}
