@@ -55,10 +55,10 @@ export class Reconciler {
     if (!app.metadata.finalizers?.includes(finalizerName)) {
       await this.setFinalizers(app, [...(app.metadata.finalizers ?? []), finalizerName]);
     }
-    return this.reconcileTokens(app, identity);
+    return this.reconcileTokens(app, identity, log);
   }
 
-  private async reconcileTokens(app: OAuthApp, identity: AppIdentity): Promise<ReconcileResult> {
+  private async reconcileTokens(app: OAuthApp, identity: AppIdentity, log: Logger): Promise<ReconcileResult> {
     const { sources, states, refresher, now } = this.deps;
     const { spec } = app;
     await states.flushUnsaved(identity);
@@ -89,6 +89,8 @@ export class Reconciler {
         reason: decision.reason,
       });
       stored = outcome.stored;
+      if (outcome.ok) log.info({ reason: decision.reason, nextRefreshAt: stored.state.record.refreshAt }, 'refreshed the access token');
+      else log.warn({ reason: decision.reason, error: outcome.error.code, delivery: outcome.error.delivery, message: outcome.error.message }, 'token refresh failed');
     }
 
     const targetConflict = clientSecret.found ? await this.deps.targets.ensure(app, clientSecret.value, stored.state) : undefined;
