@@ -16,6 +16,8 @@ export interface KubeRequest {
   signal?: AbortSignal;
 }
 
+const requestTimeoutMs = 30_000;
+
 export class KubeHTTP {
   readonly serverURL: string;
   private readonly kubeConfig: KubeConfig;
@@ -49,9 +51,13 @@ export class KubeHTTP {
     return new KubeHTTP(kubeConfig, cluster.server.replace(/\/$/, ''), agent);
   }
 
-  /** Sends a request and parses the JSON answer; a non-2xx answer throws KubeAPIError. */
+  /**
+   * Sends a request and parses the JSON answer; a non-2xx answer throws KubeAPIError. Without a
+   * signal of its own a request gives up after `requestTimeoutMs`: a stuck apiserver must not
+   * hold a reconcile (and its queue key) forever.
+   */
   async json<T>(request: KubeRequest): Promise<T> {
-    const response = await this.send(request);
+    const response = await this.send({ ...request, signal: request.signal ?? AbortSignal.timeout(requestTimeoutMs) });
     const text = await response.text();
     if (!response.ok) throw KubeAPIError.fromResponse(request.method, request.path, response.status, text);
     return (text ? JSON.parse(text) : undefined) as T;

@@ -32,6 +32,8 @@ export interface RunningControlPlane {
   readonly version: string;
   /** Stops and starts kube-apiserver alone (same etcd, same port): an apiserver restart. */
   restartAPIServer(): Promise<void>;
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) kube-apiserver: requests hang as on a stuck control plane. */
+  freezeAPIServer(frozen: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -131,6 +133,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       binDir,
       workDir,
       version,
+      freezeAPIServer(frozen) {
+        processes.signal('kube-apiserver', frozen ? 'SIGSTOP' : 'SIGCONT');
+      },
       async restartAPIServer() {
         await processes.stop('kube-apiserver');
         await startAPIServer();
@@ -180,12 +185,17 @@ class Processes {
     this.running.set(name, child);
   }
 
+  signal(name: string, signal: NodeJS.Signals): void {
+    this.running.get(name)?.kill(signal);
+  }
+
   async stop(name: string): Promise<void> {
     const child = this.running.get(name);
     if (!child) return;
     this.running.delete(name);
-    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (child.exitCode !== null || (child.signalCode !== null && child.signalCode !== 'SIGSTOP')) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGCONT');
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;

@@ -197,8 +197,9 @@ export function claimRefresh(state: AppState, holder: string, now: number, reque
         holder,
         refreshTokenFingerprint: fingerprint(state.refreshToken),
         claimedAt: new Date(now).toISOString(),
-        // Generous: a live holder must be able to finish, store and report before anyone gives up on it.
-        expiresAt: new Date(now + 2 * requestTimeoutMs + 30_000).toISOString(),
+        // A live holder has finished its request by then (got's timeout covers the whole request)
+        // and has had time to store the answer; past it, the holder is presumed gone.
+        expiresAt: new Date(now + 2 * requestTimeoutMs + 5_000).toISOString(),
       },
     },
   };

@@ -1,0 +1,30 @@
+// The operator as its own process (node runs src/main.ts as it is), for tests that kill it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const mainPath = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+
+export interface OperatorProcess {
+  readonly child: ChildProcess;
+  output(): string;
+  /** Resolves with the exit code (or signal) once the process has exited. */
+  readonly exited: Promise<number | NodeJS.Signals>;
+  kill(signal: NodeJS.Signals): Promise<number | NodeJS.Signals>;
+}
+
+export function startOperatorProcess(args: string[], env: Record<string, string> = {}): OperatorProcess {
+  const child = spawn(process.execPath, [mainPath, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const chunks: string[] = [];
+  child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => chunks.push(chunk.toString('utf8')));
+  const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code ?? 0)));
+  return {
+    child,
+    output: () => chunks.join(''),
+    exited,
+    kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
