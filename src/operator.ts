@@ -17,6 +17,7 @@ import { createTokenClient } from './oauth/token-client.ts';
 import { createCaches, enqueueOnChanges } from './oauthapp/controller.ts';
 import { Reconciler } from './oauthapp/reconciler.ts';
 import { Refresher } from './oauthapp/refresher.ts';
+import { Rollouts } from './oauthapp/rollout.ts';
 import { SourceSecrets } from './oauthapp/source-secrets.ts';
 import { StateStore } from './oauthapp/state-store.ts';
 import { StatusWriter } from './oauthapp/status-writer.ts';
@@ -49,6 +50,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const states = new StateStore(kube, caches.states, config.operatorNamespace);
   const limiter = createKeyedLimiter(config.providerConcurrency);
   const requestTimeoutMs = config.tokenRequestTimeoutSeconds * 1000;
+  const events = new EventRecorder(kube, holder, logger, now);
   const reconciler = new Reconciler({
     apps: caches.apps,
     sources: new SourceSecrets(kube, caches.sources),
@@ -64,7 +66,8 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       requestTimeoutMs,
     }),
     targets: new TargetWriter(kube, caches.targets),
-    status: new StatusWriter(kube, caches.apps, new EventRecorder(kube, holder, logger, now)),
+    rollouts: new Rollouts({ states, kube, events, now }),
+    status: new StatusWriter(kube, caches.apps, events),
     kube,
     now,
     logger,

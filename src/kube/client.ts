@@ -14,6 +14,9 @@ export const oauthAppsPath = (namespaces?: string) =>
 
 export const fieldManager = 'oauthapp-operator';
 
+/** The annotation `kubectl rollout restart` sets, so both restart the same way. */
+export const restartedAtAnnotation = 'kubectl.kubernetes.io/restartedAt';
+
 export interface EventInput {
   regarding: { kind: string; apiVersion: string; namespace: string; name: string; uid: string; resourceVersion?: string };
   type: 'Normal' | 'Warning';
@@ -89,6 +92,28 @@ export class KubeClient {
       query: { fieldManager },
       body: { apiVersion, kind: 'OAuthApp', status },
     });
+  }
+
+  /**
+   * `kubectl rollout restart`: a new pod-template annotation makes the workload controller roll
+   * its pods. Patching the value it already has changes nothing, so a repeat is harmless.
+   * Returns false when the workload does not exist.
+   */
+  async restartWorkload(namespace: string, kind: 'Deployment' | 'StatefulSet' | 'DaemonSet', name: string, restartedAt: string): Promise<boolean> {
+    const resource = { Deployment: 'deployments', StatefulSet: 'statefulsets', DaemonSet: 'daemonsets' }[kind];
+    try {
+      await this.http.json({
+        method: 'PATCH',
+        path: `/apis/apps/v1/namespaces/${namespace}/${resource}/${name}`,
+        contentType: 'application/merge-patch+json',
+        query: { fieldManager },
+        body: { spec: { template: { metadata: { annotations: { [restartedAtAnnotation]: restartedAt } } } } },
+      });
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
   }
 
   async createEvent(namespace: string, event: EventInput, now: Date): Promise<void> {

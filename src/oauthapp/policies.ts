@@ -6,7 +6,7 @@ import { refreshTime } from './schedule.ts';
 
 export type RefreshReason = 'initial' | 'due' | 'rotate-request' | 'client-secret-changed' | 'retry';
 
-export type BlockedReason = 'client-secret-missing' | 'no-refresh-token' | 'refresh-token-dead' | 'invalid-client';
+export type BlockedReason = 'client-secret-missing' | 'no-refresh-token' | 'refresh-token-dead';
 
 export type RefreshDecision =
   | { action: 'refresh'; reason: RefreshReason }
@@ -43,9 +43,8 @@ export function decideRefresh({ now, state, clientSecretFingerprint, rotateReque
     return { action: 'wait', until: Date.parse(failure.retryAt), reason: 'retry-after' };
   }
   if (rotateRequested) return { action: 'refresh', reason: 'rotate-request' };
-  if (failure?.kind === 'invalid_client') {
-    return secretChanged ? { action: 'refresh', reason: 'client-secret-changed' } : { action: 'blocked', reason: 'invalid-client' };
-  }
+  // invalid_client backs off like any failure: when ops update the Secret before the provider's
+  // portal, a later retry succeeds once the portal catches up; a new secret retries at once.
   if (failure?.retryAt && Date.parse(failure.retryAt) > now) {
     return secretChanged ? { action: 'refresh', reason: 'client-secret-changed' } : { action: 'wait', until: Date.parse(failure.retryAt), reason: 'backoff' };
   }
@@ -98,9 +97,6 @@ export function recordFailure(input: FailureInput): AppState {
         failure: { kind: kind === 'invalid_grant' ? kind : 'interrupted', message, at, attempts: 1 },
       },
     };
-  }
-  if (kind === 'invalid_client') {
-    return { ...state, record: { ...record, failure: { kind, message, at, attempts, clientSecretFingerprint } } };
   }
   const delay = kind === 'rate_limited' ? (input.retryAfterMs ?? retryAfterDefaultMs) : cappedByExpiry(input.backoffMs(attempts), now, state);
   return {
@@ -162,7 +158,10 @@ export interface SuccessInput {
 export function recordSuccess({ now, state, sentRefreshToken, response, renewBeforeMs, clientSecretFingerprint, random }: SuccessInput): AppState {
   const expiresAt = now + response.expiresInSeconds * 1000;
   const { claim: _claim, failure: _failure, deadRefreshTokenFingerprint: _dead, ...record } = state.record;
-  const refreshToken = response.refreshToken ?? sentRefreshToken ?? state.refreshToken;
+  // A code exchange that brings no refresh token keeps the stored one only if it is still usable:
+  // clearing the dead marker below must not make a refused (or possibly consumed) token sendable.
+  const storedUsable = state.refreshToken !== undefined && state.record.deadRefreshTokenFingerprint !== fingerprint(state.refreshToken);
+  const refreshToken = response.refreshToken ?? sentRefreshToken ?? (storedUsable ? state.refreshToken : undefined);
   const rotates = sentRefreshToken === undefined ? record.rotatesRefreshTokens : response.refreshToken !== undefined && response.refreshToken !== sentRefreshToken;
   const scope = response.scope ?? state.tokens?.scope;
   const apiDomain = response.apiDomain ?? state.tokens?.apiDomain;

@@ -13,6 +13,7 @@ import type { Logger } from '../log.ts';
 import { finalizerName, rotateAnnotation } from './labels.ts';
 import { decideRefresh, recordStaleClaim, seedRefreshToken, type RefreshDecision } from './policies.ts';
 import type { Refresher } from './refresher.ts';
+import type { Rollouts } from './rollout.ts';
 import type { SourceSecrets, SecretValue } from './source-secrets.ts';
 import type { StateStore, StoredState } from './state-store.ts';
 import { fingerprint, type AppIdentity } from './state.ts';
@@ -26,6 +27,7 @@ export interface ReconcilerDependencies {
   states: StateStore;
   refresher: Refresher;
   targets: TargetWriter;
+  rollouts: Rollouts;
   status: StatusWriter;
   kube: KubeClient;
   now: () => number;
@@ -93,7 +95,12 @@ export class Reconciler {
       else log.warn({ reason: decision.reason, error: outcome.error.code, delivery: outcome.error.delivery, message: outcome.error.message }, 'token refresh failed');
     }
 
-    const targetConflict = clientSecret.found ? await this.deps.targets.ensure(app, clientSecret.value, stored.state) : undefined;
+    let targetConflict: string | undefined;
+    if (clientSecret.found) {
+      targetConflict = await this.deps.targets.ensure(app, clientSecret.value, stored.state);
+      // Only once the target Secret carries the secret do restarted pods read the new one.
+      if (!targetConflict) stored = await this.deps.rollouts.reconcile(app, identity, stored, clientSecret.value);
+    }
     const handledRotateRequest = rotateRequested && decision.action !== 'wait' ? rotateRequest : app.status?.lastRotateRequest;
     await this.deps.status.write(
       app,

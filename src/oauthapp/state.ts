@@ -67,6 +67,13 @@ export const bookkeeping = z.object({
   rotatesRefreshTokens: z.boolean().optional(),
   /** The client secret a token request last succeeded with. */
   verifiedClientSecretFingerprint: z.string().optional(),
+  /** The client secret the rolloutRestartTargets were last restarted for. */
+  rolledOutClientSecretFingerprint: z.string().optional(),
+  /**
+   * A restart decided and possibly half applied. Re-applying the same restartedAt value after a
+   * crash changes no pod template again, so one secret change makes exactly one rollout.
+   */
+  pendingRollout: z.object({ clientSecretFingerprint: z.string(), restartedAt: isoTime }).optional(),
 });
 export type Bookkeeping = z.output<typeof bookkeeping>;
 
