@@ -1,0 +1,186 @@
+// The operator's configuration: flags and their OAUTHAPP_* variables, defaults, and a one-line
+// error naming the flag for any bad value.
+import { describe, expect, it } from '@jest/globals';
+import { envName, parseConfig, type Config, type ConfigResult, type ConfigSources } from '../../src/config.ts';
+
+const parse = (sources: Partial<ConfigSources> = {}): ConfigResult => parseConfig({ argv: [], env: {}, podNamespace: undefined, ...sources });
+
+function config(sources: Partial<ConfigSources> = {}): Config {
+  const result = parse(sources);
+  if (!result.ok) throw new Error(`expected a config, got: ${result.error}`);
+  return result.config;
+}
+
+function error(sources: Partial<ConfigSources>): string {
+  const result = parse(sources);
+  if (result.ok) throw new Error(`expected an error, got ${JSON.stringify(result.config)}`);
+  return result.error;
+}
+
+describe('parseConfig', () => {
+  it('has a default for everything', () => {
+    expect(config()).toEqual({
+      kubeconfig: undefined,
+      namespaces: [],
+      operatorNamespace: 'oauthapp-system',
+      leaderElect: true,
+      metricsAddr: ':8080',
+      callbackAddr: ':8081',
+      logLevel: 'info',
+      workers: 8,
+      providerConcurrency: 8,
+      tokenRequestTimeoutSeconds: 10,
+    });
+  });
+
+  // Each flag: its name, a raw value, and what it becomes in Config.
+  const settings: [string, string, Partial<Config>][] = [
+    ['kubeconfig', '/home/ops/.kube/staging', { kubeconfig: '/home/ops/.kube/staging' }],
+    ['namespaces', 'sales,billing', { namespaces: ['sales', 'billing'] }],
+    ['operator-namespace', 'platform', { operatorNamespace: 'platform' }],
+    ['metrics-addr', '127.0.0.1:9090', { metricsAddr: '127.0.0.1:9090' }],
+    ['callback-addr', '[::1]:9443', { callbackAddr: '[::1]:9443' }],
+    ['log-level', 'debug', { logLevel: 'debug' }],
+    ['workers', '16', { workers: 16 }],
+    ['provider-concurrency', '2', { providerConcurrency: 2 }],
+    ['token-request-timeout', '30', { tokenRequestTimeoutSeconds: 30 }],
+  ];
+
+  it.each(settings)('reads --%s from its flag', (flag, raw, expected) => {
+    expect(config({ argv: [`--${flag}`, raw] })).toMatchObject(expected);
+    expect(config({ argv: [`--${flag}=${raw}`] })).toMatchObject(expected);
+  });
+
+  it.each(settings)('reads --%s from its OAUTHAPP_ variable', (flag, raw, expected) => {
+    const variable = `OAUTHAPP_${flag.toUpperCase().replaceAll('-', '_')}`;
+    expect(envName(flag as Parameters<typeof envName>[0])).toBe(variable);
+    expect(config({ env: { [variable]: raw } })).toMatchObject(expected);
+  });
+
+  it('lets a flag win over its variable', () => {
+    const env = { OAUTHAPP_METRICS_ADDR: ':7070', OAUTHAPP_WORKERS: '3' };
+    expect(config({ argv: ['--metrics-addr', ':9090', '--workers', '4'], env })).toMatchObject({ metricsAddr: ':9090', workers: 4 });
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(config({ env: { OAUTHAPP_WORKERS: '', OAUTHAPP_LOG_LEVEL: '' } })).toMatchObject({ workers: 8, logLevel: 'info' });
+  });
+
+  it('trims the namespace list and drops empty entries', () => {
+    expect(config({ argv: ['--namespaces', ' sales , billing,'] }).namespaces).toEqual(['sales', 'billing']);
+  });
+
+  describe('leader election', () => {
+    it('is on with --leader-elect and off with --no-leader-elect', () => {
+      expect(config({ argv: ['--leader-elect'] }).leaderElect).toBe(true);
+      expect(config({ argv: ['--no-leader-elect'] }).leaderElect).toBe(false);
+    });
+
+    it.each([
+      ['true', true],
+      ['1', true],
+      ['false', false],
+      ['0', false],
+    ])('reads OAUTHAPP_LEADER_ELECT=%s as %s', (raw, expected) => {
+      expect(config({ env: { OAUTHAPP_LEADER_ELECT: raw } }).leaderElect).toBe(expected);
+    });
+
+    it('lets the flag win over the variable either way', () => {
+      expect(config({ argv: ['--no-leader-elect'], env: { OAUTHAPP_LEADER_ELECT: 'true' } }).leaderElect).toBe(false);
+      expect(config({ argv: ['--leader-elect'], env: { OAUTHAPP_LEADER_ELECT: 'false' } }).leaderElect).toBe(true);
+    });
+  });
+
+  describe('the kubeconfig', () => {
+    it('falls back to $KUBECONFIG', () => {
+      expect(config({ env: { KUBECONFIG: '/home/ops/.kube/config' } }).kubeconfig).toBe('/home/ops/.kube/config');
+    });
+
+    it('prefers the flag and OAUTHAPP_KUBECONFIG over $KUBECONFIG', () => {
+      const env = { KUBECONFIG: '/home/ops/.kube/config', OAUTHAPP_KUBECONFIG: '/etc/oauthapp/kubeconfig' };
+      expect(config({ env }).kubeconfig).toBe('/etc/oauthapp/kubeconfig');
+      expect(config({ argv: ['--kubeconfig', '/tmp/kind'], env }).kubeconfig).toBe('/tmp/kind');
+    });
+
+    it('is undefined (in-cluster) without flag or variables', () => {
+      expect(config().kubeconfig).toBeUndefined();
+    });
+  });
+
+  describe('the operator namespace', () => {
+    it("defaults to the pod's namespace", () => {
+      expect(config({ podNamespace: 'oauthapp-prod' }).operatorNamespace).toBe('oauthapp-prod');
+    });
+
+    it("defaults to oauthapp-system outside a pod", () => {
+      expect(config({ podNamespace: undefined }).operatorNamespace).toBe('oauthapp-system');
+    });
+
+    it("prefers the flag and its variable over the pod's namespace", () => {
+      expect(config({ podNamespace: 'oauthapp-prod', env: { OAUTHAPP_OPERATOR_NAMESPACE: 'from-env' } }).operatorNamespace).toBe('from-env');
+      expect(config({ podNamespace: 'oauthapp-prod', argv: ['--operator-namespace', 'from-flag'] }).operatorNamespace).toBe('from-flag');
+    });
+  });
+
+  // Each bad value, with the flag its one-line error must name.
+  const bad: [string, string][] = [
+    ['namespaces', 'Sales'],
+    ['namespaces', 'sales,billing_team'],
+    ['operator-namespace', '-system'],
+    ['metrics-addr', '8080'],
+    ['metrics-addr', 'localhost'],
+    ['metrics-addr', ':65536'],
+    ['metrics-addr', 'http://0.0.0.0:8080'],
+    ['callback-addr', ':port'],
+    ['callback-addr', ':123456'],
+    ['log-level', 'verbose'],
+    ['log-level', 'INFO'],
+    ['workers', '0'],
+    ['workers', '1.5'],
+    ['workers', 'many'],
+    ['workers', '257'],
+    ['provider-concurrency', '0'],
+    ['provider-concurrency', '1025'],
+    ['token-request-timeout', '0'],
+    ['token-request-timeout', '301'],
+    ['token-request-timeout', '-5'],
+  ];
+
+  it.each(bad)('refuses --%s %j with an error naming the flag', (flag, raw) => {
+    const message = error({ argv: [`--${flag}=${raw}`] });
+    expect(message).toContain(`--${flag}`);
+    expect(message).not.toContain('\n');
+  });
+
+  it.each(bad)('refuses --%s %j from its variable with an error naming the flag', (flag, raw) => {
+    const variable = `OAUTHAPP_${flag.toUpperCase().replaceAll('-', '_')}`;
+    const message = error({ env: { [variable]: raw } });
+    expect(message).toContain(`--${flag}`);
+    expect(message).toContain(variable);
+    expect(message).not.toContain('\n');
+  });
+
+  it.each(['yes', 'on', 'TRUE'])('refuses OAUTHAPP_LEADER_ELECT=%s with an error naming --leader-elect', (raw) => {
+    expect(error({ env: { OAUTHAPP_LEADER_ELECT: raw } })).toContain('--leader-elect');
+  });
+
+  it('says what a bad address should look like', () => {
+    expect(error({ argv: ['--metrics-addr', 'localhost'] })).toMatch(/HOST:PORT/);
+  });
+
+  it('refuses an unknown flag', () => {
+    expect(error({ argv: ['--metrics-address', ':9090'] })).toContain('--metrics-address');
+  });
+
+  it('refuses a positional argument', () => {
+    expect(parse({ argv: ['start'] }).ok).toBe(false);
+  });
+
+  it('refuses a flag without its value', () => {
+    expect(error({ argv: ['--metrics-addr'] })).toContain('--metrics-addr');
+  });
+
+  it('ignores variables for flags it does not have', () => {
+    expect(parse({ env: { OAUTHAPP_UNKNOWN: 'x' } }).ok).toBe(true);
+  });
+});

@@ -1,0 +1,330 @@
+// What a person reads in `kubectl get/describe oapp`: each condition's reason for each situation,
+// the status fields, and never a secret value anywhere in them.
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import type { ConditionInput } from '../../../src/api/conditions.ts';
+import { deriveStatus, invalidSpecStatus, type ClientSecretLookup, type StatusInput } from '../../../src/oauthapp/status.ts';
+import { fingerprint, type AppState, type Bookkeeping, type FailureKind, type RefreshFailure } from '../../../src/oauthapp/state.ts';
+
+const now = Date.parse('2030-01-01T12:00:00Z');
+const minute = 60_000;
+const hour = 60 * minute;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+const canaries = {
+  refreshToken: 'CANARY-refresh-token',
+  accessToken: 'CANARY-access-token',
+  clientSecret: 'CANARY-client-secret',
+  newClientSecret: 'CANARY-new-client-secret',
+};
+
+const source = 'Secret sales/crm-sync-client key client_secret';
+const found = (value = canaries.clientSecret): ClientSecretLookup => ({ found: true, value, source });
+const missingProblem = `${source} does not exist`;
+const missing: ClientSecretLookup = { found: false, source, problem: missingProblem };
+const authorizationURL = 'https://oauth.pipedrive.com/oauth/authorize?client_id=b4d083d9216986345b32&redirect_uri=https%3A%2F%2Fops.example.com%2Foauth%2Fcallback&state=signed';
+
+const secretFP = fingerprint(canaries.clientSecret);
+const deadMarker = { deadRefreshTokenFingerprint: fingerprint(canaries.refreshToken) };
+
+const failure = (kind: FailureKind, overrides: Partial<RefreshFailure> = {}): RefreshFailure => ({
+  kind,
+  message: `the provider answered ${kind}`,
+  at: iso(now - minute),
+  attempts: 1,
+  ...overrides,
+});
+
+/** A healthy app: refresh token, access token valid for an hour, client secret verified. */
+const healthy = (record: Bookkeeping = {}, overrides: Partial<AppState> = {}): AppState => ({
+  refreshToken: canaries.refreshToken,
+  tokens: { accessToken: canaries.accessToken, tokenType: 'Bearer', expiresAt: iso(now + hour), scope: 'base', apiDomain: 'https://acme.pipedrive.com' },
+  record: {
+    issuedAt: iso(now - 10 * minute),
+    lastRefreshTime: iso(now - 10 * minute),
+    refreshAt: iso(now + 30 * minute),
+    verifiedClientSecretFingerprint: secretFP,
+    rotatesRefreshTokens: true,
+    ...record,
+  },
+  ...overrides,
+});
+
+const derive = (state: AppState, input: Partial<StatusInput> = {}) =>
+  deriveStatus({ now, state, clientSecret: found(), authorizationURL, ...input });
+
+const condition = (state: AppState, type: ConditionInput['type'], input: Partial<StatusInput> = {}) => {
+  const match = derive(state, input).conditions.find((c) => c.type === type);
+  if (!match) throw new Error(`no ${type} condition`);
+  return match;
+};
+
+describe('the Ready condition', () => {
+  it('is True with TokenValid while the access token is valid', () => {
+    expect(condition(healthy(), 'Ready')).toMatchObject({ status: 'True', reason: 'TokenValid' });
+    expect(condition(healthy(), 'Ready').message).toContain('2030-01-01T13:00:00Z');
+  });
+
+  it('is False with TokenExpired once the access token expired', () => {
+    const state = healthy({}, { tokens: { accessToken: canaries.accessToken, tokenType: 'Bearer', expiresAt: iso(now) } });
+    expect(condition(state, 'Ready')).toMatchObject({ status: 'False', reason: 'TokenExpired' });
+  });
+
+  it('is False with Pending while the first access token is on its way', () => {
+    const state: AppState = { refreshToken: canaries.refreshToken, record: {} };
+    expect(condition(state, 'Ready')).toMatchObject({ status: 'False', reason: 'Pending' });
+  });
+
+  it('says why the last refresh failed while pending', () => {
+    const state: AppState = { refreshToken: canaries.refreshToken, record: { failure: failure('server_error', { retryAt: iso(now + minute) }) } };
+    expect(condition(state, 'Ready').message).toContain('server_error');
+  });
+
+  it.each<[string, AppState, Partial<StatusInput>, string]>([
+    ['no refresh token', { record: {} }, {}, 'AuthorizationRequired'],
+    ['a refused refresh token', { refreshToken: canaries.refreshToken, record: { ...deadMarker, failure: failure('invalid_grant') } }, {}, 'InvalidGrant'],
+    ['an interrupted refresh', { refreshToken: canaries.refreshToken, record: { ...deadMarker, failure: failure('interrupted') } }, {}, 'RefreshInterrupted'],
+    ['a missing client secret', { refreshToken: canaries.refreshToken, record: {} }, { clientSecret: missing }, 'SecretNotFound'],
+    ['a refused client secret', { refreshToken: canaries.refreshToken, record: { failure: failure('invalid_client', { clientSecretFingerprint: secretFP }) } }, {}, 'InvalidClient'],
+  ])('is False with the blocker as its reason before the first access token: %s', (_what, state, input, reason) => {
+    expect(condition(state, 'Ready', input)).toMatchObject({ status: 'False', reason });
+  });
+
+  it('stays True while the last good token is valid, and says what blocks the next refresh', () => {
+    const ready = condition(healthy({ ...deadMarker, failure: failure('invalid_grant') }), 'Ready');
+    expect(ready).toMatchObject({ status: 'True', reason: 'TokenValid' });
+    expect(ready.message).toContain('re-authorize');
+  });
+
+  it('is False with TargetConflict when the target Secret belongs to something else, whatever else holds', () => {
+    const targetConflict = 'Secret sales/crm-sync-credentials already exists and is not owned by this OAuthApp';
+    expect(condition(healthy(), 'Ready', { targetConflict })).toEqual({ type: 'Ready', status: 'False', reason: 'TargetConflict', message: targetConflict });
+    expect(condition({ record: {} }, 'Ready', { targetConflict, clientSecret: missing })).toMatchObject({ reason: 'TargetConflict' });
+  });
+});
+
+describe('the Authorized condition', () => {
+  it('is True with RefreshTokenPresent while a usable refresh token is held', () => {
+    expect(condition(healthy(), 'Authorized')).toMatchObject({ status: 'True', reason: 'RefreshTokenPresent' });
+  });
+
+  it('is False with AuthorizationRequired without a refresh token, pointing at the authorization URL', () => {
+    const authorized = condition({ record: {} }, 'Authorized');
+    expect(authorized).toMatchObject({ status: 'False', reason: 'AuthorizationRequired' });
+    expect(authorized.message).toContain('status.authorizationURL');
+  });
+
+  it('is False with InvalidGrant when the provider refused the refresh token', () => {
+    expect(condition(healthy({ ...deadMarker, failure: failure('invalid_grant') }), 'Authorized')).toMatchObject({ status: 'False', reason: 'InvalidGrant' });
+  });
+
+  it('is False with RefreshInterrupted when a refresh with a rotating provider may have consumed the token', () => {
+    const authorized = condition(healthy({ ...deadMarker, failure: failure('interrupted', { message: 'a refresh was interrupted; re-authorize the app' }) }), 'Authorized');
+    expect(authorized).toMatchObject({ status: 'False', reason: 'RefreshInterrupted' });
+    expect(authorized.message).toContain('re-authorize');
+  });
+
+  it('is True again once a new refresh token replaces the dead one', () => {
+    const state = healthy({ ...deadMarker, failure: failure('invalid_grant') }, { refreshToken: 'CANARY-seed' });
+    expect(condition(state, 'Authorized')).toMatchObject({ status: 'True', reason: 'RefreshTokenPresent' });
+  });
+});
+
+describe('the ClientSecretValid condition', () => {
+  it('is True with Verified when the provider accepted this client secret', () => {
+    expect(condition(healthy(), 'ClientSecretValid')).toMatchObject({ status: 'True', reason: 'Verified' });
+  });
+
+  it('is Unknown with NotVerified for a client secret not used with the provider yet', () => {
+    expect(condition(healthy(), 'ClientSecretValid', { clientSecret: found(canaries.newClientSecret) })).toMatchObject({ status: 'Unknown', reason: 'NotVerified' });
+  });
+
+  it('is False with SecretNotFound, with the lookup problem as its message, when the Secret cannot be read', () => {
+    expect(condition(healthy(), 'ClientSecretValid', { clientSecret: missing })).toEqual({
+      type: 'ClientSecretValid',
+      status: 'False',
+      reason: 'SecretNotFound',
+      message: missingProblem,
+    });
+  });
+
+  it('is False with InvalidClient while the refused client secret is still in place', () => {
+    const state = healthy({ failure: failure('invalid_client', { clientSecretFingerprint: secretFP }) });
+    const valid = condition(state, 'ClientSecretValid');
+    expect(valid).toMatchObject({ status: 'False', reason: 'InvalidClient' });
+    expect(valid.message).toContain(source);
+  });
+
+  it('leaves InvalidClient as soon as the Secret holds a different client secret', () => {
+    const state = healthy({ failure: failure('invalid_client', { clientSecretFingerprint: secretFP }) });
+    expect(condition(state, 'ClientSecretValid', { clientSecret: found(canaries.newClientSecret) })).toMatchObject({ status: 'Unknown', reason: 'NotVerified' });
+  });
+});
+
+describe('the status fields', () => {
+  it('report the access token expiry and the last and next refresh in RFC 3339 UTC', () => {
+    expect(derive(healthy()).fields).toEqual({
+      accessTokenExpiresAt: '2030-01-01T13:00:00Z',
+      lastRefreshTime: '2030-01-01T11:50:00Z',
+      nextRefreshTime: '2030-01-01T12:30:00Z',
+    });
+  });
+
+  it('show a backoff as the next refresh time', () => {
+    const state = healthy({ failure: failure('server_error', { retryAt: iso(now + 2 * minute) }) });
+    expect(derive(state).fields.nextRefreshTime).toBe('2030-01-01T12:02:00Z');
+  });
+
+  it.each<[string, AppState, Partial<StatusInput>]>([
+    ['authorization is required', { record: { refreshAt: iso(now + minute) } }, {}],
+    ['the refresh token was refused', healthy({ ...deadMarker, failure: failure('invalid_grant') }), {}],
+    ['the client secret was refused', healthy({ failure: failure('invalid_client', { clientSecretFingerprint: secretFP }) }), {}],
+    ['the client secret cannot be read', healthy(), { clientSecret: missing }],
+  ])('omit nextRefreshTime while a person must act: %s', (_what, state, input) => {
+    expect(derive(state, input).fields).not.toHaveProperty('nextRefreshTime');
+  });
+
+  it('carry the authorization URL while Authorized is False', () => {
+    expect(derive({ record: {} }).fields.authorizationURL).toBe(authorizationURL);
+    expect(derive(healthy({ ...deadMarker, failure: failure('invalid_grant') })).fields.authorizationURL).toBe(authorizationURL);
+  });
+
+  it('carry no authorization URL while Authorized is True', () => {
+    expect(derive(healthy()).fields).not.toHaveProperty('authorizationURL');
+    expect(derive(healthy(), { clientSecret: missing }).fields).not.toHaveProperty('authorizationURL');
+  });
+
+  it('echo the last rotate request acted on', () => {
+    expect(derive(healthy(), { lastRotateRequest: '1893499200' }).fields.lastRotateRequest).toBe('1893499200');
+  });
+});
+
+describe('invalidSpecStatus', () => {
+  it('reports InvalidSpec: Ready False, the others Unknown, with no fields', () => {
+    const message = 'spec.tokenURL: must be an https:// URL';
+    const status = invalidSpecStatus(message);
+    expect(status.conditions).toEqual([
+      { type: 'Ready', status: 'False', reason: 'InvalidSpec', message },
+      { type: 'Authorized', status: 'Unknown', reason: 'InvalidSpec', message },
+      { type: 'ClientSecretValid', status: 'Unknown', reason: 'InvalidSpec', message },
+    ]);
+    expect(status.fields).toEqual({});
+  });
+});
+
+// Every combination of the situations above, for what must hold in all of them.
+const failureKinds: FailureKind[] = ['invalid_grant', 'invalid_client', 'rate_limited', 'server_error', 'timeout', 'network', 'malformed_response', 'rejected', 'interrupted'];
+
+const scenario = fc.record({
+  refreshToken: fc.constantFrom('none', 'usable', 'dead'),
+  tokens: fc.constantFrom('none', 'valid', 'expired'),
+  failure: fc.option(
+    fc.record({
+      kind: fc.constantFrom(...failureKinds),
+      retryAt: fc.option(fc.integer({ min: -hour, max: hour }), { nil: undefined }),
+      refusedSecret: fc.constantFrom(canaries.clientSecret, canaries.newClientSecret),
+    }),
+    { nil: undefined },
+  ),
+  verified: fc.constantFrom(undefined, canaries.clientSecret, canaries.newClientSecret),
+  clientSecret: fc.constantFrom<ClientSecretLookup>(found(), found(canaries.newClientSecret), missing),
+  refreshAt: fc.option(fc.integer({ min: -hour, max: hour }), { nil: undefined }),
+  targetConflict: fc.constantFrom(undefined, 'Secret sales/crm-sync-credentials already exists and is not owned by this OAuthApp'),
+  authorizationURL: fc.constantFrom(undefined, authorizationURL),
+  lastRotateRequest: fc.constantFrom(undefined, '1893499200'),
+});
+
+type Scenario = typeof scenario extends fc.Arbitrary<infer T> ? T : never;
+
+function input(s: Scenario): StatusInput {
+  const record: Bookkeeping = {
+    ...(s.refreshToken === 'dead' ? deadMarker : {}),
+    ...(s.verified ? { verifiedClientSecretFingerprint: fingerprint(s.verified) } : {}),
+    ...(s.refreshAt !== undefined ? { refreshAt: iso(now + s.refreshAt), lastRefreshTime: iso(now - hour) } : {}),
+    ...(s.failure
+      ? {
+          failure: failure(s.failure.kind, {
+            clientSecretFingerprint: fingerprint(s.failure.refusedSecret),
+            ...(s.failure.retryAt !== undefined ? { retryAt: iso(now + s.failure.retryAt) } : {}),
+          }),
+        }
+      : {}),
+  };
+  const state: AppState = {
+    ...(s.refreshToken !== 'none' ? { refreshToken: canaries.refreshToken } : {}),
+    ...(s.tokens !== 'none'
+      ? { tokens: { accessToken: canaries.accessToken, tokenType: 'Bearer', expiresAt: iso(s.tokens === 'valid' ? now + hour : now - minute), scope: 'base' } }
+      : {}),
+    record,
+  };
+  return {
+    now,
+    state,
+    clientSecret: s.clientSecret,
+    ...(s.targetConflict ? { targetConflict: s.targetConflict } : {}),
+    ...(s.authorizationURL ? { authorizationURL: s.authorizationURL } : {}),
+    ...(s.lastRotateRequest ? { lastRotateRequest: s.lastRotateRequest } : {}),
+  };
+}
+
+describe('in every situation', () => {
+  it('no condition message or status field contains a secret value', () => {
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const derived = JSON.stringify(deriveStatus(input(s)));
+        for (const canary of Object.values(canaries)) expect(derived).not.toContain(canary);
+        expect(derived).not.toContain('CANARY');
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('nextRefreshTime is omitted exactly when Authorized or ClientSecretValid is False', () => {
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const { conditions, fields } = deriveStatus(input(s));
+        const personMustAct = conditions.some((c) => (c.type === 'Authorized' || c.type === 'ClientSecretValid') && c.status === 'False');
+        if (personMustAct) expect(fields).not.toHaveProperty('nextRefreshTime');
+        else if (s.refreshAt !== undefined || s.failure?.retryAt !== undefined) expect(fields).toHaveProperty('nextRefreshTime');
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('authorizationURL is present exactly when Authorized is False and a URL is known', () => {
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const { conditions, fields } = deriveStatus(input(s));
+        const notAuthorized = conditions.find((c) => c.type === 'Authorized')?.status === 'False';
+        expect(fields.authorizationURL).toBe(notAuthorized && s.authorizationURL ? s.authorizationURL : undefined);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('yields the three conditions, each with a reason and a message', () => {
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const { conditions } = deriveStatus(input(s));
+        expect(conditions.map((c) => c.type)).toEqual(['Ready', 'Authorized', 'ClientSecretValid']);
+        for (const c of conditions) {
+          expect(c.reason).toMatch(/^[A-Z][A-Za-z]+$/);
+          expect(c.message.length).toBeGreaterThan(0);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('writes every time field in RFC 3339 UTC to the second', () => {
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const { fields } = deriveStatus(input(s));
+        for (const value of [fields.accessTokenExpiresAt, fields.lastRefreshTime, fields.nextRefreshTime]) {
+          if (value !== undefined) expect(value).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
