@@ -22,7 +22,7 @@ const flags = {
     schema: z
       .string()
       .transform((value) => value.split(',').map((name) => name.trim()).filter(Boolean))
-      .pipe(z.array(namespaceName)),
+      .pipe(z.array(namespaceName).min(1, 'must name at least one namespace (omit the flag to watch all)')),
     type: 'string',
   },
   'operator-namespace': { schema: namespaceName, type: 'string' },
@@ -100,9 +100,9 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
   return {
     ok: true,
     config: {
-      kubeconfig: value(results.kubeconfig) ?? env.KUBECONFIG ?? undefined,
+      kubeconfig: value(results.kubeconfig) ?? (env.KUBECONFIG || undefined),
       namespaces: value(results.namespaces) ?? [],
-      operatorNamespace: value(results.operatorNamespace) ?? podNamespace ?? 'oauthapp-system',
+      operatorNamespace: value(results.operatorNamespace) ?? (podNamespace || 'oauthapp-system'),
       leaderElect: value(results.leaderElect) ?? true,
       metricsAddr: value(results.metricsAddr) ?? ':8080',
       callbackAddr: value(results.callbackAddr) ?? ':8081',

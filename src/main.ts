@@ -12,7 +12,7 @@ function podNamespace(): string | undefined {
   try {
     return readFileSync(serviceAccountNamespaceFile, 'utf8').trim() || undefined;
   } catch {
-    return process.env.POD_NAMESPACE;
+    return process.env.POD_NAMESPACE || undefined;
   }
 }
 

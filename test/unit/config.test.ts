@@ -126,6 +126,8 @@ describe('parseConfig', () => {
   const bad: [string, string][] = [
     ['namespaces', 'Sales'],
     ['namespaces', 'sales,billing_team'],
+    ['namespaces', ','],
+    ['namespaces', ' , '], // a list that trims to nothing would silently mean all namespaces
     ['operator-namespace', '-system'],
     ['metrics-addr', '8080'],
     ['metrics-addr', 'localhost'],
