@@ -1,0 +1,355 @@
+// The OAuth redirect target (DESIGN "First authorization"):
+//   GET /oauth/callback?code=...&state=...                      the user allowed access
+//   GET /oauth/callback?error=...&error_description=...&state=...  the provider refused
+// This module reads the query and answers with a page; what a callback means (checking the state,
+// exchanging the code, storing tokens) is the injected handler's job.
+//
+// The query carries a live authorization code and a state: neither is ever shown on a page or
+// written to a log line, and anything the provider or the handler says is scrubbed of both.
+// Requests that cannot be a callback get a clear 4xx page without reaching the handler.
+import type { Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
+import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
+import { pino } from 'pino';
+import { z } from 'zod';
+import type { Logger } from '../log.ts';
+import { providerText, redactor, type Redact } from '../oauth/redact.ts';
+import { parseListenAddress } from './metrics-server.ts';
+import { authorizedPage, failedPage, pageHeaders, problemPage, type AppRef } from './pages.ts';
+
+export const callbackPath = '/oauth/callback';
+export const defaultMaxQueryLength = 4096;
+
+export type CallbackFailureStatus = 400 | 403 | 404 | 409 | 410 | 502;
+
+export type CallbackOutcome =
+  | { ok: true; app: AppRef }
+  | {
+      ok: false;
+      status: CallbackFailureStatus;
+      /** A stable code: `state_invalid`, `state_expired`, `state_used`, `app_not_found`, `exchange_failed`, `access_denied`... */
+      reason: string;
+      /** A sentence for the person in front of the browser; no secret. */
+      message: string;
+      app?: AppRef | undefined;
+    };
+
+export interface CallbackHandler {
+  /** Exchange the code for tokens and store them. */
+  complete(input: { state: string; code: string }): Promise<CallbackOutcome>;
+  /** The provider sent the user back with an error (its text flattened and capped at 200 characters). */
+  refused(input: { state: string; error: string; description?: string }): Promise<CallbackOutcome>;
+}
+
+export type CallbackApp = FastifyInstance;
+
+export interface CallbackAppOptions {
+  handler: CallbackHandler;
+  /** One line per callback (outcome, app, reason). Default: none. */
+  logger?: Logger | undefined;
+  /** Longest query string accepted; longer ones get 414. */
+  maxQueryLength?: number | undefined;
+}
+
+export interface CallbackServerOptions extends CallbackAppOptions {
+  /** `HOST:PORT`; an empty HOST listens on all interfaces, port 0 on a free port. */
+  address: string;
+}
+
+export interface CallbackServer {
+  /** Where to reach it, with the bound port (a loopback host when listening on all interfaces). */
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export type CallbackServerErrorCode = 'INVALID_LISTEN_ADDRESS' | 'LISTEN_FAILED';
+
+export class CallbackServerError extends Error {
+  override readonly name = 'CallbackServerError';
+  readonly code: CallbackServerErrorCode;
+
+  constructor(code: CallbackServerErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+// ---- the query -------------------------------------------------------------------------------
+
+/** The parameters this server reads; others (`scope`, `iss`, `error_uri`...) are ignored. */
+const knownParameters = new Set(['code', 'state', 'error', 'error_description']);
+
+const present = (name: string) => z.string({ error: `the ${name} parameter is missing` }).min(1, `the ${name} parameter is empty`);
+const codeQuery = z.object({ code: present('code'), state: present('state') });
+const visible = /[^\s\u0000-\u001f\u007f]/;
+const errorQuery = z.object({
+  error: present('error').regex(visible, 'the error parameter has no visible text'),
+  error_description: z.string().optional(),
+  state: present('state'),
+});
+
+type CallbackQuery = { kind: 'code'; code: string; state: string } | { kind: 'error'; error: string; description: string | undefined; state: string };
+
+interface Rejection {
+  status: 400 | 404 | 405 | 414 | 431 | 500;
+  reason: string;
+  title: string;
+  message: string;
+}
+
+type QueryResult = { ok: true; query: CallbackQuery } | { ok: false; rejection: Rejection };
+
+const badRequest = (reason: string, message: string): { ok: false; rejection: Rejection } => ({
+  ok: false,
+  rejection: { status: 400, reason, title: 'Bad request', message },
+});
+
+/**
+ * Reads the query as application/x-www-form-urlencoded (RFC 6749 appendix B), strictly: broken
+ * percent-encoding and a repeated known parameter are errors, not guesses.
+ */
+export function readCallbackQuery(rawQuery: string, maxQueryLength = defaultMaxQueryLength): QueryResult {
+  if (rawQuery.length > maxQueryLength) {
+    return {
+      ok: false,
+      rejection: { status: 414, reason: 'query_too_long', title: 'Request address too long', message: `The query string is longer than ${maxQueryLength} characters; this is not an OAuth callback.` },
+    };
+  }
+  const params = new Map<string, string>();
+  for (const pair of rawQuery.split('&')) {
+    if (pair === '') continue;
+    const equals = pair.indexOf('=');
+    const name = decodeComponent(equals === -1 ? pair : pair.slice(0, equals));
+    const value = decodeComponent(equals === -1 ? '' : pair.slice(equals + 1));
+    if (name === undefined || value === undefined) return badRequest('malformed_query', 'The query string has broken percent-encoding.');
+    if (!knownParameters.has(name)) continue;
+    if (params.has(name)) return badRequest('repeated_parameter', `The ${name} parameter appears more than once.`);
+    params.set(name, value);
+  }
+
+  if (params.has('code') && params.has('error')) {
+    return badRequest('conflicting_parameters', 'The request has both a code and an error parameter; it cannot be both a success and a refusal.');
+  }
+  const fields = Object.fromEntries(params);
+  if (params.has('error')) {
+    const parsed = errorQuery.safeParse(fields);
+    if (!parsed.success) return missing(parsed.error);
+    const { error, error_description: description, state } = parsed.data;
+    return { ok: true, query: { kind: 'error', error, description: description === '' ? undefined : description, state } };
+  }
+  const parsed = codeQuery.safeParse(fields);
+  if (!parsed.success) return missing(parsed.error);
+  return { ok: true, query: { kind: 'code', ...parsed.data } };
+}
+
+function missing(error: z.ZodError): { ok: false; rejection: Rejection } {
+  const issue = error.issues[0];
+  const parameter = String(issue?.path[0] ?? 'code');
+  const sentence = issue?.message ?? `the ${parameter} parameter is missing`;
+  return badRequest(`missing_${parameter}`, `${sentence.charAt(0).toUpperCase()}${sentence.slice(1)}. The provider should send the user back here with a code and a state, or with an error and a state.`);
+}
+
+function decodeComponent(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text.replaceAll('+', ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- the app ---------------------------------------------------------------------------------
+
+const silent = pino({ level: 'silent' });
+
+const rejections = {
+  notFound: { status: 404, reason: 'not_found', title: 'Not found', message: `There is nothing at this address. The OAuth callback is GET ${callbackPath}.` },
+  method: { status: 405, reason: 'method_not_allowed', title: 'Method not allowed', message: `The OAuth callback only answers GET ${callbackPath}.` },
+  badPath: { status: 400, reason: 'malformed_path', title: 'Bad request', message: 'The request path has broken percent-encoding.' },
+  longPath: { status: 414, reason: 'path_too_long', title: 'Request address too long', message: 'The request path is too long.' },
+  internal: {
+    status: 500,
+    reason: 'internal_error',
+    title: 'Something went wrong',
+    message: 'The operator could not finish the authorization because of an internal error. Try again; if it keeps failing, the operator log says more.',
+  },
+} as const satisfies Record<string, Rejection>;
+
+/** The routes, without listening (tests use `inject`). */
+export function buildCallbackApp({ handler, logger, maxQueryLength = defaultMaxQueryLength }: CallbackAppOptions): CallbackApp {
+  const log = logger ?? silent;
+
+  const app = fastify({
+    // fastify's own logs would carry the URL, and with it the code and the state.
+    logger: false,
+    // HEAD must not run the handler (it would spend the code for nothing): it gets 405.
+    exposeHeadRoutes: false,
+    // Only GET is served and it has no body; other methods are answered before their body is read.
+    bodyLimit: 1024,
+    // A browser sends the whole request at once; a slow one is not a browser.
+    requestTimeout: 30_000,
+    frameworkErrors: (error, _request, reply) => {
+      const rejection = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? rejections.longPath : rejections.badPath;
+      log.debug({ outcome: 'rejected', status: rejection.status, reason: rejection.reason }, 'oauth callback: request rejected');
+      void sendRejection(reply, rejection);
+    },
+    clientErrorHandler: (error, socket) => answerClientError(error, socket, log),
+  });
+
+  // Unknown paths and other methods are answered here, before any body would be parsed.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.is404) return;
+    const path = request.url.split('?', 1)[0];
+    const rejection = path === callbackPath ? rejections.method : rejections.notFound;
+    log.debug({ outcome: 'rejected', status: rejection.status, reason: rejection.reason }, 'oauth callback: request rejected');
+    if (rejection === rejections.method) void reply.header('allow', 'GET');
+    return sendRejection(reply, rejection);
+  });
+  app.setNotFoundHandler(async (_request, reply) => sendRejection(reply, rejections.notFound));
+
+  app.setErrorHandler(async (error, _request, reply) => {
+    const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 500;
+    if (status >= 400 && status < 500) {
+      log.debug({ outcome: 'rejected', status, reason: 'bad_request' }, 'oauth callback: request rejected');
+      return reply.code(status).headers(pageHeaders).send(problemPage(STATUS_CODES[status] ?? 'Bad request', 'This request cannot be an OAuth callback.'));
+    }
+    log.error({ outcome: 'error', error: error instanceof Error ? error.message : String(error) }, 'oauth callback: internal error');
+    return sendRejection(reply, rejections.internal);
+  });
+
+  app.get(callbackPath, async (request, reply) => {
+    const questionMark = request.url.indexOf('?');
+    const read = readCallbackQuery(questionMark === -1 ? '' : request.url.slice(questionMark + 1), maxQueryLength);
+    if (!read.ok) {
+      log.info({ outcome: 'rejected', status: read.rejection.status, reason: read.rejection.reason }, 'oauth callback: request rejected');
+      return sendRejection(reply, read.rejection);
+    }
+    const { query } = read;
+    const redact = secretsRedactor(query);
+    let provider: ProviderWords | undefined;
+    let outcome: CallbackOutcome;
+    try {
+      if (query.kind === 'code') {
+        outcome = await handler.complete({ state: query.state, code: query.code });
+      } else {
+        provider = providerSaid(query, redact);
+        outcome = await handler.refused({ state: query.state, ...provider });
+      }
+    } catch (error) {
+      log.error({ outcome: 'error', error: redact(error instanceof Error ? error.message : String(error)) }, 'oauth callback: the handler failed');
+      return sendRejection(reply, rejections.internal);
+    }
+
+    if (outcome.ok) {
+      log.info({ outcome: 'authorized', app: qualified(outcome.app) }, 'oauth callback: authorized');
+      return reply.code(200).headers(pageHeaders).send(authorizedPage(outcome.app));
+    }
+    log.warn(
+      {
+        outcome: 'failed',
+        status: outcome.status,
+        reason: outcome.reason,
+        ...(outcome.app === undefined ? {} : { app: qualified(outcome.app) }),
+        ...(provider === undefined ? {} : { providerError: provider.error }),
+      },
+      'oauth callback: authorization failed',
+    );
+    const page = failedPage({ message: redact(outcome.message), reason: outcome.reason, app: outcome.app, provider });
+    return reply.code(outcome.status).headers(pageHeaders).send(page);
+  });
+
+  return app;
+}
+
+/** Listens on `address`; on all interfaces (empty host) dual stack where the host has IPv6. */
+export async function startCallbackServer(options: CallbackServerOptions): Promise<CallbackServer> {
+  let host: string;
+  let port: number;
+  try {
+    ({ host, port } = parseListenAddress(options.address));
+  } catch (error) {
+    throw new CallbackServerError('INVALID_LISTEN_ADDRESS', error instanceof Error ? error.message : String(error), { cause: error });
+  }
+  const hosts = host === '' ? ['::', '0.0.0.0'] : [host];
+  for (const [index, candidate] of hosts.entries()) {
+    const app = buildCallbackApp(options);
+    try {
+      await app.listen({ host: candidate, port });
+    } catch (error) {
+      await app.close();
+      const code = (error as NodeJS.ErrnoException).code;
+      const noIPv6 = code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL';
+      if (noIPv6 && index < hosts.length - 1) continue;
+      const detail = error instanceof Error ? error.message : String(error);
+      throw new CallbackServerError('LISTEN_FAILED', `cannot listen on ${options.address}: ${detail}`, { cause: error });
+    }
+    const bound = app.server.address();
+    if (bound === null || typeof bound === 'string') {
+      await app.close();
+      throw new CallbackServerError('LISTEN_FAILED', `no TCP address bound for ${options.address}`);
+    }
+    return { url: `http://${urlHost(candidate, bound.family)}:${bound.port}`, port: bound.port, close: () => app.close() };
+  }
+  throw new CallbackServerError('LISTEN_FAILED', `cannot listen on ${options.address}`);
+}
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+function sendRejection(reply: FastifyReply, rejection: Rejection): FastifyReply {
+  return reply.code(rejection.status).headers(pageHeaders).send(problemPage(rejection.title, rejection.message));
+}
+
+interface ProviderWords {
+  error: string;
+  description?: string;
+}
+
+/** The provider's words, fit to show and to hand on: secrets removed, flattened, capped. */
+function providerSaid(query: { error: string; description: string | undefined }, redact: Redact): ProviderWords {
+  const error = providerText(query.error, redact);
+  const description = query.description === undefined ? '' : providerText(query.description, redact);
+  return description === '' ? { error } : { error, description };
+}
+
+/**
+ * Removes the code and the state from text shown or logged. A state shorter than any this operator
+ * signs is not one (the handler rejects it) and is left alone, so that `state=a` does not blank
+ * every `a` of the provider's words.
+ */
+function secretsRedactor(query: CallbackQuery): Redact {
+  const state = query.state.length >= minRedactedStateLength ? [query.state] : [];
+  return redactor(query.kind === 'code' ? [query.code, ...state] : state);
+}
+
+const minRedactedStateLength = 16;
+
+const qualified = (app: AppRef): string => `${app.namespace}/${app.name}`;
+
+/**
+ * Node's parser refused the request before fastify saw it (headers over the size limit, a broken
+ * request line, a timeout). The answer is written to the socket directly, as Node itself would.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket, log: Logger): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, title, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request headers too large', 'The request headers (or its address) are larger than this server accepts.']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request timeout', 'The request took too long to arrive.']
+        : [400, 'Bad request', 'The request is not valid HTTP.'];
+  log.debug({ outcome: 'rejected', status, reason: error.code ?? 'client_error' }, 'oauth callback: request rejected');
+  if (socket.writable) {
+    const body = problemPage(title, message);
+    const headers = Object.entries({ ...pageHeaders, 'content-length': String(Buffer.byteLength(body)), connection: 'close' })
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('');
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${headers}\r\n${body}`);
+  }
+  socket.destroy(error);
+}
+
+function urlHost(host: string, family: string): string {
+  const wildcard = host === '::' || host === '0.0.0.0';
+  if (wildcard) return family === 'IPv6' ? '[::1]' : '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
