@@ -1,5 +1,6 @@
-// Builds the running operator from a Config: caches, queue, workers and the reconciler.
-// main.ts owns the process (signals, exit codes); tests start the operator in-process here.
+// Builds the running operator from a Config: caches, queue, workers, reconciler, servers and
+// leader election. main.ts owns the process (signals, exit codes); tests start the operator
+// in-process here.
 import { KubeConfig } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -9,11 +10,18 @@ import { systemClock } from './controller/clock.ts';
 import { createKeyedLimiter } from './controller/limiter.ts';
 import { runWorkers } from './controller/runner.ts';
 import { WorkQueue } from './controller/work-queue.ts';
+import { startCallbackServer } from './http/callback-server.ts';
+import { createMetrics } from './http/metrics.ts';
+import { startMetricsServer } from './http/metrics-server.ts';
 import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { KubeHTTP } from './kube/http.ts';
+import { createLeaderElector } from './kube/leader-election.ts';
 import type { Logger } from './log.ts';
+import { createStateSigner } from './oauth/state-token.ts';
 import { createTokenClient } from './oauth/token-client.ts';
+import { Authorizations } from './oauthapp/authorization.ts';
+import { loadOrCreateSigningKey } from './oauthapp/signing-key.ts';
 import { createCaches, enqueueOnChanges } from './oauthapp/controller.ts';
 import { Reconciler } from './oauthapp/reconciler.ts';
 import { Refresher } from './oauthapp/refresher.ts';
@@ -22,11 +30,18 @@ import { SourceSecrets } from './oauthapp/source-secrets.ts';
 import { StateStore } from './oauthapp/state-store.ts';
 import { StatusWriter } from './oauthapp/status-writer.ts';
 import { TargetWriter } from './oauthapp/target-writer.ts';
+import { splitKey } from './kube/objects.ts';
 
 export interface RunningOperator {
   /** Resolves once every cache has listed its objects. */
   readonly synced: Promise<void>;
-  /** Finishes in-flight reconciles (and their writes), starts no new one, closes connections. */
+  /** Where /metrics, /healthz and /readyz are served. */
+  readonly metricsURL: string;
+  /** Where the OAuth callback (/oauth/callback) is served. */
+  readonly callbackURL: string;
+  /** Resolves with 'lost' when this replica lost its leadership (the process should exit). */
+  readonly ended: Promise<'lost'>;
+  /** Finishes in-flight reconciles (and their writes), starts no new one, releases the Lease. */
   stop(): Promise<void>;
 }
 
@@ -41,59 +56,126 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const http = await KubeHTTP.fromKubeConfig(kubeConfig);
   const kube = new KubeClient(http);
   const now = () => systemClock.now();
-  const holder = `${hostname()}-${randomUUID().slice(0, 8)}`;
+  const identity = `${hostname()}-${randomUUID().slice(0, 8)}`;
+  const metrics = createMetrics();
 
   const caches = createCaches({ http, namespaces: config.namespaces, operatorNamespace: config.operatorNamespace, logger });
-  const queue = new WorkQueue({ clock: systemClock });
+  const queue = new WorkQueue({ clock: systemClock, onDepthChange: metrics.setWorkqueueDepth, onLatency: metrics.observeQueueDuration });
   enqueueOnChanges(caches, (key) => queue.add(key));
+  caches.apps.on((event, app) => {
+    if (event === 'deleted') metrics.forgetApp(app.metadata.namespace ?? '', app.metadata.name);
+  });
 
   const states = new StateStore(kube, caches.states, config.operatorNamespace);
   const limiter = createKeyedLimiter(config.providerConcurrency);
   const requestTimeoutMs = config.tokenRequestTimeoutSeconds * 1000;
-  const events = new EventRecorder(kube, holder, logger, now);
+  const events = new EventRecorder(kube, identity, logger, now);
+  const sources = new SourceSecrets(kube, caches.sources);
+  const tokens = createTokenClient({ timeoutMs: requestTimeoutMs });
+  const authorizations = new Authorizations({
+    signer: createStateSigner({ key: await loadOrCreateSigningKey(kube, config.operatorNamespace), now }),
+    apps: caches.apps,
+    states,
+    sources,
+    tokens,
+    events,
+    enqueue: (key) => queue.add(key),
+    now,
+    random: Math.random,
+  });
   const reconciler = new Reconciler({
     apps: caches.apps,
-    sources: new SourceSecrets(kube, caches.sources),
+    sources,
     states,
     refresher: new Refresher({
       store: states,
-      tokens: createTokenClient({ timeoutMs: requestTimeoutMs }),
+      tokens,
       limit: (key, task) => limiter.run(key, task),
       now,
       random: Math.random,
       backoffMs: (attempt) => exponentialBackoff({ attempt, random: Math.random }),
-      holder,
+      holder: identity,
       requestTimeoutMs,
+      onResult: metrics.recordTokenRefresh,
     }),
     targets: new TargetWriter(kube, caches.targets),
     rollouts: new Rollouts({ states, kube, events, now }),
+    authorizations,
     status: new StatusWriter(kube, caches.apps, events),
     kube,
     now,
     logger,
+    observe: (key, { ready, accessTokenExpiresAt }) => {
+      const { namespace, name } = splitKey(key);
+      metrics.setAppReady({ namespace, name }, ready);
+      if (accessTokenExpiresAt !== undefined) metrics.setAccessTokenExpiry({ namespace, name }, accessTokenExpiresAt);
+    },
   });
 
   const all = [caches.apps, caches.targets, caches.sources, caches.states];
   for (const cache of all) cache.start();
-  const synced = Promise.all(all.map((cache) => cache.synced)).then(() => logger.info({ holder }, 'caches synced'));
-  // Workers start only once every cache is complete: a reconcile on a partial cache would
-  // mistake a not-yet-listed Secret for a missing one.
+  const synced = Promise.all(all.map((cache) => cache.synced)).then(() => logger.info({ identity }, 'caches synced'));
+  // Standbys keep warm caches, so they are ready; only the leader reconciles.
+  const server = await startMetricsServer({
+    address: config.metricsAddr,
+    registry: metrics.registry,
+    ready: () => all.every((cache) => cache.hasSynced()) || { reason: 'caches not synced yet' },
+    logger,
+  });
+
+  // Any replica may answer a callback: the state's round is claimed with a guarded write.
+  const callbacks = await startCallbackServer({ address: config.callbackAddr, handler: authorizations, logger });
+
   let workers: { stopped: Promise<void> } | undefined;
-  void synced.then(() => {
+  const startWorkers = async () => {
+    // A reconcile on a partial cache would mistake a not-yet-listed Secret for a missing one.
+    await synced;
     if (queue.isShuttingDown) return;
+    logger.info({ identity }, 'leading: reconciling');
     workers = runWorkers({
       queue,
       concurrency: config.workers,
       logger,
+      onReconcile: metrics.recordReconcile,
       reconcile: (key, { reconcileId }) => reconciler.reconcile(key, logger.child({ key, reconcileId })),
     });
-  });
+    await workers.stopped;
+  };
+
+  let lost!: () => void;
+  const ended = new Promise<'lost'>((resolve) => (lost = () => resolve('lost')));
+  const elector = config.leaderElect
+    ? createLeaderElector({ http, namespace: config.operatorNamespace, identity, logger })
+    : undefined;
+  if (elector) {
+    void elector.run({
+      onStartedLeading: (signal) => {
+        // Leadership ends: no reconcile starts after this; in-flight ones finish their writes.
+        signal.addEventListener('abort', () => queue.shutDown(), { once: true });
+        return startWorkers();
+      },
+      onStoppedLeading: (reason) => {
+        queue.shutDown();
+        if (reason === 'lost') {
+          logger.error({ identity }, 'lost the leader Lease: stopping');
+          lost();
+        }
+      },
+    });
+  } else {
+    void startWorkers();
+  }
 
   return {
     synced,
+    metricsURL: server.url,
+    callbackURL: `${callbacks.url}/oauth/callback`,
+    ended,
     async stop() {
       queue.shutDown();
       await workers?.stopped;
+      await elector?.stop();
+      await Promise.all([server.close(), callbacks.close()]);
       await Promise.all(all.map((cache) => cache.stop()));
       await http.close();
     },

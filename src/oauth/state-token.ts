@@ -20,7 +20,8 @@ export interface StateClaims {
 
 export type StateVerifyErrorCode = 'malformed' | 'bad_signature' | 'expired';
 
-export type VerifyResult = { ok: true; claims: StateClaims } | { ok: false; code: StateVerifyErrorCode };
+/** `expiresAt` (ms epoch) lets a caller reuse a state it handed out while it is still good for a while. */
+export type VerifyResult = { ok: true; claims: StateClaims; expiresAt: number } | { ok: false; code: StateVerifyErrorCode };
 
 export interface StateSigner {
   sign(claims: StateClaims): string;
@@ -105,7 +106,7 @@ export function createStateSigner({ key, now, ttlMs = defaultStateTtlMs }: State
       if (!payload.success) return { ok: false, code: 'malformed' };
       const { ns, n, u, r, exp } = payload.data;
       if (now() >= exp) return { ok: false, code: 'expired' };
-      return { ok: true, claims: { namespace: ns, name: n, uid: u, round: r } };
+      return { ok: true, claims: { namespace: ns, name: n, uid: u, round: r }, expiresAt: exp };
     },
   };
 }

@@ -4,6 +4,11 @@ import type { AppState, Bookkeeping, FailureKind, RefreshClaim } from './state.t
 import { fingerprint } from './state.ts';
 import { refreshTime } from './schedule.ts';
 
+/** Whether a person has to authorize the app (no refresh token the operator may still send). */
+export function needsAuthorization(state: AppState): boolean {
+  return !state.refreshToken || state.record.deadRefreshTokenFingerprint === fingerprint(state.refreshToken);
+}
+
 export type RefreshReason = 'initial' | 'due' | 'rotate-request' | 'client-secret-changed' | 'retry';
 
 export type BlockedReason = 'client-secret-missing' | 'no-refresh-token' | 'refresh-token-dead';

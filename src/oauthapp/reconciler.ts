@@ -11,7 +11,8 @@ import { resolveProvider } from '../oauth/providers.ts';
 import { parseDurationMs } from '../api/fields.ts';
 import type { Logger } from '../log.ts';
 import { finalizerName, rotateAnnotation } from './labels.ts';
-import { decideRefresh, recordStaleClaim, seedRefreshToken, type RefreshDecision } from './policies.ts';
+import { decideRefresh, needsAuthorization, recordStaleClaim, seedRefreshToken, type RefreshDecision } from './policies.ts';
+import type { Authorizations } from './authorization.ts';
 import type { Refresher } from './refresher.ts';
 import type { Rollouts } from './rollout.ts';
 import type { SourceSecrets, SecretValue } from './source-secrets.ts';
@@ -28,10 +29,13 @@ export interface ReconcilerDependencies {
   refresher: Refresher;
   targets: TargetWriter;
   rollouts: Rollouts;
+  authorizations: Authorizations;
   status: StatusWriter;
   kube: KubeClient;
   now: () => number;
   logger: Logger;
+  /** Sees each app's readiness and token expiry (metrics). */
+  observe?: (appKey: string, facts: { ready: boolean; accessTokenExpiresAt: number | undefined }) => void;
 }
 
 export class Reconciler {
@@ -102,18 +106,21 @@ export class Reconciler {
       if (!targetConflict) stored = await this.deps.rollouts.reconcile(app, identity, stored, clientSecret.value);
     }
     const handledRotateRequest = rotateRequested && decision.action !== 'wait' ? rotateRequest : app.status?.lastRotateRequest;
-    await this.deps.status.write(
-      app,
-      deriveStatus({
-        now: now(),
-        state: stored.state,
-        clientSecret,
-        ...(targetConflict ? { targetConflict } : {}),
-        ...(handledRotateRequest !== undefined ? { lastRotateRequest: handledRotateRequest } : {}),
-      }),
-      now(),
-    );
-    return this.nextLook(stored, decision);
+    const authorization = needsAuthorization(stored.state) ? this.deps.authorizations.authorizationURL(app, stored.state) : undefined;
+    const status = deriveStatus({
+      now: now(),
+      state: stored.state,
+      clientSecret,
+      ...(targetConflict ? { targetConflict } : {}),
+      ...(handledRotateRequest !== undefined ? { lastRotateRequest: handledRotateRequest } : {}),
+      ...(authorization ? { authorizationURL: authorization.url } : {}),
+    });
+    await this.deps.status.write(app, status, now());
+    this.deps.observe?.(`${identity.namespace}/${identity.name}`, {
+      ready: status.conditions.some((condition) => condition.type === 'Ready' && condition.status === 'True'),
+      accessTokenExpiresAt: stored.state.tokens ? Date.parse(stored.state.tokens.expiresAt) : undefined,
+    });
+    return this.nextLook(stored, decision, authorization?.renewAt);
   }
 
   /** spec.refreshTokenRef seeds the app when the operator has no usable refresh token of its own. */
@@ -126,10 +133,11 @@ export class Reconciler {
   }
 
   /** When to look again: the next refresh, the end of a wait, or the token's expiry. */
-  private nextLook(stored: StoredState, decision: RefreshDecision): ReconcileResult {
+  private nextLook(stored: StoredState, decision: RefreshDecision, authorizationURLRenewAt: number | undefined): ReconcileResult {
     const now = this.deps.now();
     const { record, tokens } = stored.state;
     const candidates: Array<[number, string]> = [];
+    if (authorizationURLRenewAt !== undefined) candidates.push([authorizationURLRenewAt, 'authorization URL renewal']);
     if (decision.action === 'wait') candidates.push([decision.until, decision.reason]);
     const retryAt = record.failure?.retryAt ?? record.refreshAt;
     if (retryAt && decision.action !== 'blocked') candidates.push([Date.parse(retryAt), record.failure ? 'retry' : 'scheduled refresh']);

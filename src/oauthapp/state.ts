@@ -74,6 +74,10 @@ export const bookkeeping = z.object({
    * crash changes no pod template again, so one secret change makes exactly one rollout.
    */
   pendingRollout: z.object({ clientSecretFingerprint: z.string(), restartedAt: isoTime }).optional(),
+  /** Which signed `state` is valid: bumped when a callback uses one, so each works once. */
+  authorizationRound: z.number().int().min(0).optional(),
+  /** Why the last callback did not authorize the app (refused at the provider, code not accepted). */
+  authorizationFailure: z.object({ reason: z.string(), message: z.string(), at: isoTime }).optional(),
 });
 export type Bookkeeping = z.output<typeof bookkeeping>;
 

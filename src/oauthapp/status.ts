@@ -3,6 +3,7 @@
 import type { ConditionInput } from '../api/conditions.ts';
 import type { OAuthAppStatus } from '../api/oauthapp.ts';
 import { rfc3339 } from './desired.ts';
+import { needsAuthorization } from './policies.ts';
 import { fingerprint, type AppState } from './state.ts';
 
 export const reasons = {
@@ -73,6 +74,10 @@ function nextRefresh({ record }: AppState): string | undefined {
 
 function authorizedCondition({ state, authorizationURL }: StatusInput): ConditionInput {
   const where = authorizationURL ? ' at status.authorizationURL' : '';
+  const lastAttempt = state.record.authorizationFailure;
+  if (lastAttempt && needsAuthorization(state)) {
+    return { type: 'Authorized', status: 'False', reason: lastAttempt.reason, message: `the last authorization failed: ${lastAttempt.message}; authorize again${where}` };
+  }
   if (!state.refreshToken) {
     return { type: 'Authorized', status: 'False', reason: reasons.authorizationRequired, message: `no refresh token yet: authorize the app${where}` };
   }

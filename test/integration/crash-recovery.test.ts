@@ -57,6 +57,8 @@ function startOperator(): OperatorProcess {
     `--operator-namespace=${operatorNamespace}`,
     '--no-leader-elect',
     '--token-request-timeout=5',
+    '--metrics-addr=127.0.0.1:0',
+    '--callback-addr=127.0.0.1:0',
   ]);
   operators.push(operator);
   return operator;

@@ -18,6 +18,8 @@ export async function startTestOperator(overrides: { namespaces: string[]; opera
       `--namespaces=${overrides.namespaces.join(',')}`,
       `--operator-namespace=${overrides.operatorNamespace}`,
       '--log-level=debug',
+      '--metrics-addr=127.0.0.1:0',
+      '--callback-addr=127.0.0.1:0',
       ...(overrides.argv ?? []),
     ],
     env: {},

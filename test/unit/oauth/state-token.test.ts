@@ -20,9 +20,9 @@ const encodePayload = (payload: unknown): string => Buffer.from(JSON.stringify(p
 const macOf = (payloadPart: string, withKey: Buffer): string => createHmac('sha256', withKey).update(payloadPart).digest('base64url');
 
 describe('createStateSigner', () => {
-  it('verifies what it signed and returns the claims', () => {
-    const { signer } = signerAt();
-    expect(signer.verify(signer.sign(claims))).toEqual({ ok: true, claims });
+  it('verifies what it signed and returns the claims and when the state expires', () => {
+    const { signer } = signerAt({ ttlMs: 60_000 });
+    expect(signer.verify(signer.sign(claims))).toEqual({ ok: true, claims, expiresAt: start + 60_000 });
   });
 
   it('gives each signature its own nonce, so two states for one round differ', () => {
@@ -78,7 +78,7 @@ describe('createStateSigner', () => {
     const { clock, signer } = signerAt({ ttlMs: 60_000 });
     const token = signer.sign(claims);
     clock.now = start + 59_999;
-    expect(signer.verify(token)).toEqual({ ok: true, claims });
+    expect(signer.verify(token)).toMatchObject({ ok: true, claims });
     clock.now = start + 60_000;
     expect(signer.verify(token)).toEqual({ ok: false, code: 'expired' });
   });

@@ -1,0 +1,195 @@
+// First authorization: the authorize URL shown in status, and what the callback does with the
+// provider's answer. A `state` names one OAuthApp (by uid) and one authorization round; the
+// round is bumped (a write guarded by resourceVersion) before the code is exchanged, so a state
+// works once, across all replicas, even if the exchange or the process fails half way.
+import { oauthApp, type OAuthApp } from '../api/oauthapp.ts';
+import type { CallbackOutcome } from '../http/callback-server.ts';
+import type { EventRecorder } from '../kube/events.ts';
+import { isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
+import type { ObjectCache } from '../kube/informer.ts';
+import { objectKey, type KubeObject } from '../kube/objects.ts';
+import { buildAuthorizeURL } from '../oauth/authorize-url.ts';
+import { isTokenRequestError } from '../oauth/errors.ts';
+import { resolveProvider } from '../oauth/providers.ts';
+import type { StateSigner } from '../oauth/state-token.ts';
+import type { TokenClient } from '../oauth/token-client.ts';
+import { parseDurationMs } from '../api/fields.ts';
+import { recordSuccess } from './policies.ts';
+import type { SourceSecrets } from './source-secrets.ts';
+import type { StateStore, StoredState } from './state-store.ts';
+import { fingerprint, type AppIdentity, type AppState } from './state.ts';
+
+/** A state handed out in status is replaced this long before it expires. */
+const stateRenewalMarginMs = 60_000;
+
+export interface AuthorizationDependencies {
+  signer: StateSigner;
+  apps: ObjectCache<KubeObject>;
+  states: StateStore;
+  sources: SourceSecrets;
+  tokens: TokenClient;
+  events: Pick<EventRecorder, 'record'>;
+  enqueue: (appKey: string) => void;
+  now: () => number;
+  random: () => number;
+}
+
+type Failure = Extract<CallbackOutcome, { ok: false }>;
+
+export class Authorizations {
+  private readonly deps: AuthorizationDependencies;
+
+  constructor(dependencies: AuthorizationDependencies) {
+    this.deps = dependencies;
+  }
+
+  /**
+   * The provider's authorize URL for this app's current round. The one already in status is kept
+   * while it stays valid for a while, so status is not rewritten on every reconcile.
+   */
+  authorizationURL(app: OAuthApp, state: AppState): { url: string; renewAt: number } {
+    const { signer, now } = this.deps;
+    const round = state.record.authorizationRound ?? 0;
+    const build = (stateToken: string) => {
+      const provider = resolveProvider(app.spec);
+      return buildAuthorizeURL({
+        authorizeURL: provider.authorizeURL,
+        clientId: app.spec.clientId,
+        redirectURI: app.spec.redirectURI,
+        state: stateToken,
+        ...(app.spec.scopes ? { scopes: app.spec.scopes } : {}),
+        ...(app.spec.authorizeParams ? { extraParams: app.spec.authorizeParams } : {}),
+      });
+    };
+    const shown = app.status?.authorizationURL;
+    const shownState = shown ? stateParameter(shown) : undefined;
+    if (shown && shownState) {
+      const verified = signer.verify(shownState);
+      if (
+        verified.ok &&
+        verified.claims.uid === app.metadata.uid &&
+        verified.claims.round === round &&
+        verified.expiresAt - stateRenewalMarginMs > now() &&
+        build(shownState) === shown
+      ) {
+        return { url: shown, renewAt: verified.expiresAt - stateRenewalMarginMs };
+      }
+    }
+    const token = signer.sign({ namespace: app.metadata.namespace, name: app.metadata.name, uid: app.metadata.uid, round });
+    const verified = signer.verify(token);
+    const expiresAt = verified.ok ? verified.expiresAt : now();
+    return { url: build(token), renewAt: expiresAt - stateRenewalMarginMs };
+  }
+
+  /** The provider sent the person back with a code: exchange it and store the tokens. */
+  async complete({ state, code }: { state: string; code: string }): Promise<CallbackOutcome> {
+    const claimed = await this.claimRound(state);
+    if (!claimed.ok) return claimed.failure;
+    const { app, identity, stored, clientSecret } = claimed;
+    const provider = resolveProvider(app.spec);
+    try {
+      const response = await this.deps.tokens.requestToken({
+        tokenURL: provider.tokenURL,
+        clientAuthentication: provider.clientAuthentication,
+        clientId: app.spec.clientId,
+        clientSecret,
+        grant: { type: 'authorization_code', code, redirectURI: app.spec.redirectURI },
+      });
+      const authorized = (current: AppState): AppState => {
+        const next = recordSuccess({
+          now: this.deps.now(),
+          state: current,
+          sentRefreshToken: undefined,
+          response,
+          renewBeforeMs: app.spec.renewBefore === undefined ? undefined : parseDurationMs(app.spec.renewBefore),
+          clientSecretFingerprint: fingerprint(clientSecret),
+          random: this.deps.random,
+        });
+        const { authorizationFailure: _cleared, ...record } = next.record;
+        return { ...next, record };
+      };
+      await this.deps.states.saveDurably(identity, stored, authorized(stored.state), authorized);
+    } catch (error) {
+      if (!isTokenRequestError(error)) throw error;
+      const message = `the provider did not accept the authorization code (${error.code}): ${error.message}`;
+      await this.recordFailure(app, identity, stored, 'ExchangeFailed', message);
+      return { ok: false, status: 502, reason: 'exchange_failed', message: `${message}. Start again from the OAuthApp's status.authorizationURL.`, app: identity };
+    }
+    await this.deps.events.record(app, { type: 'Normal', reason: 'Authorized', message: 'authorized through the OAuth callback; the operator now holds a refresh token', action: 'Authorize' });
+    this.deps.enqueue(objectKey(identity.namespace, identity.name));
+    return { ok: true, app: identity };
+  }
+
+  /** The provider sent the person back with an error such as access_denied. */
+  async refused({ state, error, description }: { state: string; error: string; description?: string }): Promise<CallbackOutcome> {
+    const claimed = await this.claimRound(state);
+    if (!claimed.ok) return claimed.failure;
+    const reason = error === 'access_denied' ? 'AccessDenied' : 'AuthorizationRefused';
+    const message = `the provider answered ${error}${description ? `: ${description}` : ''}`;
+    await this.recordFailure(claimed.app, claimed.identity, claimed.stored, reason, message);
+    return {
+      ok: false,
+      status: 403,
+      reason: error === 'access_denied' ? 'access_denied' : 'authorization_refused',
+      message: `The authorization was not granted (${message}). Nothing was stored.`,
+      app: claimed.identity,
+    };
+  }
+
+  private async recordFailure(app: OAuthApp, identity: AppIdentity, stored: StoredState, reason: string, message: string): Promise<void> {
+    const failed = (current: AppState): AppState => ({
+      ...current,
+      record: { ...current.record, authorizationFailure: { reason, message, at: new Date(this.deps.now()).toISOString() } },
+    });
+    await this.deps.states.saveDurably(identity, stored, failed(stored.state), failed);
+    await this.deps.events.record(app, { type: 'Warning', reason, message, action: 'Authorize' });
+    this.deps.enqueue(objectKey(identity.namespace, identity.name));
+  }
+
+  /** Checks the state and consumes its round; every refusal here means no code exchange. */
+  private async claimRound(
+    state: string,
+  ): Promise<{ ok: true; app: OAuthApp; identity: AppIdentity; stored: StoredState; clientSecret: string } | { ok: false; failure: Failure }> {
+    const verified = this.deps.signer.verify(state);
+    if (!verified.ok) {
+      return verified.code === 'expired'
+        ? refuse(410, 'state_expired', 'This authorization link has expired. Open the OAuthApp\'s current status.authorizationURL and try again.')
+        : refuse(403, 'state_invalid', 'This authorization link was not issued by this operator.');
+    }
+    const { namespace, name, uid, round } = verified.claims;
+    const parsed = oauthApp.safeParse(this.deps.apps.get(namespace, name));
+    if (!parsed.success || parsed.data.metadata.uid !== uid || parsed.data.metadata.deletionTimestamp) {
+      return refuse(404, 'app_not_found', `OAuthApp ${namespace}/${name} no longer exists or was re-created; use its current status.authorizationURL.`);
+    }
+    const app = parsed.data;
+    const identity: AppIdentity = { namespace, name, uid };
+    const clientSecret = await this.deps.sources.read(namespace, app.spec.clientSecretRef);
+    if (!clientSecret.found) return refuse(409, 'client_secret_missing', `${clientSecret.problem}: the code cannot be exchanged without it.`, identity);
+    const live = await this.deps.states.loadLive(identity);
+    if ((live.state.record.authorizationRound ?? 0) !== round) {
+      return refuse(409, 'state_used', 'This authorization link was already used. Open the OAuthApp\'s current status.authorizationURL to authorize again.', identity);
+    }
+    try {
+      const next: AppState = { ...live.state, record: { ...live.state.record, authorizationRound: round + 1 } };
+      const stored = await this.deps.states.save(identity, next, live.resourceVersion);
+      return { ok: true, app, identity, stored, clientSecret: clientSecret.value };
+    } catch (error) {
+      if (isConflict(error) || isAlreadyExists(error) || isNotFound(error)) {
+        return refuse(409, 'state_used', 'This authorization link is being used by another request.', identity);
+      }
+      throw error;
+    }
+  }
+}
+
+function refuse(status: Failure['status'], reason: string, message: string, app?: AppIdentity): { ok: false; failure: Failure } {
+  return { ok: false, failure: { ok: false, status, reason, message, ...(app ? { app: { namespace: app.namespace, name: app.name } } : {}) } };
+}
+
+function stateParameter(url: string): string | undefined {
+  try {
+    return new URL(url).searchParams.get('state') ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
