@@ -1,0 +1,227 @@
+// First authorization as a person does it: read status.authorizationURL, consent at the
+// provider, land on the operator's callback, find working credentials. And every hard input at
+// the callback refused with zero code exchanges.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createStateSigner } from '../../src/oauth/state-token.ts';
+import { signingKeySecretName } from '../../src/oauthapp/signing-key.ts';
+import { eventually } from '../support/eventually.ts';
+import { adminClient, type AdminClient } from '../support/kube.ts';
+import { kubectlOK } from '../support/kubectl.ts';
+import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
+import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
+import { startTestOperator, type TestOperator } from '../support/operator.ts';
+import { apply, condition, getApp, oauthAppManifest, opaqueSecret, secretData, type AppView } from '../support/resources.ts';
+import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
+
+let namespace: string;
+let operatorNamespace: string;
+let operator: TestOperator;
+let provider: TestProvider;
+let admin: AdminClient;
+const canaries: string[] = [];
+
+beforeAll(async () => {
+  [namespace, operatorNamespace] = await Promise.all([createTestNamespace('authorize'), createTestNamespace('authorize-operator')]);
+  operator = await startTestOperator({ namespaces: [namespace], operatorNamespace });
+  provider = await startTestProvider({}, operator.callbackURL);
+  canaries.push(provider.clientSecret);
+  admin = await adminClient();
+});
+
+afterAll(async () => {
+  await operator?.stop();
+  await provider?.close();
+  await admin?.close();
+  await Promise.all([deleteTestNamespace(namespace), deleteTestNamespace(operatorNamespace)]);
+});
+
+async function applyUnauthorizedApp(name: string): Promise<AppView> {
+  await apply(namespace, opaqueSecret(`${name}-client`, { client_secret: provider.clientSecret }));
+  await apply(
+    namespace,
+    oauthAppManifest({ name, clientId: provider.clientId, tokenURL: provider.tokenURL, authorizeURL: provider.authorizeURL, redirectURI: provider.redirectURI }),
+  );
+  return eventually(`${name} with an authorization URL`, async () => {
+    const app = await getApp(namespace, name);
+    return app.status?.authorizationURL ? app : undefined;
+  });
+}
+
+/** What a person's browser does at the sandbox's consent page; returns where it is sent next. */
+async function consent(authorizationURL: string, decision: 'allow' | 'deny'): Promise<string> {
+  const page = await fetch(authorizationURL);
+  expect(page.status).toBe(200);
+  expect(await page.text()).toContain('<form');
+  const query = new URL(authorizationURL).searchParams;
+  const answer = await fetch(new URL('/oauth/authorize/decision', authorizationURL), {
+    method: 'POST',
+    redirect: 'manual',
+    body: new URLSearchParams({ client_id: query.get('client_id') ?? '', redirect_uri: query.get('redirect_uri') ?? '', state: query.get('state') ?? '', decision }),
+  });
+  expect(answer.status).toBe(302);
+  return answer.headers.get('location') ?? '';
+}
+
+async function visit(url: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(url, { redirect: 'manual' });
+  return { status: response.status, body: await response.text() };
+}
+
+const codeExchanges = () => provider.sandbox.stats().presentedAuthorizationCodes.length;
+
+function appWith(name: string, predicate: (app: AppView) => boolean, what: string): Promise<AppView> {
+  return eventually(`${name}: ${what}`, async () => {
+    const app = await getApp(namespace, name);
+    return predicate(app) ? app : undefined;
+  });
+}
+
+describe('an OAuthApp without a refresh token', () => {
+  it('is Authorized=False and shows the provider authorize URL for its one callback URL', async () => {
+    const app = await applyUnauthorizedApp('needs-consent');
+
+    expect(condition(app, 'Authorized')).toMatchObject({ status: 'False', reason: 'AuthorizationRequired' });
+    const url = new URL(app.status?.authorizationURL ?? '');
+    expect(`${url.origin}${url.pathname}`).toBe(provider.authorizeURL);
+    expect(url.searchParams.get('client_id')).toBe(provider.clientId);
+    expect(url.searchParams.get('redirect_uri')).toBe(operator.callbackURL);
+    expect(url.searchParams.get('response_type')).toBe('code');
+    expect(url.searchParams.get('state')).toBeTruthy();
+  });
+
+  it('is authorized by a person following status.authorizationURL, and then Ready with working credentials', async () => {
+    await applyUnauthorizedApp('first-install');
+    const authorizationURL = await kubectlOK(['get', 'oauthapp', 'first-install', '-n', namespace, '-o', 'jsonpath={.status.authorizationURL}']);
+
+    const callback = await visit(await consent(authorizationURL, 'allow'));
+
+    expect(callback.status).toBe(200);
+    expect(callback.body).toContain(`${namespace}/first-install`);
+    const app = await appWith('first-install', (current) => condition(current, 'Ready')?.status === 'True', 'Ready');
+    expect(condition(app, 'Authorized')?.status).toBe('True');
+    expect(app.status?.authorizationURL).toBeUndefined();
+    const data = await secretData(namespace, 'first-install-credentials');
+    expect(await provider.whoAmI(data?.access_token ?? '')).toBe(200);
+    canaries.push(data?.access_token ?? '');
+    expect(codeExchanges()).toBe(1);
+  });
+
+  it('reports a refusal at the provider as a condition, an Event and a page', async () => {
+    const app = await applyUnauthorizedApp('refused');
+
+    const callback = await visit(await consent(app.status?.authorizationURL ?? '', 'deny'));
+
+    expect(callback.status).toBe(403);
+    expect(callback.body).toContain('access_denied');
+    const refused = await appWith('refused', (current) => condition(current, 'Authorized')?.reason === 'AccessDenied', 'Authorized=False AccessDenied');
+    expect(refused.status?.authorizationURL).toBeTruthy();
+    const events = await kubectlOK(['get', 'events.events.k8s.io', '-n', namespace, '--field-selector', 'regarding.name=refused', '-o', 'jsonpath={.items[*].reason}']);
+    expect(events).toContain('AccessDenied');
+  });
+});
+
+describe('the callback refuses, with no code exchange,', () => {
+  let app: AppView;
+  let signingKey: Buffer;
+
+  beforeAll(async () => {
+    app = await applyUnauthorizedApp('guarded');
+    const secret = await admin.kube.getSecret(operatorNamespace, signingKeySecretName);
+    signingKey = Buffer.from(secret?.data?.key ?? '', 'base64');
+  });
+
+  /** A fresh code from the provider for this app, with the state replaced by `state`. */
+  async function callbackWithState(state: string): Promise<string> {
+    const location = new URL(await consent(app.status?.authorizationURL ?? '', 'allow'));
+    location.searchParams.set('state', state);
+    return location.toString();
+  }
+
+  it.each([
+    ['a forged state', (): string => 'eyJucyI6ImZvcmdlZCJ9.not-a-signature', 403],
+    ['a state signed by another installation', (): string => createStateSigner({ key: Buffer.alloc(32, 7), now: Date.now }).sign(claimsOf(app)), 403],
+    ['an expired state', (): string => createStateSigner({ key: signingKey, now: () => Date.now() - 11 * 60_000 }).sign(claimsOf(app)), 410],
+    ['a state for another app', (): string => createStateSigner({ key: signingKey, now: Date.now }).sign({ ...claimsOf(app), name: 'first-install' }), 404],
+  ] as const)('%s', async (_title, makeState, status) => {
+    const before = codeExchanges();
+
+    const callback = await visit(await callbackWithState(makeState()));
+
+    expect(callback.status).toBe(status);
+    expect(callback.body).not.toMatch(/at .*\.ts:\d+/);
+    expect(codeExchanges()).toBe(before);
+  });
+
+  it('a replayed state', async () => {
+    const first = await consent(app.status?.authorizationURL ?? '', 'allow');
+    expect((await visit(first)).status).toBe(200);
+    const before = codeExchanges();
+
+    const replay = await visit(await callbackWithState(new URL(first).searchParams.get('state') ?? ''));
+
+    expect(replay.status).toBe(409);
+    expect(codeExchanges()).toBe(before);
+  });
+
+  it('a state for an app that was deleted and re-created', async () => {
+    const recreated = await applyUnauthorizedApp('recreated');
+    const oldURL = recreated.status?.authorizationURL ?? '';
+    await kubectlOK(['delete', 'oauthapp', 'recreated', '-n', namespace, '--wait=true']);
+    await applyUnauthorizedApp('recreated');
+    const before = codeExchanges();
+
+    const callback = await visit(await consent(oldURL, 'allow'));
+
+    expect(callback.status).toBe(404);
+    expect(codeExchanges()).toBe(before);
+  });
+
+  it.each([
+    ['an unknown path', (base: string) => `${base.replace('/oauth/callback', '/oauth/other')}?code=x&state=y`, 404],
+    ['a missing code and error', (base: string) => `${base}?state=abc`, 400],
+    ['a missing state', (base: string) => `${base}?code=abc`, 400],
+    ['an oversized query string', (base: string) => `${base}?code=${'x'.repeat(6000)}&state=y`, 414],
+    ['malformed percent-encoding', (base: string) => `${base}?code=%E0%A4%A&state=y`, 400],
+  ] as const)('%s', async (_title, makeURL, status) => {
+    const before = codeExchanges();
+
+    const callback = await visit(makeURL(operator.callbackURL));
+
+    expect(callback.status).toBe(status);
+    expect(callback.body).toContain('<html');
+    expect(codeExchanges()).toBe(before);
+  });
+});
+
+describe('after the refresh token dies (invalid_grant)', () => {
+  it('goes back to Authorized=False with a fresh authorizationURL', async () => {
+    await apply(namespace, opaqueSecret('uninstalled-client', { client_secret: provider.clientSecret }));
+    await apply(namespace, opaqueSecret('uninstalled-bootstrap', { refresh_token: 'revoked-when-the-user-uninstalled-the-app' }));
+    await apply(
+      namespace,
+      oauthAppManifest({
+        name: 'uninstalled',
+        clientId: provider.clientId,
+        tokenURL: provider.tokenURL,
+        authorizeURL: provider.authorizeURL,
+        redirectURI: provider.redirectURI,
+        refreshTokenRef: { name: 'uninstalled-bootstrap', key: 'refresh_token' },
+      }),
+    );
+
+    const app = await appWith('uninstalled', (current) => condition(current, 'Authorized')?.reason === 'InvalidGrant' && Boolean(current.status?.authorizationURL), 'InvalidGrant with a URL');
+
+    expect(new URL(app.status?.authorizationURL ?? '').searchParams.get('state')).toBeTruthy();
+  });
+});
+
+describe('all of the above', () => {
+  it('leaked no client secret, code or token into logs, Events or status', async () => {
+    const codes = provider.sandbox.stats().presentedAuthorizationCodes.map((presentation) => presentation.value);
+    await expectNoSecretValuesLeaked([...canaries, ...codes], { namespace, logs: operator.logs() });
+  });
+});
+
+function claimsOf(app: AppView): { namespace: string; name: string; uid: string; round: number } {
+  return { namespace: app.metadata.namespace, name: app.metadata.name, uid: app.metadata.uid, round: 0 };
+}
