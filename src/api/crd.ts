@@ -51,7 +51,8 @@ export function oauthAppCRD() {
           additionalPrinterColumns: [
             conditionColumn('Ready'),
             conditionColumn('Authorized'),
-            { name: 'Expires', type: 'date', jsonPath: '.status.accessTokenExpiresAt', description: 'When the current access token expires' },
+            // A string, not a date: kubectl prints future dates as <invalid>.
+            { name: 'Expires', type: 'string', jsonPath: '.status.accessTokenExpiresAt', description: 'When the current access token expires (UTC)' },
             { name: 'Reason', type: 'string', priority: 1, jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
