@@ -26,6 +26,10 @@ const logger = createLogger({ level: config.logLevel });
 logger.info({ namespaces: config.namespaces.length ? config.namespaces : 'all', operatorNamespace: config.operatorNamespace }, 'starting');
 
 const operator = await startOperator(config, logger);
+void operator.ended.then(() => {
+  // Another replica may already be refreshing: this one must not touch anything again.
+  process.exit(1);
+});
 let stopping = false;
 const shutdown = (signal: string) => {
   if (stopping) return;
