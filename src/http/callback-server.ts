@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { z } from 'zod';
 import type { Logger } from '../log.ts';
 import { providerText, redactor, type Redact } from '../oauth/redact.ts';
-import { parseListenAddress } from './metrics-server.ts';
+import { listen, type ListeningServer } from './listen.ts';
 import { authorizedPage, failedPage, pageHeaders, problemPage, type AppRef } from './pages.ts';
 
 export const callbackPath = '/oauth/callback';
@@ -56,24 +56,7 @@ export interface CallbackServerOptions extends CallbackAppOptions {
   address: string;
 }
 
-export interface CallbackServer {
-  /** Where to reach it, with the bound port (a loopback host when listening on all interfaces). */
-  readonly url: string;
-  readonly port: number;
-  close(): Promise<void>;
-}
-
-export type CallbackServerErrorCode = 'INVALID_LISTEN_ADDRESS' | 'LISTEN_FAILED';
-
-export class CallbackServerError extends Error {
-  override readonly name = 'CallbackServerError';
-  readonly code: CallbackServerErrorCode;
-
-  constructor(code: CallbackServerErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
-}
+export type CallbackServer = ListeningServer;
 
 // ---- the query -------------------------------------------------------------------------------
 
@@ -261,36 +244,9 @@ export function buildCallbackApp({ handler, logger, maxQueryLength = defaultMaxQ
   return app;
 }
 
-/** Listens on `address`; on all interfaces (empty host) dual stack where the host has IPv6. */
-export async function startCallbackServer(options: CallbackServerOptions): Promise<CallbackServer> {
-  let host: string;
-  let port: number;
-  try {
-    ({ host, port } = parseListenAddress(options.address));
-  } catch (error) {
-    throw new CallbackServerError('INVALID_LISTEN_ADDRESS', error instanceof Error ? error.message : String(error), { cause: error });
-  }
-  const hosts = host === '' ? ['::', '0.0.0.0'] : [host];
-  for (const [index, candidate] of hosts.entries()) {
-    const app = buildCallbackApp(options);
-    try {
-      await app.listen({ host: candidate, port });
-    } catch (error) {
-      await app.close();
-      const code = (error as NodeJS.ErrnoException).code;
-      const noIPv6 = code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL';
-      if (noIPv6 && index < hosts.length - 1) continue;
-      const detail = error instanceof Error ? error.message : String(error);
-      throw new CallbackServerError('LISTEN_FAILED', `cannot listen on ${options.address}: ${detail}`, { cause: error });
-    }
-    const bound = app.server.address();
-    if (bound === null || typeof bound === 'string') {
-      await app.close();
-      throw new CallbackServerError('LISTEN_FAILED', `no TCP address bound for ${options.address}`);
-    }
-    return { url: `http://${urlHost(candidate, bound.family)}:${bound.port}`, port: bound.port, close: () => app.close() };
-  }
-  throw new CallbackServerError('LISTEN_FAILED', `cannot listen on ${options.address}`);
+/** Listens on `address` (see listen.ts). */
+export function startCallbackServer(options: CallbackServerOptions): Promise<CallbackServer> {
+  return listen(options.address, () => buildCallbackApp(options));
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -348,8 +304,3 @@ function answerClientError(error: Error & { code?: string }, socket: Socket, log
   socket.destroy(error);
 }
 
-function urlHost(host: string, family: string): string {
-  const wildcard = host === '::' || host === '0.0.0.0';
-  if (wildcard) return family === 'IPv6' ? '[::1]' : '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
-}

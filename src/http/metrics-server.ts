@@ -10,6 +10,7 @@ import { fastify, LogController, type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
+import { listen, type ListeningServer } from './listen.ts';
 
 /** Not ready, and why (one line; shown in `kubectl describe pod` probe failures). */
 export interface NotReady {
@@ -33,40 +34,7 @@ export interface MetricsServerOptions extends MetricsAppOptions {
   address: string;
 }
 
-export interface MetricsServer {
-  /** Where to reach it, with the bound port (a loopback host when listening on all interfaces). */
-  readonly url: string;
-  readonly port: number;
-  close(): Promise<void>;
-}
-
-export type MetricsServerErrorCode = 'INVALID_LISTEN_ADDRESS' | 'LISTEN_FAILED';
-
-export class MetricsServerError extends Error {
-  override readonly name = 'MetricsServerError';
-  readonly code: MetricsServerErrorCode;
-
-  constructor(code: MetricsServerErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
-}
-
-export interface ListenAddress {
-  /** Empty: all interfaces. IPv6 addresses without brackets. */
-  host: string;
-  port: number;
-}
-
-/** Parses `HOST:PORT`, `:PORT` or `[IPv6]:PORT`. */
-export function parseListenAddress(address: string): ListenAddress {
-  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(address);
-  const port = Number(match?.[3]);
-  if (!match || port > 65_535) {
-    throw new MetricsServerError('INVALID_LISTEN_ADDRESS', `invalid listen address ${JSON.stringify(address)}: must be HOST:PORT, e.g. :8080 or 127.0.0.1:8080`);
-  }
-  return { host: match[1] ?? match[2] ?? '', port };
-}
+export type MetricsServer = ListeningServer;
 
 /** The routes, without listening (tests use `inject`). */
 export function buildMetricsApp({ registry, ready, logger }: MetricsAppOptions): MetricsApp {
@@ -86,30 +54,8 @@ export function buildMetricsApp({ registry, ready, logger }: MetricsAppOptions):
   return app;
 }
 
-export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
-  const { host, port } = parseListenAddress(options.address);
-  // All interfaces: IPv6 and IPv4 (dual stack) where the host has IPv6, else IPv4 alone.
-  const hosts = host === '' ? ['::', '0.0.0.0'] : [host];
-  for (const [index, candidate] of hosts.entries()) {
-    const app = buildMetricsApp(options);
-    try {
-      await app.listen({ host: candidate, port });
-    } catch (error) {
-      await app.close();
-      const code = (error as NodeJS.ErrnoException).code;
-      const noIPv6 = code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL';
-      if (noIPv6 && index < hosts.length - 1) continue;
-      const detail = error instanceof Error ? error.message : String(error);
-      throw new MetricsServerError('LISTEN_FAILED', `cannot listen on ${options.address}: ${detail}`, { cause: error });
-    }
-    const bound = app.server.address();
-    if (bound === null || typeof bound === 'string') {
-      await app.close();
-      throw new MetricsServerError('LISTEN_FAILED', `no TCP address bound for ${options.address}`);
-    }
-    return { url: `http://${urlHost(candidate, bound.family)}:${bound.port}`, port: bound.port, close: () => app.close() };
-  }
-  throw new MetricsServerError('LISTEN_FAILED', `cannot listen on ${options.address}`);
+export function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  return listen(options.address, () => buildMetricsApp(options));
 }
 
 function notReadyReason(ready: ReadinessCheck): string | undefined {
@@ -124,8 +70,3 @@ function notReadyReason(ready: ReadinessCheck): string | undefined {
   return `not ready: ${answer.reason.replace(/\s+/g, ' ').trim()}`;
 }
 
-function urlHost(host: string, family: string): string {
-  const wildcard = host === '::' || host === '0.0.0.0';
-  if (wildcard) return family === 'IPv6' ? '[::1]' : '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
-}

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { decodeData, encodeData, type Secret } from '../kube/objects.ts';
+import { tokenErrorCodes } from '../oauth/errors.ts';
 import { managedByLabel, managedByValue } from './labels.ts';
 
 export const roleLabel = 'oauthapp.dev/role';
@@ -17,17 +18,8 @@ export const fingerprint = (value: string) => createHash('sha256').update(value,
 
 const isoTime = z.string().datetime({ offset: true });
 
-const failureKinds = [
-  'invalid_grant',
-  'invalid_client',
-  'rate_limited',
-  'server_error',
-  'timeout',
-  'network',
-  'malformed_response',
-  'rejected',
-  'interrupted',
-] as const;
+/** A token request's failure (minus shutdown aborts, recorded as network), or a refresh interrupted by a crash. */
+const failureKinds = [...tokenErrorCodes.filter((code) => code !== 'aborted'), 'interrupted'] as const;
 export type FailureKind = (typeof failureKinds)[number];
 
 export const refreshFailure = z.object({

@@ -391,7 +391,7 @@ describe('callback server: over a real loopback connection', () => {
   });
 
   it('refuses an address that is not HOST:PORT', async () => {
-    await expect(startCallbackServer({ handler: succeeding(), address: 'localhost' })).rejects.toMatchObject({ name: 'CallbackServerError', code: 'INVALID_LISTEN_ADDRESS' });
+    await expect(startCallbackServer({ handler: succeeding(), address: 'localhost' })).rejects.toMatchObject({ name: 'ListenError', code: 'INVALID_LISTEN_ADDRESS' });
   });
 
   it('answers headers over Node\'s size limit with a 431 page, not a JSON error or a reset', async () => {

@@ -4,10 +4,9 @@ import { createServer, type Server } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { createMetrics } from '../../../src/http/metrics.ts';
+import { ListenError, parseListenAddress } from '../../../src/http/listen.ts';
 import {
-  MetricsServerError,
   buildMetricsApp,
-  parseListenAddress,
   startMetricsServer,
   type MetricsServer,
   type NotReady,
@@ -107,7 +106,7 @@ describe('parseListenAddress', () => {
   });
 
   it.each(['8080', '', ':', 'host:', ':65536', '::1:8080', 'a b:80', ':80x'])('refuses %j with a typed error', (address) => {
-    expect(() => parseListenAddress(address)).toThrow(expect.objectContaining({ name: 'MetricsServerError', code: 'INVALID_LISTEN_ADDRESS' }));
+    expect(() => parseListenAddress(address)).toThrow(expect.objectContaining({ name: 'ListenError', code: 'INVALID_LISTEN_ADDRESS' }));
   });
 });
 
@@ -157,7 +156,7 @@ describe('startMetricsServer', () => {
     if (address === null || typeof address === 'string') throw new Error('no port');
     try {
       const attempt = startMetricsServer({ address: `127.0.0.1:${address.port}`, registry: registry(), ready: () => true });
-      await expect(attempt).rejects.toBeInstanceOf(MetricsServerError);
+      await expect(attempt).rejects.toBeInstanceOf(ListenError);
       await expect(attempt).rejects.toMatchObject({ code: 'LISTEN_FAILED', message: expect.stringContaining(`127.0.0.1:${address.port}`) });
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
