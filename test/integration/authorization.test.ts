@@ -1,50 +1,25 @@
 // First authorization as a person does it: read status.authorizationURL, consent at the
 // provider, land on the operator's callback, find working credentials. And every hard input at
 // the callback refused with zero code exchanges.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { createStateSigner } from '../../src/oauth/state-token.ts';
 import { signingKeySecretName } from '../../src/oauthapp/signing-key.ts';
-import { eventually } from '../support/eventually.ts';
-import { adminClient, type AdminClient } from '../support/kube.ts';
 import { kubectlOK } from '../support/kubectl.ts';
 import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
-import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
-import { startTestOperator, type TestOperator } from '../support/operator.ts';
-import { apply, condition, getApp, oauthAppManifest, opaqueSecret, secretData, type AppView } from '../support/resources.ts';
-import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
+import { condition, secretData, type AppView } from '../support/resources.ts';
+import type { TestProvider } from '../support/sandbox.ts';
+import { useTestbed } from '../support/testbed.ts';
 
-let namespace: string;
-let operatorNamespace: string;
-let operator: TestOperator;
+const testbed = useTestbed('authorize');
 let provider: TestProvider;
-let admin: AdminClient;
-const canaries: string[] = [];
 
 beforeAll(async () => {
-  [namespace, operatorNamespace] = await Promise.all([createTestNamespace('authorize'), createTestNamespace('authorize-operator')]);
-  operator = await startTestOperator({ namespaces: [namespace], operatorNamespace });
-  provider = await startTestProvider({}, operator.callbackURL);
-  canaries.push(provider.clientSecret);
-  admin = await adminClient();
-});
-
-afterAll(async () => {
-  await operator?.stop();
-  await provider?.close();
-  await admin?.close();
-  await Promise.all([deleteTestNamespace(namespace), deleteTestNamespace(operatorNamespace)]);
+  provider = await testbed.newProvider({}, testbed.operator.callbackURL);
 });
 
 async function applyUnauthorizedApp(name: string): Promise<AppView> {
-  await apply(namespace, opaqueSecret(`${name}-client`, { client_secret: provider.clientSecret }));
-  await apply(
-    namespace,
-    oauthAppManifest({ name, clientId: provider.clientId, tokenURL: provider.tokenURL, authorizeURL: provider.authorizeURL, redirectURI: provider.redirectURI }),
-  );
-  return eventually(`${name} with an authorization URL`, async () => {
-    const app = await getApp(namespace, name);
-    return app.status?.authorizationURL ? app : undefined;
-  });
+  await testbed.applyApp(name, provider, { refreshToken: null });
+  return testbed.appWith(name, (app) => Boolean(app.status?.authorizationURL), 'an authorization URL');
 }
 
 /** What a person's browser does at the sandbox's consent page; returns where it is sent next. */
@@ -69,13 +44,6 @@ async function visit(url: string): Promise<{ status: number; body: string }> {
 
 const codeExchanges = () => provider.sandbox.stats().presentedAuthorizationCodes.length;
 
-function appWith(name: string, predicate: (app: AppView) => boolean, what: string): Promise<AppView> {
-  return eventually(`${name}: ${what}`, async () => {
-    const app = await getApp(namespace, name);
-    return predicate(app) ? app : undefined;
-  });
-}
-
 describe('an OAuthApp without a refresh token', () => {
   it('is Authorized=False and shows the provider authorize URL for its one callback URL', async () => {
     const app = await applyUnauthorizedApp('needs-consent');
@@ -84,25 +52,25 @@ describe('an OAuthApp without a refresh token', () => {
     const url = new URL(app.status?.authorizationURL ?? '');
     expect(`${url.origin}${url.pathname}`).toBe(provider.authorizeURL);
     expect(url.searchParams.get('client_id')).toBe(provider.clientId);
-    expect(url.searchParams.get('redirect_uri')).toBe(operator.callbackURL);
+    expect(url.searchParams.get('redirect_uri')).toBe(testbed.operator.callbackURL);
     expect(url.searchParams.get('response_type')).toBe('code');
     expect(url.searchParams.get('state')).toBeTruthy();
   });
 
   it('is authorized by a person following status.authorizationURL, and then Ready with working credentials', async () => {
     await applyUnauthorizedApp('first-install');
-    const authorizationURL = await kubectlOK(['get', 'oauthapp', 'first-install', '-n', namespace, '-o', 'jsonpath={.status.authorizationURL}']);
+    const authorizationURL = await kubectlOK(['get', 'oauthapp', 'first-install', '-n', testbed.namespace, '-o', 'jsonpath={.status.authorizationURL}']);
 
     const callback = await visit(await consent(authorizationURL, 'allow'));
 
     expect(callback.status).toBe(200);
-    expect(callback.body).toContain(`${namespace}/first-install`);
-    const app = await appWith('first-install', (current) => condition(current, 'Ready')?.status === 'True', 'Ready');
+    expect(callback.body).toContain(`${testbed.namespace}/first-install`);
+    const app = await testbed.appWith('first-install', (current) => condition(current, 'Ready')?.status === 'True', 'Ready');
     expect(condition(app, 'Authorized')?.status).toBe('True');
     expect(app.status?.authorizationURL).toBeUndefined();
-    const data = await secretData(namespace, 'first-install-credentials');
+    const data = await secretData(testbed.namespace, 'first-install-credentials');
     expect(await provider.whoAmI(data?.access_token ?? '')).toBe(200);
-    canaries.push(data?.access_token ?? '');
+    testbed.canaries.push(data?.access_token ?? '');
     expect(codeExchanges()).toBe(1);
   });
 
@@ -113,9 +81,9 @@ describe('an OAuthApp without a refresh token', () => {
 
     expect(callback.status).toBe(403);
     expect(callback.body).toContain('access_denied');
-    const refused = await appWith('refused', (current) => condition(current, 'Authorized')?.reason === 'AccessDenied', 'Authorized=False AccessDenied');
+    const refused = await testbed.appWith('refused', (current) => condition(current, 'Authorized')?.reason === 'AccessDenied', 'Authorized=False AccessDenied');
     expect(refused.status?.authorizationURL).toBeTruthy();
-    const events = await kubectlOK(['get', 'events.events.k8s.io', '-n', namespace, '--field-selector', 'regarding.name=refused', '-o', 'jsonpath={.items[*].reason}']);
+    const events = await kubectlOK(['get', 'events.events.k8s.io', '-n', testbed.namespace, '--field-selector', 'regarding.name=refused', '-o', 'jsonpath={.items[*].reason}']);
     expect(events).toContain('AccessDenied');
   });
 });
@@ -126,7 +94,7 @@ describe('the callback refuses, with no code exchange,', () => {
 
   beforeAll(async () => {
     app = await applyUnauthorizedApp('guarded');
-    const secret = await admin.kube.getSecret(operatorNamespace, signingKeySecretName);
+    const secret = await testbed.admin.kube.getSecret(testbed.operatorNamespace, signingKeySecretName);
     signingKey = Buffer.from(secret?.data?.key ?? '', 'base64');
   });
 
@@ -166,7 +134,7 @@ describe('the callback refuses, with no code exchange,', () => {
   it('a state for an app that was deleted and re-created', async () => {
     const recreated = await applyUnauthorizedApp('recreated');
     const oldURL = recreated.status?.authorizationURL ?? '';
-    await kubectlOK(['delete', 'oauthapp', 'recreated', '-n', namespace, '--wait=true']);
+    await kubectlOK(['delete', 'oauthapp', 'recreated', '-n', testbed.namespace, '--wait=true']);
     await applyUnauthorizedApp('recreated');
     const before = codeExchanges();
 
@@ -185,7 +153,7 @@ describe('the callback refuses, with no code exchange,', () => {
   ] as const)('%s', async (_title, makeURL, status) => {
     const before = codeExchanges();
 
-    const callback = await visit(makeURL(operator.callbackURL));
+    const callback = await visit(makeURL(testbed.operator.callbackURL));
 
     expect(callback.status).toBe(status);
     expect(callback.body).toContain('<html');
@@ -195,21 +163,9 @@ describe('the callback refuses, with no code exchange,', () => {
 
 describe('after the refresh token dies (invalid_grant)', () => {
   it('goes back to Authorized=False with a fresh authorizationURL', async () => {
-    await apply(namespace, opaqueSecret('uninstalled-client', { client_secret: provider.clientSecret }));
-    await apply(namespace, opaqueSecret('uninstalled-bootstrap', { refresh_token: 'revoked-when-the-user-uninstalled-the-app' }));
-    await apply(
-      namespace,
-      oauthAppManifest({
-        name: 'uninstalled',
-        clientId: provider.clientId,
-        tokenURL: provider.tokenURL,
-        authorizeURL: provider.authorizeURL,
-        redirectURI: provider.redirectURI,
-        refreshTokenRef: { name: 'uninstalled-bootstrap', key: 'refresh_token' },
-      }),
-    );
+    await testbed.applyApp('uninstalled', provider, { refreshToken: 'revoked-when-the-user-uninstalled-the-app' });
 
-    const app = await appWith('uninstalled', (current) => condition(current, 'Authorized')?.reason === 'InvalidGrant' && Boolean(current.status?.authorizationURL), 'InvalidGrant with a URL');
+    const app = await testbed.appWith('uninstalled', (current) => condition(current, 'Authorized')?.reason === 'InvalidGrant' && Boolean(current.status?.authorizationURL), 'InvalidGrant with a URL');
 
     expect(new URL(app.status?.authorizationURL ?? '').searchParams.get('state')).toBeTruthy();
   });
@@ -218,7 +174,7 @@ describe('after the refresh token dies (invalid_grant)', () => {
 describe('all of the above', () => {
   it('leaked no client secret, code or token into logs, Events or status', async () => {
     const codes = provider.sandbox.stats().presentedAuthorizationCodes.map((presentation) => presentation.value);
-    await expectNoSecretValuesLeaked([...canaries, ...codes], { namespace, logs: operator.logs() });
+    await expectNoSecretValuesLeaked([...testbed.canaries, ...codes], { namespace: testbed.namespace, logs: testbed.logs() });
   });
 });
 

@@ -1,54 +1,25 @@
 // The target Secret's life: written as the spec says, restored after hand edits and deletion,
 // never taken from someone else, and cleaned up (with the state Secret) when the app goes.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { stateSecretName } from '../../src/oauthapp/state.ts';
 import { eventually } from '../support/eventually.ts';
-import { adminClient, type AdminClient } from '../support/kube.ts';
 import { kubectlOK } from '../support/kubectl.ts';
-import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
-import { startTestOperator, type TestOperator } from '../support/operator.ts';
 import { apply, condition, getApp, oauthAppManifest, opaqueSecret, secretData } from '../support/resources.ts';
-import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
+import type { TestProvider } from '../support/sandbox.ts';
+import { useTestbed } from '../support/testbed.ts';
 
-let namespace: string;
-let operatorNamespace: string;
+const testbed = useTestbed('lifecycle');
 let provider: TestProvider;
-let operator: TestOperator;
-let admin: AdminClient;
 
 beforeAll(async () => {
-  [namespace, operatorNamespace] = await Promise.all([createTestNamespace('lifecycle'), createTestNamespace('lifecycle-operator')]);
-  provider = await startTestProvider();
-  operator = await startTestOperator({ namespaces: [namespace], operatorNamespace });
-  admin = await adminClient();
+  provider = await testbed.newProvider();
 });
 
-afterAll(async () => {
-  await operator?.stop();
-  await provider?.close();
-  await admin?.close();
-  await Promise.all([deleteTestNamespace(namespace), deleteTestNamespace(operatorNamespace)]);
-});
-
-async function applyApp(name: string, spec: Record<string, unknown> = {}) {
-  await apply(namespace, opaqueSecret(`${name}-client`, { client_secret: provider.clientSecret }));
-  await apply(namespace, opaqueSecret(`${name}-bootstrap`, { refresh_token: provider.sandbox.issueRefreshToken(provider.clientId) }));
-  await apply(
-    namespace,
-    oauthAppManifest({
-      name,
-      clientId: provider.clientId,
-      tokenURL: provider.tokenURL,
-      redirectURI: provider.redirectURI,
-      refreshTokenRef: { name: `${name}-bootstrap`, key: 'refresh_token' },
-      spec,
-    }),
-  );
-}
+const applyApp = (name: string, spec: Record<string, unknown> = {}) => testbed.applyApp(name, provider, { spec });
 
 const tokenIn = (secretName: string) =>
   eventually(`${secretName} with an access token`, async () => {
-    const data = await secretData(namespace, secretName);
+    const data = await secretData(testbed.namespace, secretName);
     return data?.access_token ? data : undefined;
   });
 
@@ -57,7 +28,7 @@ describe('the target Secret', () => {
     await applyApp('shaped', { target: { name: 'shaped-for-workers', labels: { team: 'sales' }, annotations: { 'example.com/owner': 'crm' } } });
     await tokenIn('shaped-for-workers');
 
-    const secret = JSON.parse(await kubectlOK(['get', 'secret', 'shaped-for-workers', '-n', namespace, '-o', 'json'])) as {
+    const secret = JSON.parse(await kubectlOK(['get', 'secret', 'shaped-for-workers', '-n', testbed.namespace, '-o', 'json'])) as {
       type: string;
       metadata: { labels: Record<string, string>; annotations: Record<string, string>; ownerReferences: Array<{ kind: string; name: string; controller: boolean }> };
     };
@@ -79,10 +50,10 @@ describe('the target Secret', () => {
     await applyApp('edited');
     const original = await tokenIn('edited-credentials');
 
-    await kubectlOK(['patch', 'secret', 'edited-credentials', '-n', namespace, '--type=merge', '-p', JSON.stringify({ stringData: { access_token: 'typed-by-hand', extra: 'x' } })]);
+    await kubectlOK(['patch', 'secret', 'edited-credentials', '-n', testbed.namespace, '--type=merge', '-p', JSON.stringify({ stringData: { access_token: 'typed-by-hand', extra: 'x' } })]);
 
     const restored = await eventually('the edit undone', async () => {
-      const data = await secretData(namespace, 'edited-credentials');
+      const data = await secretData(testbed.namespace, 'edited-credentials');
       return data && data.access_token === original.access_token && data.extra === undefined ? data : undefined;
     });
     expect(restored).toEqual(original);
@@ -92,30 +63,30 @@ describe('the target Secret', () => {
     await applyApp('deleted');
     await tokenIn('deleted-credentials');
 
-    await kubectlOK(['delete', 'secret', 'deleted-credentials', '-n', namespace]);
+    await kubectlOK(['delete', 'secret', 'deleted-credentials', '-n', testbed.namespace]);
 
     await tokenIn('deleted-credentials');
   });
 
   it('is never taken over from a Secret that belongs to something else', async () => {
-    await apply(namespace, opaqueSecret('someone-elses', { owner: 'another team' }));
+    await apply(testbed.namespace, opaqueSecret('someone-elses', { owner: 'another team' }));
     await applyApp('collides', { target: { name: 'someone-elses' } });
 
     const app = await eventually('Ready=False TargetConflict', async () => {
-      const current = await getApp(namespace, 'collides');
+      const current = await getApp(testbed.namespace, 'collides');
       return condition(current, 'Ready')?.reason === 'TargetConflict' ? current : undefined;
     });
 
-    expect(condition(app, 'Ready')?.message).toContain(`Secret ${namespace}/someone-elses already exists`);
-    expect(await secretData(namespace, 'someone-elses')).toEqual({ owner: 'another team' });
+    expect(condition(app, 'Ready')?.message).toContain(`Secret ${testbed.namespace}/someone-elses already exists`);
+    expect(await secretData(testbed.namespace, 'someone-elses')).toEqual({ owner: 'another team' });
   });
 });
 
 describe('a missing client secret Secret', () => {
   it('is reported as ClientSecretValid=False, and creating it later is enough', async () => {
-    await apply(namespace, opaqueSecret('late-bootstrap', { refresh_token: provider.sandbox.issueRefreshToken(provider.clientId) }));
+    await apply(testbed.namespace, opaqueSecret('late-bootstrap', { refresh_token: provider.sandbox.issueRefreshToken(provider.clientId) }));
     await apply(
-      namespace,
+      testbed.namespace,
       oauthAppManifest({
         name: 'late',
         clientId: provider.clientId,
@@ -125,12 +96,12 @@ describe('a missing client secret Secret', () => {
       }),
     );
     const waiting = await eventually('ClientSecretValid=False', async () => {
-      const current = await getApp(namespace, 'late');
+      const current = await getApp(testbed.namespace, 'late');
       return condition(current, 'ClientSecretValid')?.reason === 'SecretNotFound' ? current : undefined;
     });
-    expect(condition(waiting, 'ClientSecretValid')?.message).toContain(`Secret ${namespace}/late-client does not exist`);
+    expect(condition(waiting, 'ClientSecretValid')?.message).toContain(`Secret ${testbed.namespace}/late-client does not exist`);
 
-    await apply(namespace, opaqueSecret('late-client', { client_secret: provider.clientSecret }));
+    await apply(testbed.namespace, opaqueSecret('late-client', { client_secret: provider.clientSecret }));
 
     await tokenIn('late-credentials');
   });
@@ -140,13 +111,13 @@ describe('deleting an OAuthApp', () => {
   it('removes its state Secret (finalizer) and its target Secret (garbage collection)', async () => {
     await applyApp('short-lived');
     await tokenIn('short-lived-credentials');
-    const app = await getApp(namespace, 'short-lived');
+    const app = await getApp(testbed.namespace, 'short-lived');
     expect(app.metadata.finalizers).toContain('oauthapp.dev/state-cleanup');
-    expect(await admin.secretData(operatorNamespace, stateSecretName(app.metadata.uid))).toBeDefined();
+    expect(await testbed.admin.secretData(testbed.operatorNamespace, stateSecretName(app.metadata.uid))).toBeDefined();
 
-    await kubectlOK(['delete', 'oauthapp', 'short-lived', '-n', namespace, '--wait=true', '--timeout=30s']);
+    await kubectlOK(['delete', 'oauthapp', 'short-lived', '-n', testbed.namespace, '--wait=true', '--timeout=30s']);
 
-    expect(await admin.secretData(operatorNamespace, stateSecretName(app.metadata.uid))).toBeUndefined();
-    await eventually('the target Secret garbage-collected', async () => ((await secretData(namespace, 'short-lived-credentials')) ? undefined : true));
+    expect(await testbed.admin.secretData(testbed.operatorNamespace, stateSecretName(app.metadata.uid))).toBeUndefined();
+    await eventually('the target Secret garbage-collected', async () => ((await secretData(testbed.namespace, 'short-lived-credentials')) ? undefined : true));
   });
 });

@@ -1,60 +1,33 @@
 // Short-lived tokens, many refreshes: workloads never see an expired token, every refresh-token
 // value goes to the provider exactly once, and nothing secret reaches logs, Events or status.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { adminClient, type AdminClient } from '../support/kube.ts';
 import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
 import { eventually } from '../support/eventually.ts';
-import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
-import { startTestOperator, type TestOperator } from '../support/operator.ts';
-import { apply, oauthAppManifest, opaqueSecret } from '../support/resources.ts';
-import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
+import type { TestProvider } from '../support/sandbox.ts';
+import { useTestbed } from '../support/testbed.ts';
 
 const lifetimeSeconds = 4;
 const observeForMs = 16_000;
 
-let namespace: string;
-let operatorNamespace: string;
+const testbed = useTestbed('cycles');
 let provider: TestProvider;
-let operator: TestOperator;
-let admin: AdminClient;
 
 beforeAll(async () => {
-  [namespace, operatorNamespace] = await Promise.all([createTestNamespace('cycles'), createTestNamespace('cycles-operator')]);
-  provider = await startTestProvider({ expiresIn: lifetimeSeconds });
-  operator = await startTestOperator({ namespaces: [namespace], operatorNamespace });
-  admin = await adminClient();
-});
-
-afterAll(async () => {
-  await operator?.stop();
-  await provider?.close();
-  await admin?.close();
-  await Promise.all([deleteTestNamespace(namespace), deleteTestNamespace(operatorNamespace)]);
+  provider = await testbed.newProvider({ expiresIn: lifetimeSeconds });
 });
 
 describe('refresh cycles with a token lifetime of a few seconds', () => {
   const seen = { accessTokens: new Set<string>(), expiredSamples: [] as string[], samples: 0 };
 
   beforeAll(async () => {
-    await apply(namespace, opaqueSecret('fast-client', { client_secret: provider.clientSecret }));
-    await apply(namespace, opaqueSecret('fast-bootstrap', { refresh_token: provider.sandbox.issueRefreshToken(provider.clientId) }));
-    await apply(
-      namespace,
-      oauthAppManifest({
-        name: 'fast',
-        clientId: provider.clientId,
-        tokenURL: provider.tokenURL,
-        redirectURI: provider.redirectURI,
-        refreshTokenRef: { name: 'fast-bootstrap', key: 'refresh_token' },
-      }),
-    );
-    await eventually('a first access token', async () => (await admin.secretData(namespace, 'fast-credentials'))?.access_token);
+    await testbed.applyApp('fast', provider);
+    await eventually('a first access token', async () => (await testbed.admin.secretData(testbed.namespace, 'fast-credentials'))?.access_token);
 
     // A workload's view: sample the Secret as fast as the apiserver answers.
     const until = Date.now() + observeForMs;
     while (Date.now() < until) {
-      const data = await admin.secretData(namespace, 'fast-credentials');
+      const data = await testbed.admin.secretData(testbed.namespace, 'fast-credentials');
       const sampledAt = Date.now();
       if (data?.access_token && data.expires_at) {
         seen.samples += 1;
@@ -79,7 +52,7 @@ describe('refresh cycles with a token lifetime of a few seconds', () => {
   });
 
   it('hands out access tokens the provider accepts', async () => {
-    const data = await admin.secretData(namespace, 'fast-credentials');
+    const data = await testbed.admin.secretData(testbed.namespace, 'fast-credentials');
 
     expect(await provider.whoAmI(data?.access_token ?? '')).toBe(200);
   });
@@ -87,6 +60,6 @@ describe('refresh cycles with a token lifetime of a few seconds', () => {
   it('writes no client secret or token into logs, Events or status', async () => {
     const refreshTokens = provider.sandbox.stats().presentedRefreshTokens.map((presentation) => presentation.value);
 
-    await expectNoSecretValuesLeaked([provider.clientSecret, ...seen.accessTokens, ...refreshTokens], { namespace, logs: operator.logs() });
+    await expectNoSecretValuesLeaked([provider.clientSecret, ...seen.accessTokens, ...refreshTokens], { namespace: testbed.namespace, logs: testbed.logs() });
   });
 });

@@ -1,102 +1,54 @@
 // What each kind of provider failure looks like to a person (conditions and Events) and what the
 // operator does next (retry timing, recovery), against the real apiserver and sandbox.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { stateSecretName } from '../../src/oauthapp/state.ts';
-import { eventually } from '../support/eventually.ts';
-import { adminClient, type AdminClient } from '../support/kube.ts';
 import { kubectlOK } from '../support/kubectl.ts';
 import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
-import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
-import { startTestOperator, type TestOperator } from '../support/operator.ts';
-import { apply, condition, getApp, oauthAppManifest, opaqueSecret, type AppView } from '../support/resources.ts';
-import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
+import { apply, condition, getApp, opaqueSecret, type AppView } from '../support/resources.ts';
+import { useTestbed } from '../support/testbed.ts';
 
-let namespace: string;
-let operatorNamespace: string;
-let operator: TestOperator;
-let admin: AdminClient;
-const providers: TestProvider[] = [];
-const canaries: string[] = [];
+const testbed = useTestbed('failures');
 
-beforeAll(async () => {
-  [namespace, operatorNamespace] = await Promise.all([createTestNamespace('failures'), createTestNamespace('failures-operator')]);
-  operator = await startTestOperator({ namespaces: [namespace], operatorNamespace });
-  admin = await adminClient();
-});
-
-afterAll(async () => {
-  await operator?.stop();
-  await Promise.all(providers.map((provider) => provider.close()));
-  await admin?.close();
-  await Promise.all([deleteTestNamespace(namespace), deleteTestNamespace(operatorNamespace)]);
-});
-
-async function newProvider(): Promise<TestProvider> {
-  const provider = await startTestProvider();
-  providers.push(provider);
-  canaries.push(provider.clientSecret);
-  return provider;
-}
-
-async function applyApp(name: string, provider: TestProvider, { clientSecret = provider.clientSecret, refreshToken = provider.sandbox.issueRefreshToken(provider.clientId) } = {}) {
-  canaries.push(refreshToken);
-  await apply(namespace, opaqueSecret(`${name}-client`, { client_secret: clientSecret }));
-  await apply(namespace, opaqueSecret(`${name}-bootstrap`, { refresh_token: refreshToken }));
-  await apply(
-    namespace,
-    oauthAppManifest({
-      name,
-      clientId: provider.clientId,
-      tokenURL: provider.tokenURL,
-      redirectURI: provider.redirectURI,
-      refreshTokenRef: { name: `${name}-bootstrap`, key: 'refresh_token' },
-    }),
-  );
-  return refreshToken;
-}
-
-function appWith(name: string, type: string, status: string, reason?: string): Promise<AppView> {
-  return eventually(`${name} ${type}=${status}${reason ? ` (${reason})` : ''}`, async () => {
-    const app = await getApp(namespace, name);
+const appWith = (name: string, type: string, status: string, reason?: string) =>
+  testbed.appWith(name, (app) => {
     const found = condition(app, type);
-    return found?.status === status && (!reason || found.reason === reason) ? app : undefined;
-  });
-}
+    return found?.status === status && (!reason || found.reason === reason);
+  }, `${type}=${status}${reason ? ` (${reason})` : ''}`);
 
 async function eventReasons(name: string): Promise<string[]> {
-  const events = JSON.parse(await kubectlOK(['get', 'events.events.k8s.io', '-n', namespace, '-o', 'json'])) as {
+  const events = JSON.parse(await kubectlOK(['get', 'events.events.k8s.io', '-n', testbed.namespace, '-o', 'json'])) as {
     items: Array<{ regarding: { name: string }; reason: string }>;
   };
   return events.items.filter((event) => event.regarding.name === name).map((event) => event.reason);
 }
 
 async function storedRefreshToken(app: AppView): Promise<string | undefined> {
-  return (await admin.secretData(operatorNamespace, stateSecretName(app.metadata.uid)))?.refresh_token;
+  return (await testbed.admin.secretData(testbed.operatorNamespace, stateSecretName(app.metadata.uid)))?.refresh_token;
 }
 
 describe('a client secret the provider rejects (invalid_client)', () => {
   it('sets ClientSecretValid=False with an Event, keeps the refresh token, and recovers when the Secret is fixed', async () => {
-    const provider = await newProvider();
-    const bootstrap = await applyApp('wrong-secret', provider, { clientSecret: 'not-the-secret-from-the-portal' });
+    const provider = await testbed.newProvider();
+    const bootstrap = await testbed.applyApp('wrong-secret', provider, { clientSecret: 'not-the-secret-from-the-portal' });
 
     const failing = await appWith('wrong-secret', 'ClientSecretValid', 'False', 'InvalidClient');
 
-    expect(condition(failing, 'ClientSecretValid')?.message).toContain(`Secret ${namespace}/wrong-secret-client`);
+    expect(condition(failing, 'ClientSecretValid')?.message).toContain(`Secret ${testbed.namespace}/wrong-secret-client`);
     expect(await eventReasons('wrong-secret')).toContain('InvalidClient');
     expect(await storedRefreshToken(failing)).toBe(bootstrap);
 
-    await apply(namespace, opaqueSecret('wrong-secret-client', { client_secret: provider.clientSecret }));
+    await apply(testbed.namespace, opaqueSecret('wrong-secret-client', { client_secret: provider.clientSecret }));
 
     // invalid_client has no retry timer: only the Secret's change can bring it back.
     await appWith('wrong-secret', 'Ready', 'True');
-    expect(condition(await getApp(namespace, 'wrong-secret'), 'ClientSecretValid')?.status).toBe('True');
+    expect(condition(await getApp(testbed.namespace, 'wrong-secret'), 'ClientSecretValid')?.status).toBe('True');
   });
 });
 
 describe('a refresh token the provider refuses (invalid_grant)', () => {
   it('sets Authorized=False and Ready=False with an Event', async () => {
-    const provider = await newProvider();
-    await applyApp('dead-grant', provider, { refreshToken: 'a-refresh-token-the-provider-never-issued' });
+    const provider = await testbed.newProvider();
+    await testbed.applyApp('dead-grant', provider, { refreshToken: 'a-refresh-token-the-provider-never-issued' });
 
     const app = await appWith('dead-grant', 'Authorized', 'False', 'InvalidGrant');
 
@@ -108,9 +60,9 @@ describe('a refresh token the provider refuses (invalid_grant)', () => {
 
 describe('a provider that answers 429 with Retry-After', () => {
   it('sends no token request before Retry-After has passed, then succeeds', async () => {
-    const provider = await newProvider();
+    const provider = await testbed.newProvider();
     provider.sandbox.faults = { status429: { count: 1, retryAfterSeconds: 2 } };
-    await applyApp('rate-limited', provider);
+    await testbed.applyApp('rate-limited', provider);
 
     await appWith('rate-limited', 'Ready', 'True');
 
@@ -123,9 +75,9 @@ describe('a provider that answers 429 with Retry-After', () => {
 
 describe('a provider that answers 503', () => {
   it('retries with a backoff of at least 5 s (10 s with jitter), then succeeds', async () => {
-    const provider = await newProvider();
+    const provider = await testbed.newProvider();
     provider.sandbox.faults = { status5xx: { count: 1, status: 503 } };
-    await applyApp('unavailable', provider);
+    await testbed.applyApp('unavailable', provider);
 
     await appWith('unavailable', 'Ready', 'True');
 
@@ -137,6 +89,6 @@ describe('a provider that answers 503', () => {
 
 describe('all of the above', () => {
   it('leaked no client secret or token into logs, Events or status', async () => {
-    await expectNoSecretValuesLeaked(canaries, { namespace, logs: operator.logs() });
+    await expectNoSecretValuesLeaked(testbed.canaries, { namespace: testbed.namespace, logs: testbed.logs() });
   });
 });

@@ -1,71 +1,27 @@
 // What ops do day to day: refresh the client secret (portal first or Secret first), restart the
 // workloads that use it exactly once per change, and refresh tokens on demand by annotation.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { eventually } from '../support/eventually.ts';
-import { adminClient, type AdminClient } from '../support/kube.ts';
 import { kubectlOK } from '../support/kubectl.ts';
 import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
-import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
-import { startTestOperator, type TestOperator } from '../support/operator.ts';
-import { apply, condition, getApp, oauthAppManifest, opaqueSecret, type AppView } from '../support/resources.ts';
-import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
+import { apply, condition, opaqueSecret, type AppView } from '../support/resources.ts';
+import type { TestProvider } from '../support/sandbox.ts';
+import { useTestbed } from '../support/testbed.ts';
 
-let namespace: string;
-let operatorNamespace: string;
-let operator: TestOperator;
-let admin: AdminClient;
-const providers: TestProvider[] = [];
-const canaries: string[] = [];
-const operatorLogs: string[] = [];
+const testbed = useTestbed('rotation');
+const { readyApp, appWith } = testbed;
 
-beforeAll(async () => {
-  [namespace, operatorNamespace] = await Promise.all([createTestNamespace('rotation'), createTestNamespace('rotation-operator')]);
-  operator = await startTestOperator({ namespaces: [namespace], operatorNamespace });
-  admin = await adminClient();
-});
-
-afterAll(async () => {
-  await operator?.stop();
-  await Promise.all(providers.map((provider) => provider.close()));
-  await admin?.close();
-  await Promise.all([deleteTestNamespace(namespace), deleteTestNamespace(operatorNamespace)]);
-});
-
-async function newProvider(): Promise<TestProvider> {
-  const provider = await startTestProvider();
-  providers.push(provider);
-  canaries.push(provider.clientSecret);
-  return provider;
-}
-
-async function readyApp(name: string, provider: TestProvider, spec: Record<string, unknown> = {}): Promise<AppView> {
-  await apply(namespace, opaqueSecret(`${name}-client`, { client_secret: provider.clientSecret }));
-  await apply(namespace, opaqueSecret(`${name}-bootstrap`, { refresh_token: provider.sandbox.issueRefreshToken(provider.clientId) }));
-  await apply(
-    namespace,
-    oauthAppManifest({ name, clientId: provider.clientId, tokenURL: provider.tokenURL, redirectURI: provider.redirectURI, refreshTokenRef: { name: `${name}-bootstrap`, key: 'refresh_token' }, spec }),
-  );
-  return appWith(name, (app) => condition(app, 'Ready')?.status === 'True', 'Ready');
-}
-
-function appWith(name: string, predicate: (app: AppView) => boolean, what: string): Promise<AppView> {
-  return eventually(`${name}: ${what}`, async () => {
-    const app = await getApp(namespace, name);
-    return predicate(app) ? app : undefined;
-  });
-}
-
-const credentials = async (name: string) => (await admin.secretData(namespace, `${name}-credentials`)) ?? {};
+const credentials = async (name: string) => (await testbed.admin.secretData(testbed.namespace, `${name}-credentials`)) ?? {};
 
 async function annotateRotate(name: string, value: string): Promise<AppView> {
-  await kubectlOK(['annotate', 'oauthapp', name, '-n', namespace, `oauthapp.dev/rotate=${value}`, '--overwrite']);
+  await kubectlOK(['annotate', 'oauthapp', name, '-n', testbed.namespace, `oauthapp.dev/rotate=${value}`, '--overwrite']);
   return appWith(name, (app) => app.status?.lastRotateRequest === value, `rotate request ${value} handled`);
 }
 
 const newSecret = () => {
   const secret = `rotated-${randomBytes(16).toString('hex')}`;
-  canaries.push(secret);
+  testbed.canaries.push(secret);
   return secret;
 };
 
@@ -73,14 +29,14 @@ const refreshesSent = (provider: TestProvider) => provider.sandbox.stats().prese
 
 describe('client secret refreshed in the portal first, then in the Secret', () => {
   it('puts the new secret into the target Secret, refreshes with it, keeps the old access token valid, and needs no re-authorization', async () => {
-    const provider = await newProvider();
+    const provider = await testbed.newProvider();
     await readyApp('portal-first', provider);
     const before = await credentials('portal-first');
 
     const rotated = provider.sandbox.rotateClientSecret(provider.clientId);
-    canaries.push(rotated);
+    testbed.canaries.push(rotated);
     expect(await provider.whoAmI(before.access_token ?? '')).toBe(200);
-    await apply(namespace, opaqueSecret('portal-first-client', { client_secret: rotated }));
+    await apply(testbed.namespace, opaqueSecret('portal-first-client', { client_secret: rotated }));
 
     await eventually('the target Secret carries the new secret', async () => ((await credentials('portal-first')).client_secret === rotated ? true : undefined));
     const app = await annotateRotate('portal-first', 'after-portal-rotation');
@@ -97,12 +53,12 @@ describe('client secret refreshed in the portal first, then in the Secret', () =
 
 describe('client secret changed in the Secret before the portal', () => {
   it('reports invalid_client until the portal catches up, then recovers by itself', async () => {
-    const provider = await newProvider();
+    const provider = await testbed.newProvider();
     await readyApp('secret-first', provider);
     const upcoming = newSecret();
 
-    await apply(namespace, opaqueSecret('secret-first-client', { client_secret: upcoming }));
-    await kubectlOK(['annotate', 'oauthapp', 'secret-first', '-n', namespace, 'oauthapp.dev/rotate=before-portal', '--overwrite']);
+    await apply(testbed.namespace, opaqueSecret('secret-first-client', { client_secret: upcoming }));
+    await kubectlOK(['annotate', 'oauthapp', 'secret-first', '-n', testbed.namespace, 'oauthapp.dev/rotate=before-portal', '--overwrite']);
     const rejected = await appWith('secret-first', (app) => condition(app, 'ClientSecretValid')?.reason === 'InvalidClient', 'ClientSecretValid=False InvalidClient');
     expect(condition(rejected, 'ClientSecretValid')?.message).toContain('developer portal');
     expect(condition(rejected, 'Ready')?.status).toBe('True');
@@ -113,14 +69,14 @@ describe('client secret changed in the Secret before the portal', () => {
   });
 
   it('retries at once, without waiting for the backoff, when the Secret is fixed', async () => {
-    const provider = await newProvider();
+    const provider = await testbed.newProvider();
     await readyApp('fixed-quickly', provider);
-    await apply(namespace, opaqueSecret('fixed-quickly-client', { client_secret: newSecret() }));
-    await kubectlOK(['annotate', 'oauthapp', 'fixed-quickly', '-n', namespace, 'oauthapp.dev/rotate=wrong', '--overwrite']);
+    await apply(testbed.namespace, opaqueSecret('fixed-quickly-client', { client_secret: newSecret() }));
+    await kubectlOK(['annotate', 'oauthapp', 'fixed-quickly', '-n', testbed.namespace, 'oauthapp.dev/rotate=wrong', '--overwrite']);
     await appWith('fixed-quickly', (app) => condition(app, 'ClientSecretValid')?.reason === 'InvalidClient', 'InvalidClient');
     const rejectedAt = Date.now();
 
-    await apply(namespace, opaqueSecret('fixed-quickly-client', { client_secret: provider.clientSecret }));
+    await apply(testbed.namespace, opaqueSecret('fixed-quickly-client', { client_secret: provider.clientSecret }));
 
     await appWith('fixed-quickly', (app) => condition(app, 'ClientSecretValid')?.status === 'True', 'ClientSecretValid=True');
     const [, , retried] = provider.sandbox.stats().presentedRefreshTokens;
@@ -131,7 +87,7 @@ describe('client secret changed in the Secret before the portal', () => {
 
 describe('rolloutRestartTargets', () => {
   const restartedAt = async () => {
-    const deployment = JSON.parse(await kubectlOK(['get', 'deployment', 'worker', '-n', namespace, '-o', 'json'])) as {
+    const deployment = JSON.parse(await kubectlOK(['get', 'deployment', 'worker', '-n', testbed.namespace, '-o', 'json'])) as {
       metadata: { generation: number };
       spec: { template: { metadata: { annotations?: Record<string, string> } } };
     };
@@ -139,35 +95,33 @@ describe('rolloutRestartTargets', () => {
   };
 
   it('restarts a Deployment exactly once per client secret change, and never for refreshes or an operator restart', async () => {
-    const provider = await newProvider();
-    await kubectlOK(['create', 'deployment', 'worker', '-n', namespace, '--image=registry.invalid/worker:1']);
-    await readyApp('restarts', provider, { rolloutRestartTargets: [{ kind: 'Deployment', name: 'worker' }, { kind: 'Deployment', name: 'not-deployed' }] });
+    const provider = await testbed.newProvider();
+    await kubectlOK(['create', 'deployment', 'worker', '-n', testbed.namespace, '--image=registry.invalid/worker:1']);
+    await readyApp('restarts', provider, { spec: { rolloutRestartTargets: [{ kind: 'Deployment', name: 'worker' }, { kind: 'Deployment', name: 'not-deployed' }] } });
     const initial = await restartedAt();
     expect(initial.value).toBeUndefined();
 
     const rotated = provider.sandbox.rotateClientSecret(provider.clientId);
-    canaries.push(rotated);
-    await apply(namespace, opaqueSecret('restarts-client', { client_secret: rotated }));
+    testbed.canaries.push(rotated);
+    await apply(testbed.namespace, opaqueSecret('restarts-client', { client_secret: rotated }));
     const first = await eventually('one restart', async () => ((await restartedAt()).value ? restartedAt() : undefined));
     expect(first.generation).toBe(initial.generation + 1);
 
     await annotateRotate('restarts', 'refresh-1');
     await annotateRotate('restarts', 'refresh-2');
-    operatorLogs.push(operator.logs());
-    await operator.stop();
-    operator = await startTestOperator({ namespaces: [namespace], operatorNamespace });
+    await testbed.restartOperator();
     await annotateRotate('restarts', 'refresh-after-operator-restart');
     expect(await restartedAt()).toEqual(first);
 
     const again = provider.sandbox.rotateClientSecret(provider.clientId);
-    canaries.push(again);
-    await apply(namespace, opaqueSecret('restarts-client', { client_secret: again }));
+    testbed.canaries.push(again);
+    await apply(testbed.namespace, opaqueSecret('restarts-client', { client_secret: again }));
     const second = await eventually('a second restart', async () => {
       const current = await restartedAt();
       return current.value !== first.value ? current : undefined;
     });
     expect(second.generation).toBe(first.generation + 1);
-    const events = await kubectlOK(['get', 'events.events.k8s.io', '-n', namespace, '-o', 'jsonpath={range .items[?(@.regarding.name=="restarts")]}{.reason}{"\\n"}{end}']);
+    const events = await kubectlOK(['get', 'events.events.k8s.io', '-n', testbed.namespace, '-o', 'jsonpath={range .items[?(@.regarding.name=="restarts")]}{.reason}{"\\n"}{end}']);
     expect(events.split('\n').filter((reason) => reason === 'RolloutRestarted')).toHaveLength(2);
     expect(events).toContain('RolloutRestartTargetNotFound');
   });
@@ -175,7 +129,7 @@ describe('rolloutRestartTargets', () => {
 
 describe('the oauthapp.dev/rotate annotation', () => {
   it('refreshes once per distinct value, and not at all when the same value is applied again', async () => {
-    const provider = await newProvider();
+    const provider = await testbed.newProvider();
     await readyApp('on-demand', provider);
     const initial = refreshesSent(provider);
 
@@ -183,8 +137,8 @@ describe('the oauthapp.dev/rotate annotation', () => {
     await annotateRotate('on-demand', 'second');
     expect(refreshesSent(provider)).toBe(initial + 2);
 
-    await kubectlOK(['annotate', 'oauthapp', 'on-demand', '-n', namespace, 'oauthapp.dev/rotate=second', '--overwrite']);
-    await kubectlOK(['label', 'oauthapp', 'on-demand', '-n', namespace, 'touched=yes']);
+    await kubectlOK(['annotate', 'oauthapp', 'on-demand', '-n', testbed.namespace, 'oauthapp.dev/rotate=second', '--overwrite']);
+    await kubectlOK(['label', 'oauthapp', 'on-demand', '-n', testbed.namespace, 'touched=yes']);
     // The reconcile that handles "third" has seen the label's change too: one refresh, not two.
     await annotateRotate('on-demand', 'third');
     expect(refreshesSent(provider)).toBe(initial + 3);
@@ -193,6 +147,6 @@ describe('the oauthapp.dev/rotate annotation', () => {
 
 describe('all of the above', () => {
   it('leaked no client secret or token into logs, Events or status', async () => {
-    await expectNoSecretValuesLeaked(canaries, { namespace, logs: [...operatorLogs, operator.logs()].join('') });
+    await expectNoSecretValuesLeaked(testbed.canaries, { namespace: testbed.namespace, logs: testbed.logs() });
   });
 });
