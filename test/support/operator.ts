@@ -11,10 +11,10 @@ export interface TestOperator extends RunningOperator {
   logs(): string;
 }
 
-export async function startTestOperator(overrides: { namespaces: string[]; operatorNamespace: string; argv?: string[] }): Promise<TestOperator> {
+export async function startTestOperator(overrides: { namespaces: string[]; operatorNamespace: string; kubeconfig?: string; argv?: string[] }): Promise<TestOperator> {
   const parsed = parseConfig({
     argv: [
-      `--kubeconfig=${requiredEnvironment('kubeconfig')}`,
+      `--kubeconfig=${overrides.kubeconfig ?? requiredEnvironment('kubeconfig')}`,
       `--namespaces=${overrides.namespaces.join(',')}`,
       `--operator-namespace=${overrides.operatorNamespace}`,
       '--log-level=debug',
