@@ -17,11 +17,14 @@ export interface KubeRequest {
 }
 
 const requestTimeoutMs = 30_000;
+/** Kubelet-projected tokens are refreshed well before they expire (at 80% of an hour or more). */
+const credentialsTTLMs = 30_000;
 
 export class KubeHTTP {
   readonly serverURL: string;
   private readonly kubeConfig: KubeConfig;
   private readonly agent: Agent;
+  private cachedCredentials: { headers: Record<string, string>; until: number } | undefined;
 
   private constructor(kubeConfig: KubeConfig, serverURL: string, agent: Agent) {
     this.kubeConfig = kubeConfig;
@@ -97,8 +100,20 @@ export class KubeHTTP {
     }
   }
 
-  /** Re-read per request: bearer tokens (projected service-account tokens, exec plugins) rotate. */
+  /**
+   * Re-read every so often, not once: bearer tokens (projected service-account tokens, exec
+   * plugins) rotate. Not per request either: client-node re-reads token and CA files from disk
+   * each time, which at thousands of requests a minute is wasted I/O.
+   */
   private async credentialHeaders(): Promise<Record<string, string>> {
+    const now = Date.now();
+    if (this.cachedCredentials && this.cachedCredentials.until > now) return this.cachedCredentials.headers;
+    const headers = await this.readCredentialHeaders();
+    this.cachedCredentials = { headers, until: now + credentialsTTLMs };
+    return headers;
+  }
+
+  private async readCredentialHeaders(): Promise<Record<string, string>> {
     const options: RequestOptions = {};
     await this.kubeConfig.applyToHTTPSOptions(options);
     const user = this.kubeConfig.getCurrentUser();

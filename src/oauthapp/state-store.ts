@@ -14,14 +14,17 @@ export interface StoredState {
   resourceVersion: string | undefined;
 }
 
+/** The apiserver calls the store makes. */
+export type StateSecrets = Pick<KubeClient, 'getSecret' | 'createSecret' | 'replaceSecret' | 'deleteSecret'>;
+
 export class StateStore {
-  private readonly kube: KubeClient;
+  private readonly kube: StateSecrets;
   private readonly cache: ObjectCache<Secret>;
   private readonly namespace: string;
   /** States whose write failed, by app uid: the newest truth, not yet durable. */
   private readonly unsaved = new Map<string, AppState>();
 
-  constructor(kube: KubeClient, cache: ObjectCache<Secret>, operatorNamespace: string) {
+  constructor(kube: StateSecrets, cache: ObjectCache<Secret>, operatorNamespace: string) {
     this.kube = kube;
     this.cache = cache;
     this.namespace = operatorNamespace;
@@ -41,10 +44,6 @@ export class StateStore {
     const secret = await this.kube.getSecret(this.namespace, stateSecretName(app.uid));
     if (secret) this.cache.observeWrite(secret);
     return this.fromSecret(app, secret);
-  }
-
-  hasUnsaved(app: AppIdentity): boolean {
-    return this.unsaved.has(app.uid);
   }
 
   /**
