@@ -12,6 +12,9 @@ const shared = {
 export default {
   // Integration tests wait on a real apiserver and real HTTP; only a hang should hit this.
   testTimeout: 60_000,
+  // Integration tests mostly wait (for refresh cycles, leases, the apiserver): more workers than
+  // the 2 cores keeps the run short without starving the operators under test.
+  maxWorkers: 3,
   projects: [
     { ...shared, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {

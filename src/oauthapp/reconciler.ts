@@ -81,7 +81,7 @@ export class Reconciler {
     });
 
     if (decision.action === 'resolve-stale-claim') {
-      stored = await states.save(identity, recordStaleClaim(stored.state, now()), stored.resourceVersion);
+      await states.save(identity, recordStaleClaim(stored.state, now()), stored.resourceVersion);
       return { requeueAfterMs: 0, reason: 'resolved a stale refresh claim' };
     }
     if (decision.action === 'refresh' && clientSecret.found) {
