@@ -197,7 +197,11 @@ class Elector implements LeaderElector {
         this.becomeLeader(startedAt);
         break;
       }
-      await this.sleep(this.retryPeriodMs * (1 + this.random() * acquireJitter));
+      // Wake at the observed expiry if it comes before the next retry: a standby takes over a dead
+      // leader's Lease within the lease duration, not a retry period after it.
+      const untilExpiry = this.observedAt + this.observedDurationMs() - this.clock.now() + 10;
+      const retry = this.retryPeriodMs * (1 + this.random() * acquireJitter);
+      await this.sleep(untilExpiry > 0 ? Math.min(retry, untilExpiry) : retry);
     }
     while (this.leading) {
       await this.sleep(this.retryPeriodMs);
@@ -396,9 +400,12 @@ class Elector implements LeaderElector {
     }
   }
 
+  private observedDurationMs(): number {
+    return this.observedDurationSeconds > 0 ? this.observedDurationSeconds * 1000 : this.leaseDurationMs;
+  }
+
   private observedValid(): boolean {
-    const durationMs = (this.observedDurationSeconds > 0 ? this.observedDurationSeconds * 1000 : this.leaseDurationMs);
-    return this.clock.now() < this.observedAt + durationMs;
+    return this.clock.now() < this.observedAt + this.observedDurationMs();
   }
 
   private failed(error: unknown, doing: string): Attempt {
