@@ -1,20 +1,20 @@
 // Writes status only when it differs, and turns every condition transition into an Event.
-import { conditionChanged, findCondition, setCondition } from '../api/conditions.ts';
+import { conditionChanged, findCondition, setCondition, type ConditionInput } from '../api/conditions.ts';
 import type { Condition, OAuthAppStatus } from '../api/oauthapp.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import type { KubeObject } from '../kube/objects.ts';
-import type { DerivedStatus } from './status.ts';
+import { reasons, type DerivedStatus } from './status.ts';
 
 type AppObject = KubeObject & { status?: OAuthAppStatus | undefined };
 
 export class StatusWriter {
-  private readonly kube: KubeClient;
-  private readonly apps: ObjectCache<KubeObject>;
-  private readonly events: EventRecorder;
+  private readonly kube: Pick<KubeClient, 'patchOAuthAppStatus'>;
+  private readonly apps: Pick<ObjectCache<KubeObject>, 'observeWrite'>;
+  private readonly events: Pick<EventRecorder, 'record'>;
 
-  constructor(kube: KubeClient, apps: ObjectCache<KubeObject>, events: EventRecorder) {
+  constructor(kube: Pick<KubeClient, 'patchOAuthAppStatus'>, apps: Pick<ObjectCache<KubeObject>, 'observeWrite'>, events: Pick<EventRecorder, 'record'>) {
     this.kube = kube;
     this.apps = apps;
     this.events = events;
@@ -35,7 +35,7 @@ export class StatusWriter {
     this.apps.observeWrite(written);
 
     for (const input of derived.conditions) {
-      if (conditionChanged(findCondition(previous, input.type), input)) {
+      if (worthAnEvent(findCondition(previous, input.type), input)) {
         await this.events.record(app, {
           type: input.status === 'False' ? 'Warning' : 'Normal',
           reason: input.reason,
@@ -45,6 +45,15 @@ export class StatusWriter {
       }
     }
   }
+}
+
+/**
+ * A change of an existing condition; and, for a new app, only a problem (at 10,000 apps an Event
+ * for every "Pending" and "not verified yet" would be noise in etcd, not news).
+ */
+function worthAnEvent(before: Condition | undefined, after: ConditionInput): boolean {
+  if (before) return conditionChanged(before, after);
+  return after.status === 'False' && after.reason !== reasons.pending;
 }
 
 function sameStatus(before: OAuthAppStatus | undefined, after: OAuthAppStatus): boolean {
