@@ -130,7 +130,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
         signal: this.abort.signal,
       });
       // An empty PartialObjectMetadataList comes with "items": null.
-      for (const item of page.items ?? []) listed.set(objectKey(item.metadata.namespace, item.metadata.name), item);
+      for (const item of page.items ?? []) listed.set(objectKey(item.metadata.namespace, item.metadata.name), trimmed(item));
       continueToken = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion ?? resourceVersion;
     } while (continueToken);
@@ -219,7 +219,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   observeWrite(object: T): void {
     const key = objectKey(object.metadata.namespace, object.metadata.name);
     const cached = this.store.get(key);
-    if (!cached || isNewer(object.metadata.resourceVersion, cached.metadata.resourceVersion)) this.store.set(key, object);
+    if (!cached || isNewer(object.metadata.resourceVersion, cached.metadata.resourceVersion)) this.store.set(key, trimmed(object));
   }
 
   observeDelete(namespace: string | undefined, name: string): void {
@@ -235,8 +235,9 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
       return;
     }
     if (old && !isNewer(event.object.metadata.resourceVersion, old.metadata.resourceVersion)) return;
-    this.store.set(key, event.object);
-    this.emit(old ? 'updated' : 'added', event.object, old);
+    const object = trimmed(event.object);
+    this.store.set(key, object);
+    this.emit(old ? 'updated' : 'added', object, old);
   }
 
   private emit(event: 'added' | 'updated' | 'deleted', object: T, old?: T): void {
@@ -263,6 +264,16 @@ async function* watchEvents<T extends KubeObject>(body: ReadableStream<Uint8Arra
       newline = buffered.indexOf('\n');
     }
   }
+}
+
+/**
+ * managedFields (server-side apply bookkeeping) is about 40% of a cached object and nothing here
+ * reads it; controller-runtime drops it from its caches for the same reason.
+ */
+function trimmed<T extends KubeObject>(object: T): T {
+  if (!('managedFields' in object.metadata)) return object;
+  const { managedFields: _dropped, ...metadata } = object.metadata as KubeObject['metadata'] & { managedFields?: unknown };
+  return { ...object, metadata };
 }
 
 /**

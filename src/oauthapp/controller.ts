@@ -77,14 +77,24 @@ export class ReferenceIndex {
   }
 }
 
+/**
+ * Whether an update can change what the reconcile does: its spec (generation), annotations (the
+ * rotate request), finalizers or deletion. Status-only updates are the operator's own echo.
+ */
+function changedForReconcile(old: KubeObject, updated: KubeObject): boolean {
+  const meta = (object: KubeObject) =>
+    JSON.stringify([object.metadata.generation, object.metadata.annotations ?? {}, object.metadata.finalizers ?? [], object.metadata.deletionTimestamp ?? null]);
+  return meta(old) !== meta(updated);
+}
+
 /** Every change that can matter to an OAuthApp puts that app's key on the queue. */
 export function enqueueOnChanges(caches: Caches, enqueue: (appKey: string) => void): ReferenceIndex {
   const index = new ReferenceIndex();
-  caches.apps.on((event, app) => {
+  caches.apps.on((event, app, old) => {
     const key = objectKey(app.metadata.namespace, app.metadata.name);
     if (event === 'deleted') index.remove(key);
     else index.update(app);
-    enqueue(key);
+    if (event !== 'updated' || !old || changedForReconcile(old, app)) enqueue(key);
   });
   caches.sources.on((_event, secret) => {
     for (const appKey of index.appsReferencing(objectKey(secret.metadata.namespace, secret.metadata.name))) enqueue(appKey);
