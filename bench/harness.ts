@@ -1,7 +1,7 @@
 // Shared parts of the benchmarks: a private control plane with the CRD, an admin client, the
 // operator as its own process (as in production), and small statistics helpers.
 import { KubeConfig } from '@kubernetes/client-node';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -11,6 +11,7 @@ import { controlPlaneBinaries } from '../src/localcluster/binaries.ts';
 import { startControlPlane, type RunningControlPlane } from '../src/localcluster/controlplane.ts';
 import { KubeHTTP } from '../src/kube/http.ts';
 import { KubeClient } from '../src/kube/client.ts';
+import { encodeData, type Secret } from '../src/kube/objects.ts';
 
 export interface BenchCluster {
   controlPlane: RunningControlPlane;
@@ -20,9 +21,10 @@ export interface BenchCluster {
   stop(): Promise<void>;
 }
 
-export async function startBenchCluster(): Promise<BenchCluster> {
+/** `controllerManager: false` leaves the operator and the benchmark the apiserver's only clients. */
+export async function startBenchCluster(options: { controllerManager?: boolean } = {}): Promise<BenchCluster> {
   const binDir = await controlPlaneBinaries();
-  const controlPlane = await startControlPlane({ binDir, workDir: await mkdtemp(join(tmpdir(), 'oauthapp-bench-')) });
+  const controlPlane = await startControlPlane({ binDir, workDir: await mkdtemp(join(tmpdir(), 'oauthapp-bench-')), ...(options.controllerManager === false ? { controllerManager: false } : {}) });
   const kubectl = async (args: string[]) =>
     (await promisify(execFile)(join(binDir, 'kubectl'), args, { env: { ...process.env, KUBECONFIG: controlPlane.adminKubeconfigPath } })).stdout;
   const crds = fileURLToPath(new URL('../crds/', import.meta.url));
@@ -45,9 +47,12 @@ export async function startBenchCluster(): Promise<BenchCluster> {
 
 const mainPath = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
-/** The operator in its own process, so its event loop is not the benchmark's. */
-export function startOperatorProcess(args: string[]): { child: ChildProcess; stop(): Promise<void> } {
-  const child = spawn(process.execPath, [mainPath, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+/**
+ * The operator in its own process, so its event loop is not the benchmark's. `nodeArgs` go before
+ * the script (e.g. `--cpu-prof --cpu-prof-dir=…` to profile it).
+ */
+export function startOperatorProcess(args: string[], options: { nodeArgs?: string[] } = {}): { child: ChildProcess; stop(): Promise<void> } {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), mainPath, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
   return {
     child,
     stop: () =>
@@ -82,3 +87,146 @@ export function summarize(samplesMs: readonly number[]) {
 }
 
 export const ms = (value: number) => `${value.toFixed(1)} ms`;
+
+export const sleep = (milliseconds: number) => new Promise<void>((resolve) => setTimeout(resolve, milliseconds));
+
+/** Polls `check` every `intervalMs` until it holds; throws after `timeoutMs`. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 600_000, intervalMs = 200): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+export interface BenchApps {
+  cluster: BenchCluster;
+  namespace: string;
+  names: readonly string[];
+  clientId: string;
+  clientSecret: string;
+  /** A fresh bootstrap refresh token per app. */
+  issueRefreshToken: () => string;
+  tokenURL: string;
+  concurrency?: number;
+  /** Extra spec fields, e.g. renewBefore. */
+  spec?: Record<string, unknown>;
+}
+
+/** Per app: a client-secret Secret, a bootstrap refresh-token Secret and the OAuthApp (16 at once). */
+export async function createOAuthApps({ cluster, namespace, names, clientId, clientSecret, issueRefreshToken, tokenURL, concurrency = 16, spec = {} }: BenchApps): Promise<void> {
+  const secret = (name: string, data: Record<string, string>): Secret => ({ metadata: { name, namespace }, type: 'Opaque', data: encodeData(data) });
+  await forEachLimited(names, concurrency, async (name) => {
+    await cluster.kube.createSecret(namespace, secret(`${name}-client`, { client_secret: clientSecret }));
+    await cluster.kube.createSecret(namespace, secret(`${name}-bootstrap`, { refresh_token: issueRefreshToken() }));
+    await cluster.http.json({
+      method: 'POST',
+      path: `/apis/oauthapp.dev/v1alpha1/namespaces/${namespace}/oauthapps`,
+      body: {
+        apiVersion: 'oauthapp.dev/v1alpha1',
+        kind: 'OAuthApp',
+        metadata: { name },
+        spec: {
+          tokenURL,
+          clientId,
+          clientSecretRef: { name: `${name}-client`, key: 'client_secret' },
+          refreshTokenRef: { name: `${name}-bootstrap`, key: 'refresh_token' },
+          redirectURI: 'http://127.0.0.1:8081/oauth/callback',
+          ...spec,
+        },
+      },
+    });
+  });
+}
+
+/** The operator's flags for a benchmark: one namespace, no leader election, quiet logs. */
+export function operatorArgs(cluster: BenchCluster, namespaces: string[], operatorNamespace: string, metricsPort = 0, extra: string[] = []): string[] {
+  return [
+    `--kubeconfig=${cluster.controlPlane.adminKubeconfigPath}`,
+    `--namespaces=${namespaces.join(',')}`,
+    `--operator-namespace=${operatorNamespace}`,
+    '--no-leader-elect',
+    '--log-level=warn',
+    `--metrics-addr=127.0.0.1:${metricsPort}`,
+    '--callback-addr=127.0.0.1:0',
+    ...extra,
+  ];
+}
+
+/** Prometheus text exposition → samples, `name{labels}` → value (histogram buckets included). */
+export function parsePrometheus(text: string): Array<{ name: string; labels: Record<string, string>; value: number }> {
+  const samples: Array<{ name: string; labels: Record<string, string>; value: number }> = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const labels: Record<string, string> = {};
+    for (const label of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[label[1] as string] = label[2] as string;
+    samples.push({ name: match[1] as string, labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+/** The apiserver's own request counters (`apiserver_request_total`), keyed `VERB resource[/subresource]`. */
+export async function apiserverRequests(cluster: BenchCluster): Promise<Map<string, number>> {
+  const response = await cluster.http.stream({ method: 'GET', path: '/metrics', accept: 'text/plain' });
+  const counts = new Map<string, number>();
+  for (const sample of parsePrometheus(await response.text())) {
+    if (sample.name !== 'apiserver_request_total') continue;
+    const { verb = '', resource = '', subresource = '' } = sample.labels;
+    const key = `${verb} ${resource}${subresource ? `/${subresource}` : ''}`;
+    counts.set(key, (counts.get(key) ?? 0) + sample.value);
+  }
+  return counts;
+}
+
+/** after − before, only the keys that changed. */
+export function requestDelta(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
+  const delta = new Map<string, number>();
+  for (const [key, value] of after) {
+    const change = value - (before.get(key) ?? 0);
+    if (change !== 0) delta.set(key, change);
+  }
+  return delta;
+}
+
+export const writeVerbs = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'DELETECOLLECTION', 'APPLY', 'CREATE', 'UPDATE']);
+
+/** The operator's own /metrics. */
+export async function operatorMetrics(metricsPort: number): Promise<ReturnType<typeof parsePrometheus>> {
+  const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  return parsePrometheus(await response.text());
+}
+
+export const sumOf = (samples: ReturnType<typeof parsePrometheus>, name: string, filter: (labels: Record<string, string>) => boolean = () => true) =>
+  samples.filter((sample) => sample.name === name && filter(sample.labels)).reduce((total, sample) => total + sample.value, 0);
+
+/** Resident set size of a process, from /proc (Linux). */
+export async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /VmRSS:\s+(\d+)\s+kB/.exec(status);
+  return match ? Number(match[1]) * 1024 : Number.NaN;
+}
+
+export const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+export const seconds = (milliseconds: number) => `${(milliseconds / 1000).toFixed(1)} s`;
+
+/** CPU time (user + system) a process has used so far, in seconds (Linux /proc). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** The bench control plane's own processes (kube-apiserver, etcd, …) by name, found by their work directory. */
+export async function controlPlanePids(cluster: BenchCluster): Promise<Map<string, number>> {
+  const pids = new Map<string, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.includes(cluster.controlPlane.workDir)) continue;
+    const binary = cmdline.split('\0')[0]?.split('/').at(-1);
+    if (binary) pids.set(binary, Number(entry));
+  }
+  return pids;
+}
