@@ -45,6 +45,9 @@ export interface RunningOperator {
   stop(): Promise<void>;
 }
 
+/** How long a stopping replica keeps trying to store refresh results held only in memory. */
+const unsavedFlushBudgetMs = 120_000;
+
 export function loadKubeConfig(path: string | undefined): KubeConfig {
   const kubeConfig = new KubeConfig();
   if (path) kubeConfig.loadFromFile(path);
@@ -142,6 +145,12 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     await workers.stopped;
   };
 
+  /** Tokens the provider issued but the apiserver has not stored yet must not leave with us. */
+  const flushUnsaved = async () => {
+    const left = await states.flushAllUnsaved(Date.now() + unsavedFlushBudgetMs);
+    if (left.length > 0) logger.error({ apps: left.length }, 'could not store refresh results before stopping; those apps will report RefreshInterrupted');
+  };
+
   let lost!: () => void;
   const ended = new Promise<'lost'>((resolve) => (lost = () => resolve('lost')));
   const elector = config.leaderElect
@@ -158,7 +167,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
         queue.shutDown();
         if (reason === 'lost') {
           logger.error({ identity }, 'lost the leader Lease: stopping');
-          lost();
+          void workers?.stopped.then(() => flushUnsaved()).then(lost);
         }
       },
     });
@@ -174,6 +183,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     async stop() {
       queue.shutDown();
       await workers?.stopped;
+      await flushUnsaved();
       await elector?.stop();
       await Promise.all([server.close(), callbacks.close()]);
       await Promise.all(all.map((cache) => cache.stop()));

@@ -2,6 +2,7 @@
 // two writers (replicas, a callback and a refresh) can never silently overwrite each other. A
 // write that cannot reach the apiserver keeps the state in memory and is retried before anything
 // else happens for that app: a refresh token the provider just issued is never dropped.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeClient } from '../kube/client.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
 import type { ObjectCache } from '../kube/informer.ts';
@@ -15,14 +16,23 @@ export interface StoredState {
 }
 
 /** The apiserver calls the store makes. */
+interface Unsaved {
+  app: AppIdentity;
+  state: AppState;
+  merge: (live: AppState) => AppState;
+}
+
 export type StateSecrets = Pick<KubeClient, 'getSecret' | 'createSecret' | 'replaceSecret' | 'deleteSecret'>;
 
 export class StateStore {
   private readonly kube: StateSecrets;
   private readonly cache: ObjectCache<Secret>;
   private readonly namespace: string;
-  /** States whose write failed, by app uid: the newest truth, not yet durable. */
-  private readonly unsaved = new Map<string, AppState>();
+  /**
+   * Results whose write failed, by app uid: the newest truth, not yet durable. Kept with the
+   * merge that re-applies them to whatever the Secret holds by the time the apiserver is back.
+   */
+  private readonly unsaved = new Map<string, Unsaved>();
 
   constructor(kube: StateSecrets, cache: ObjectCache<Secret>, operatorNamespace: string) {
     this.kube = kube;
@@ -68,11 +78,11 @@ export class StateStore {
       return await this.save(app, next, stored.resourceVersion);
     } catch (error) {
       if (!isConflictLike(error)) {
-        this.unsaved.set(app.uid, next);
+        this.unsaved.set(app.uid, { app, state: next, merge });
         throw error;
       }
       const live = await this.loadLive(app).catch((readError: unknown) => {
-        this.unsaved.set(app.uid, next);
+        this.unsaved.set(app.uid, { app, state: next, merge });
         throw readError;
       });
       return this.saveDurably(app, live, merge(live.state), merge);
@@ -84,7 +94,21 @@ export class StateStore {
     const pending = this.unsaved.get(app.uid);
     if (!pending) return;
     const live = await this.loadLive(app);
-    await this.save(app, pending, live.resourceVersion);
+    await this.save(app, pending.merge(live.state), live.resourceVersion);
+  }
+
+  /**
+   * Before the process goes (SIGTERM, or a lost Lease): keeps trying to write every state held
+   * only in memory until `deadline`. The writes are guarded by resourceVersion, so they are safe
+   * without leadership; leaving without them would lose refresh tokens the provider just issued.
+   * Returns the uids still unsaved at the deadline.
+   */
+  async flushAllUnsaved(deadline: number, retryEveryMs = 1_000): Promise<string[]> {
+    while (this.unsaved.size > 0 && Date.now() < deadline) {
+      for (const { app } of [...this.unsaved.values()]) await this.flushUnsaved(app).catch(() => undefined);
+      if (this.unsaved.size > 0) await sleep(Math.min(retryEveryMs, Math.max(0, deadline - Date.now())));
+    }
+    return [...this.unsaved.keys()];
   }
 
   async delete(app: AppIdentity): Promise<void> {
@@ -96,7 +120,7 @@ export class StateStore {
   private fromSecret(app: AppIdentity, secret: Secret | undefined): StoredState {
     const unsaved = this.unsaved.get(app.uid);
     const resourceVersion = secret?.metadata.resourceVersion;
-    if (unsaved) return { state: unsaved, resourceVersion };
+    if (unsaved) return { state: unsaved.state, resourceVersion };
     return { state: secret ? decodeState(secret) : emptyState(), resourceVersion };
   }
 }
