@@ -8,23 +8,20 @@
 //   resourceVersion older than a restarted apiserver's watch cache gets a real 410 Gone and relists.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Informer } from '../../src/kube/informer.ts';
 import { KubeHTTP } from '../../src/kube/http.ts';
 import type { KubeObject } from '../../src/kube/objects.ts';
-import { startControlPlane, type RunningControlPlane } from '../../src/localcluster/controlplane.ts';
+import type { RunningControlPlane } from '../../src/localcluster/controlplane.ts';
+import { startPrivateCluster, type PrivateCluster } from '../support/private-cluster.ts';
 import { createLogger } from '../../src/log.ts';
 import { freePort } from '../../src/localcluster/ports.ts';
 import { chaosIterations, expectNoLeaks, replays, report, startHoldingProxy, type HoldingProxy } from '../support/chaos.ts';
-import { installCRDs } from '../support/crds.ts';
-import { requiredEnvironment } from '../support/environment.ts';
 import { eventually } from '../support/eventually.ts';
-import { adminClient, type AdminClient } from '../support/kube.ts';
-import { kubectlOK } from '../support/kubectl.ts';
+import { type AdminClient } from '../support/kube.ts';
 import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
 import { condition, oauthAppManifest, opaqueSecret, type AppView } from '../support/resources.ts';
 import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
@@ -33,7 +30,9 @@ const rounds = chaosIterations(1);
 const namespace = 'apps';
 const operatorNamespace = 'oauthapp-system';
 const readyAgainBoundMs = 90_000;
+let cluster: PrivateCluster | undefined;
 let controlPlane: RunningControlPlane;
+let run: PrivateCluster['run'];
 let admin: AdminClient;
 let provider: TestProvider | undefined;
 let stopOperator: (() => Promise<void>) | undefined;
@@ -42,12 +41,8 @@ const informers: Array<Informer<KubeObject>> = [];
 const https: KubeHTTP[] = [];
 
 beforeAll(async () => {
-  const binDir = requiredEnvironment('binDir');
-  controlPlane = await startControlPlane({ binDir, workDir: await mkdtemp(join(tmpdir(), 'oauthapp-chaos-apiserver-')), controllerManager: false });
-  await installCRDs(controlPlane.adminKubeconfigPath, binDir);
-  await run(['create', 'namespace', namespace]);
-  await run(['create', 'namespace', operatorNamespace]);
-  admin = await adminClient(controlPlane.adminKubeconfigPath);
+  cluster = await startPrivateCluster('chaos-apiserver', [namespace, operatorNamespace]);
+  ({ controlPlane, admin, run } = cluster);
 }, 180_000);
 
 afterAll(async () => {
@@ -56,12 +51,9 @@ afterAll(async () => {
   await Promise.all(https.map((http) => http.close()));
   await Promise.all(proxies.map((proxy) => proxy.close()));
   await provider?.close();
-  await admin?.close();
-  await controlPlane?.stop();
+  await cluster?.stop();
 });
 
-const run = (args: string[], input?: string) =>
-  kubectlOK(args, { kubeconfig: controlPlane.adminKubeconfigPath, ...(input !== undefined ? { input } : {}) });
 const getApp = async (name: string) => JSON.parse(await run(['get', 'oauthapp', name, '-n', namespace, '-o', 'json'])) as AppView;
 
 /** Polls every app until each is Ready with a refresh done after `since`; undefined until then. */

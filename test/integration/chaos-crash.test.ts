@@ -18,19 +18,14 @@
 // the request's fate and must report Authorized=False/RefreshInterrupted as soon as the dead
 // holder's claim runs out; after store nothing is lost and the next refresh works.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startControlPlane, type RunningControlPlane } from '../../src/localcluster/controlplane.ts';
+import type { RunningControlPlane } from '../../src/localcluster/controlplane.ts';
+import { startPrivateCluster, type PrivateCluster } from '../support/private-cluster.ts';
 import { freePort } from '../../src/localcluster/ports.ts';
 import { stateSecretName } from '../../src/oauthapp/state.ts';
 import { chaosIterations, expectNoLeaks, replays, report, startHoldingProxy, type HoldingProxy } from '../support/chaos.ts';
-import { installCRDs } from '../support/crds.ts';
-import { requiredEnvironment } from '../support/environment.ts';
 import { eventually } from '../support/eventually.ts';
-import { adminClient, type AdminClient } from '../support/kube.ts';
-import { kubectlOK } from '../support/kubectl.ts';
+import { type AdminClient } from '../support/kube.ts';
 import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
 import { condition, oauthAppManifest, opaqueSecret, type AppView } from '../support/resources.ts';
 import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
@@ -44,7 +39,9 @@ const claimLifetimeMs = 2 * tokenRequestTimeoutSeconds * 1000 + 5_000;
 const points = ['before-send', 'after-send', 'after-response', 'after-store'] as const;
 type Point = (typeof points)[number];
 
+let cluster: PrivateCluster | undefined;
 let controlPlane: RunningControlPlane;
+let run: PrivateCluster['run'];
 let admin: AdminClient;
 let provider: TestProvider;
 const proxies: HoldingProxy[] = [];
@@ -55,12 +52,8 @@ const metrics: string[] = [];
 const canaries: string[] = [];
 
 beforeAll(async () => {
-  const binDir = requiredEnvironment('binDir');
-  controlPlane = await startControlPlane({ binDir, workDir: await mkdtemp(join(tmpdir(), 'oauthapp-chaos-crash-')), controllerManager: false });
-  await installCRDs(controlPlane.adminKubeconfigPath, binDir);
-  await run(['create', 'namespace', namespace]);
-  await run(['create', 'namespace', operatorNamespace]);
-  admin = await adminClient(controlPlane.adminKubeconfigPath);
+  cluster = await startPrivateCluster('chaos-crash', [namespace, operatorNamespace]);
+  ({ controlPlane, admin, run } = cluster);
   provider = await startTestProvider({ rotateRefreshTokens: true, revokeGrantOnReplay: true });
   canaries.push(provider.clientSecret);
 }, 180_000);
@@ -69,12 +62,9 @@ afterAll(async () => {
   await Promise.all(operators.map((each) => each.kill('SIGKILL')));
   await Promise.all(proxies.map((proxy) => proxy.close()));
   await provider?.close();
-  await admin?.close();
-  await controlPlane?.stop();
+  await cluster?.stop();
 });
 
-const run = (args: string[], input?: string) =>
-  kubectlOK(args, { kubeconfig: controlPlane.adminKubeconfigPath, ...(input !== undefined ? { input } : {}) });
 
 async function startOperator(): Promise<void> {
   const port = await freePort();

@@ -7,51 +7,40 @@
 // This test holds the provider's answer in a proxy, freezes the apiserver, lets the answer reach
 // the operator, thaws the apiserver after the Lease is surely lost, and expects the answer stored.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startControlPlane, type RunningControlPlane } from '../../src/localcluster/controlplane.ts';
+import type { RunningControlPlane } from '../../src/localcluster/controlplane.ts';
+import { startPrivateCluster, type PrivateCluster } from '../support/private-cluster.ts';
 import { stateSecretName } from '../../src/oauthapp/state.ts';
 import { report, startHoldingProxy, type HoldingProxy } from '../support/chaos.ts';
-import { installCRDs } from '../support/crds.ts';
-import { requiredEnvironment } from '../support/environment.ts';
 import { eventually } from '../support/eventually.ts';
-import { adminClient, type AdminClient } from '../support/kube.ts';
-import { kubectlOK } from '../support/kubectl.ts';
+import { type AdminClient } from '../support/kube.ts';
 import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
 import { condition, oauthAppManifest, opaqueSecret, type AppView } from '../support/resources.ts';
 import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
 
 const namespace = 'apps';
 const operatorNamespace = 'oauthapp-system';
+let cluster: PrivateCluster | undefined;
 let controlPlane: RunningControlPlane;
+let run: PrivateCluster['run'];
 let admin: AdminClient;
 let provider: TestProvider;
 let proxy: HoldingProxy;
 const operators: OperatorProcess[] = [];
 
 beforeAll(async () => {
-  const binDir = requiredEnvironment('binDir');
-  controlPlane = await startControlPlane({ binDir, workDir: await mkdtemp(join(tmpdir(), 'oauthapp-chaos-lease-')), controllerManager: false });
-  await installCRDs(controlPlane.adminKubeconfigPath, binDir);
-  await run(['create', 'namespace', namespace]);
-  await run(['create', 'namespace', operatorNamespace]);
-  admin = await adminClient(controlPlane.adminKubeconfigPath);
+  cluster = await startPrivateCluster('chaos-lease', [namespace, operatorNamespace]);
+  ({ controlPlane, admin, run } = cluster);
   provider = await startTestProvider({ rotateRefreshTokens: true, revokeGrantOnReplay: true });
   proxy = await startHoldingProxy(Number(new URL(provider.baseURL).port));
 }, 180_000);
 
 afterAll(async () => {
-  controlPlane?.freezeAPIServer(false);
   await Promise.all(operators.map((each) => each.kill('SIGKILL')));
   await proxy?.close();
   await provider?.close();
-  await admin?.close();
-  await controlPlane?.stop();
+  await cluster?.stop();
 });
 
-const run = (args: string[], input?: string) =>
-  kubectlOK(args, { kubeconfig: controlPlane.adminKubeconfigPath, ...(input !== undefined ? { input } : {}) });
 const getApp = async (name: string) => JSON.parse(await run(['get', 'oauthapp', name, '-n', namespace, '-o', 'json'])) as AppView;
 
 function startOperator(): OperatorProcess {

@@ -3,7 +3,7 @@
 // fast-check. The operator runs in-process with --token-request-timeout=2 against the shared
 // control plane; every provider rotates refresh tokens and revokes the grant on replay unless a
 // case says otherwise.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SandboxOptions } from '../../src/sandbox/server.ts';

@@ -5,35 +5,28 @@
 // The test freezes the apiserver to hold the operator at that point, so it runs its own control
 // plane rather than freezing the one other test files share.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startControlPlane, type RunningControlPlane } from '../../src/localcluster/controlplane.ts';
+import type { RunningControlPlane } from '../../src/localcluster/controlplane.ts';
+import { startPrivateCluster, type PrivateCluster } from '../support/private-cluster.ts';
 import { stateSecretName } from '../../src/oauthapp/state.ts';
-import { installCRDs } from '../support/crds.ts';
-import { requiredEnvironment } from '../support/environment.ts';
 import { eventually } from '../support/eventually.ts';
-import { adminClient, type AdminClient } from '../support/kube.ts';
-import { kubectlOK } from '../support/kubectl.ts';
+import { type AdminClient } from '../support/kube.ts';
 import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
 import { condition, oauthAppManifest, opaqueSecret, type AppView } from '../support/resources.ts';
 import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
 
 const namespace = 'apps';
 const operatorNamespace = 'oauthapp-system';
+let cluster: PrivateCluster | undefined;
 let controlPlane: RunningControlPlane;
+let run: PrivateCluster['run'];
 let admin: AdminClient;
 const cleanups: Array<() => Promise<unknown>> = [];
 let operators: OperatorProcess[] = [];
 
 beforeAll(async () => {
-  const binDir = requiredEnvironment('binDir');
-  controlPlane = await startControlPlane({ binDir, workDir: await mkdtemp(join(tmpdir(), 'oauthapp-crash-')), controllerManager: false });
-  await installCRDs(controlPlane.adminKubeconfigPath, binDir);
-  await run(['create', 'namespace', namespace]);
-  await run(['create', 'namespace', operatorNamespace]);
-  admin = await adminClient(controlPlane.adminKubeconfigPath);
+  cluster = await startPrivateCluster('crash', [namespace, operatorNamespace]);
+  ({ controlPlane, admin, run } = cluster);
 }, 120_000);
 
 afterEach(async () => {
@@ -43,12 +36,9 @@ afterEach(async () => {
 
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
-  await admin?.close();
-  await controlPlane?.stop();
+  await cluster?.stop();
 });
 
-const run = (args: string[], input?: string) =>
-  kubectlOK(args, { kubeconfig: controlPlane.adminKubeconfigPath, ...(input !== undefined ? { input } : {}) });
 
 function startOperator(): OperatorProcess {
   const operator = startOperatorProcess([
