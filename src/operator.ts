@@ -25,6 +25,7 @@ import { loadOrCreateSigningKey } from './oauthapp/signing-key.ts';
 import { createCaches, enqueueOnChanges } from './oauthapp/controller.ts';
 import { Reconciler } from './oauthapp/reconciler.ts';
 import { Refresher } from './oauthapp/refresher.ts';
+import { RefreshSlots } from './oauthapp/refresh-slots.ts';
 import { Rollouts } from './oauthapp/rollout.ts';
 import { SourceSecrets } from './oauthapp/source-secrets.ts';
 import { StateStore } from './oauthapp/state-store.ts';
@@ -73,6 +74,8 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const limiter = createKeyedLimiter(config.providerConcurrency);
   const requestTimeoutMs = config.tokenRequestTimeoutSeconds * 1000;
   const events = new EventRecorder(kube, identity, logger, now);
+  const slots = new RefreshSlots(Math.random, now);
+  const pickRefreshTime = (earliest: number, latest: number) => slots.pick(earliest, latest);
   const sources = new SourceSecrets(kube, caches.sources);
   const tokens = createTokenClient({ timeoutMs: requestTimeoutMs });
   const authorizations = new Authorizations({
@@ -85,6 +88,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     enqueue: (key) => queue.add(key),
     now,
     random: Math.random,
+    pickRefreshTime,
   });
   const reconciler = new Reconciler({
     apps: caches.apps,
@@ -96,6 +100,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       limit: (key, task) => limiter.run(key, task),
       now,
       random: Math.random,
+      pickRefreshTime,
       backoffMs: (attempt) => exponentialBackoff({ attempt, random: Math.random }),
       holder: identity,
       requestTimeoutMs,

@@ -32,6 +32,8 @@ export interface AuthorizationDependencies {
   enqueue: (appKey: string) => void;
   now: () => number;
   random: () => number;
+  /** Where in its jitter window the next refresh goes (evenly spread across apps). */
+  pickRefreshTime?: (earliest: number, latest: number) => number;
 }
 
 type Failure = Extract<CallbackOutcome, { ok: false }>;
@@ -104,6 +106,7 @@ export class Authorizations {
           renewBeforeMs: app.spec.renewBefore === undefined ? undefined : parseDurationMs(app.spec.renewBefore),
           clientSecretFingerprint: fingerprint(clientSecret),
           random: this.deps.random,
+          ...(this.deps.pickRefreshTime ? { pickRefreshTime: this.deps.pickRefreshTime } : {}),
         });
         const { authorizationFailure: _cleared, ...record } = next.record;
         return { ...next, record };

@@ -157,10 +157,12 @@ export interface SuccessInput {
   renewBeforeMs: number | undefined;
   clientSecretFingerprint: string;
   random: () => number;
+  /** Chooses the refresh time inside the jitter window (see refresh-slots.ts); default random. */
+  pickRefreshTime?: (earliest: number, latest: number) => number;
 }
 
 /** The state after a successful token request: the newest tokens and the next refresh time. */
-export function recordSuccess({ now, state, sentRefreshToken, response, renewBeforeMs, clientSecretFingerprint, random }: SuccessInput): AppState {
+export function recordSuccess({ now, state, sentRefreshToken, response, renewBeforeMs, clientSecretFingerprint, random, pickRefreshTime }: SuccessInput): AppState {
   const expiresAt = now + response.expiresInSeconds * 1000;
   const { claim: _claim, failure: _failure, deadRefreshTokenFingerprint: _dead, ...record } = state.record;
   // A code exchange that brings no refresh token keeps the stored one only if it is still usable:
@@ -183,7 +185,9 @@ export function recordSuccess({ now, state, sentRefreshToken, response, renewBef
       ...record,
       issuedAt: new Date(now).toISOString(),
       lastRefreshTime: new Date(now).toISOString(),
-      refreshAt: new Date(refreshTime({ issuedAt: now, expiresAt, ...(renewBeforeMs !== undefined ? { renewBeforeMs } : {}), random })).toISOString(),
+      refreshAt: new Date(
+        refreshTime({ issuedAt: now, expiresAt, ...(renewBeforeMs !== undefined ? { renewBeforeMs } : {}), random, ...(pickRefreshTime ? { pick: pickRefreshTime } : {}) }),
+      ).toISOString(),
       verifiedClientSecretFingerprint: clientSecretFingerprint,
       ...(rotates !== undefined ? { rotatesRefreshTokens: rotates } : {}),
     },

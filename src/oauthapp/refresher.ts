@@ -25,6 +25,8 @@ export interface RefresherDependencies {
   limit: <T>(providerKey: string, task: () => Promise<T>) => Promise<T>;
   now: () => number;
   random: () => number;
+  /** Where in its jitter window the next refresh goes (evenly spread across apps). */
+  pickRefreshTime?: (earliest: number, latest: number) => number;
   backoffMs: (attempt: number) => number;
   /** This process: pod name plus a per-start id, so a restarted operator never trusts its old claims. */
   holder: string;
@@ -57,7 +59,7 @@ export class Refresher {
   }
 
   private async claimAndSend({ app, stored, provider, clientId, clientSecret, renewBeforeMs }: RefreshRequest): Promise<RefreshOutcome> {
-    const { store, tokens, now, random } = this.deps;
+    const { store, tokens, now, random, pickRefreshTime } = this.deps;
     const refreshToken = stored.state.refreshToken;
     if (!refreshToken) throw new Error('refresh requested without a refresh token');
     const claimed = await store.save(app, claimRefresh(stored.state, this.deps.holder, now(), this.deps.requestTimeoutMs), stored.resourceVersion);
@@ -81,7 +83,7 @@ export class Refresher {
     this.deps.onResult?.('success', (now() - started) / 1000);
 
     const success = (state: AppState) =>
-      recordSuccess({ now: now(), state, sentRefreshToken: refreshToken, response, renewBeforeMs, clientSecretFingerprint, random });
+      recordSuccess({ now: now(), state, sentRefreshToken: refreshToken, response, renewBeforeMs, clientSecretFingerprint, random, ...(pickRefreshTime ? { pickRefreshTime } : {}) });
     // Whatever else happened to the state meanwhile, the tokens just issued are the only live ones.
     return { ok: true, stored: await store.saveDurably(app, claimed, success(claimed.state), success) };
   }

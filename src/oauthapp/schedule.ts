@@ -7,6 +7,8 @@ export interface ScheduleInput {
   renewBeforeMs?: number;
   /** Uniform in [0, 1). */
   random: () => number;
+  /** Picks a time in [earliest, latest] (e.g. the least busy second); default: uniform random. */
+  pick?: (earliest: number, latest: number) => number;
 }
 
 /** Share of the time between issue and the renewal point over which refreshes are spread. */
@@ -22,9 +24,10 @@ export function effectiveRenewBefore(lifetimeMs: number, renewBeforeMs: number |
  * last `jitterShare` of the time before it, so apps issued together do not refresh together and
  * none refreshes later than its margin allows.
  */
-export function refreshTime({ issuedAt, expiresAt, renewBeforeMs, random }: ScheduleInput): number {
+export function refreshTime({ issuedAt, expiresAt, renewBeforeMs, random, pick }: ScheduleInput): number {
   const lifetime = Math.max(0, expiresAt - issuedAt);
   const renewalPoint = expiresAt - effectiveRenewBefore(lifetime, renewBeforeMs);
   const jitterWindow = jitterShare * Math.max(0, renewalPoint - issuedAt);
+  if (pick) return Math.min(renewalPoint, Math.max(renewalPoint - jitterWindow, pick(renewalPoint - jitterWindow, renewalPoint)));
   return renewalPoint - random() * jitterWindow;
 }
