@@ -23,14 +23,14 @@ import { chaosIterations, expectNoLeaks, replays, report, startHoldingProxy, typ
 import { eventually } from '../support/eventually.ts';
 import { type AdminClient } from '../support/kube.ts';
 import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
-import { condition, oauthAppManifest, opaqueSecret, type AppView } from '../support/resources.ts';
+import { condition, type AppView } from '../support/resources.ts';
 import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
 
 const rounds = chaosIterations(1);
 const namespace = 'apps';
 const operatorNamespace = 'oauthapp-system';
 const readyAgainBoundMs = 90_000;
-let cluster: PrivateCluster | undefined;
+let cluster: PrivateCluster;
 let controlPlane: RunningControlPlane;
 let run: PrivateCluster['run'];
 let admin: AdminClient;
@@ -73,16 +73,9 @@ function superviseOperator() {
   let metricsURL = '';
   const start = async (): Promise<void> => {
     const port = await freePort();
-    const child = startOperatorProcess([
-      `--kubeconfig=${controlPlane.adminKubeconfigPath}`,
-      `--namespaces=${namespace}`,
-      `--operator-namespace=${operatorNamespace}`,
-      '--leader-elect',
-      '--token-request-timeout=3',
-      '--log-level=debug',
-      `--metrics-addr=127.0.0.1:${port}`,
-      '--callback-addr=127.0.0.1:0',
-    ]);
+    const child = startOperatorProcess(
+      cluster.operatorArgs({ leaderElect: true, metricsAddr: `127.0.0.1:${port}`, flags: ['--token-request-timeout=3', '--log-level=debug'] }),
+    );
     runs.push(child);
     metricsURL = `http://127.0.0.1:${port}`;
     void child.exited.then(async () => {
@@ -117,14 +110,7 @@ describe('the apiserver restarted and frozen while the operator refreshes', () =
     await operator.start();
     const names = ['steady-0', 'steady-1', 'steady-2'];
     for (const name of names) {
-      const seed = provider.sandbox.issueRefreshToken(provider.clientId);
-      canaries.push(seed);
-      await run(['apply', '-n', namespace, '-f', '-'], JSON.stringify(opaqueSecret(`${name}-client`, { client_secret: provider.clientSecret })));
-      await run(['apply', '-n', namespace, '-f', '-'], JSON.stringify(opaqueSecret(`${name}-bootstrap`, { refresh_token: seed })));
-      await run(
-        ['apply', '-n', namespace, '-f', '-'],
-        JSON.stringify(oauthAppManifest({ name, clientId: provider.clientId, tokenURL: provider.tokenURL, redirectURI: provider.redirectURI, refreshTokenRef: { name: `${name}-bootstrap`, key: 'refresh_token' } })),
-      );
+      canaries.push(await cluster.applySeededApp(name, provider));
     }
     await eventually('all apps Ready and refreshing', () => allReadyAndRefreshedSince(names, 0), 60_000, 250);
 

@@ -27,7 +27,7 @@ import { chaosIterations, expectNoLeaks, replays, report, startHoldingProxy, typ
 import { eventually } from '../support/eventually.ts';
 import { type AdminClient } from '../support/kube.ts';
 import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
-import { condition, oauthAppManifest, opaqueSecret, type AppView } from '../support/resources.ts';
+import { condition, type AppView } from '../support/resources.ts';
 import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
 
 const rounds = chaosIterations(1);
@@ -39,7 +39,7 @@ const claimLifetimeMs = 2 * tokenRequestTimeoutSeconds * 1000 + 5_000;
 const points = ['before-send', 'after-send', 'after-response', 'after-store'] as const;
 type Point = (typeof points)[number];
 
-let cluster: PrivateCluster | undefined;
+let cluster: PrivateCluster;
 let controlPlane: RunningControlPlane;
 let run: PrivateCluster['run'];
 let admin: AdminClient;
@@ -68,16 +68,13 @@ afterAll(async () => {
 
 async function startOperator(): Promise<void> {
   const port = await freePort();
-  operator = startOperatorProcess([
-    `--kubeconfig=${controlPlane.adminKubeconfigPath}`,
-    `--namespaces=${namespace}`,
-    `--operator-namespace=${operatorNamespace}`,
-    '--no-leader-elect',
-    `--token-request-timeout=${tokenRequestTimeoutSeconds}`,
-    '--log-level=debug',
-    `--metrics-addr=127.0.0.1:${port}`,
-    '--callback-addr=127.0.0.1:0',
-  ]);
+  operator = startOperatorProcess(
+    cluster.operatorArgs({
+      leaderElect: false,
+      metricsAddr: `127.0.0.1:${port}`,
+      flags: [`--token-request-timeout=${tokenRequestTimeoutSeconds}`, '--log-level=debug'],
+    }),
+  );
   operators.push(operator);
   metricsURL = `http://127.0.0.1:${port}`;
   await eventually('the operator ready', async () => ((await fetch(`${metricsURL}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000);
@@ -96,22 +93,7 @@ const claimOf = async (app: AppView) => {
 };
 
 async function createApp(name: string, proxy: HoldingProxy): Promise<AppView> {
-  const seed = provider.sandbox.issueRefreshToken(provider.clientId);
-  canaries.push(seed);
-  await run(['apply', '-n', namespace, '-f', '-'], JSON.stringify(opaqueSecret(`${name}-client`, { client_secret: provider.clientSecret })));
-  await run(['apply', '-n', namespace, '-f', '-'], JSON.stringify(opaqueSecret(`${name}-bootstrap`, { refresh_token: seed })));
-  await run(
-    ['apply', '-n', namespace, '-f', '-'],
-    JSON.stringify(
-      oauthAppManifest({
-        name,
-        clientId: provider.clientId,
-        tokenURL: `http://127.0.0.1:${proxy.port}/oauth/token`,
-        redirectURI: provider.redirectURI,
-        refreshTokenRef: { name: `${name}-bootstrap`, key: 'refresh_token' },
-      }),
-    ),
-  );
+  canaries.push((await cluster.applySeededApp(name, provider, `http://127.0.0.1:${proxy.port}/oauth/token`)) ?? '');
   return appWith(name, (app) => condition(app, 'Ready')?.status === 'True', 'Ready=True');
 }
 

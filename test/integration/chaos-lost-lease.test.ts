@@ -14,12 +14,12 @@ import { report, startHoldingProxy, type HoldingProxy } from '../support/chaos.t
 import { eventually } from '../support/eventually.ts';
 import { type AdminClient } from '../support/kube.ts';
 import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
-import { condition, oauthAppManifest, opaqueSecret, type AppView } from '../support/resources.ts';
+import { condition, type AppView } from '../support/resources.ts';
 import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
 
 const namespace = 'apps';
 const operatorNamespace = 'oauthapp-system';
-let cluster: PrivateCluster | undefined;
+let cluster: PrivateCluster;
 let controlPlane: RunningControlPlane;
 let run: PrivateCluster['run'];
 let admin: AdminClient;
@@ -44,15 +44,7 @@ afterAll(async () => {
 const getApp = async (name: string) => JSON.parse(await run(['get', 'oauthapp', name, '-n', namespace, '-o', 'json'])) as AppView;
 
 function startOperator(): OperatorProcess {
-  const operator = startOperatorProcess([
-    `--kubeconfig=${controlPlane.adminKubeconfigPath}`,
-    `--namespaces=${namespace}`,
-    `--operator-namespace=${operatorNamespace}`,
-    '--leader-elect',
-    '--token-request-timeout=5',
-    '--metrics-addr=127.0.0.1:0',
-    '--callback-addr=127.0.0.1:0',
-  ]);
+  const operator = startOperatorProcess(cluster.operatorArgs({ leaderElect: true, flags: ['--token-request-timeout=5'] }));
   operators.push(operator);
   return operator;
 }
@@ -60,20 +52,7 @@ function startOperator(): OperatorProcess {
 describe('an apiserver outage longer than the renew deadline while an answer waits to be stored', () => {
   it('stores the answer instead of exiting with it in memory', async () => {
     const name = 'outage';
-    await run(['apply', '-n', namespace, '-f', '-'], JSON.stringify(opaqueSecret(`${name}-client`, { client_secret: provider.clientSecret })));
-    await run(['apply', '-n', namespace, '-f', '-'], JSON.stringify(opaqueSecret(`${name}-bootstrap`, { refresh_token: provider.sandbox.issueRefreshToken(provider.clientId) })));
-    await run(
-      ['apply', '-n', namespace, '-f', '-'],
-      JSON.stringify(
-        oauthAppManifest({
-          name,
-          clientId: provider.clientId,
-          tokenURL: `http://127.0.0.1:${proxy.port}/oauth/token`,
-          redirectURI: provider.redirectURI,
-          refreshTokenRef: { name: `${name}-bootstrap`, key: 'refresh_token' },
-        }),
-      ),
-    );
+    await cluster.applySeededApp(name, provider, `http://127.0.0.1:${proxy.port}/oauth/token`);
     const first = startOperator();
     const app = await eventually('Ready', async () => {
       const current = await getApp(name);

@@ -12,12 +12,12 @@ import { stateSecretName } from '../../src/oauthapp/state.ts';
 import { eventually } from '../support/eventually.ts';
 import { type AdminClient } from '../support/kube.ts';
 import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
-import { condition, oauthAppManifest, opaqueSecret, type AppView } from '../support/resources.ts';
+import { condition, type AppView } from '../support/resources.ts';
 import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
 
 const namespace = 'apps';
 const operatorNamespace = 'oauthapp-system';
-let cluster: PrivateCluster | undefined;
+let cluster: PrivateCluster;
 let controlPlane: RunningControlPlane;
 let run: PrivateCluster['run'];
 let admin: AdminClient;
@@ -41,15 +41,7 @@ afterAll(async () => {
 
 
 function startOperator(): OperatorProcess {
-  const operator = startOperatorProcess([
-    `--kubeconfig=${controlPlane.adminKubeconfigPath}`,
-    `--namespaces=${namespace}`,
-    `--operator-namespace=${operatorNamespace}`,
-    '--no-leader-elect',
-    '--token-request-timeout=5',
-    '--metrics-addr=127.0.0.1:0',
-    '--callback-addr=127.0.0.1:0',
-  ]);
+  const operator = startOperatorProcess(cluster.operatorArgs({ leaderElect: false, flags: ['--token-request-timeout=5'] }));
   operators.push(operator);
   return operator;
 }
@@ -65,14 +57,7 @@ const appWith = (name: string, predicate: (app: AppView) => boolean, what: strin
   }, 60_000);
 
 async function readyApp(name: string, provider: TestProvider): Promise<AppView> {
-  await run(['apply', '-n', namespace, '-f', '-'], JSON.stringify(opaqueSecret(`${name}-client`, { client_secret: provider.clientSecret })));
-  await run(['apply', '-n', namespace, '-f', '-'], JSON.stringify(opaqueSecret(`${name}-bootstrap`, { refresh_token: provider.sandbox.issueRefreshToken(provider.clientId) })));
-  await run(
-    ['apply', '-n', namespace, '-f', '-'],
-    JSON.stringify(
-      oauthAppManifest({ name, clientId: provider.clientId, tokenURL: provider.tokenURL, redirectURI: provider.redirectURI, refreshTokenRef: { name: `${name}-bootstrap`, key: 'refresh_token' } }),
-    ),
-  );
+  await cluster.applySeededApp(name, provider);
   return appWith(name, (app) => condition(app, 'Ready')?.status === 'True', `${name} Ready`);
 }
 
