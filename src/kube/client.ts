@@ -2,7 +2,7 @@
 // informers; the ones here are the live reads correctness needs.
 import type { KubeHTTP } from './http.ts';
 import { isNotFound } from './errors.ts';
-import type { KubeObject, OwnerReference, Secret } from './objects.ts';
+import type { KubeObject, Secret } from './objects.ts';
 import { apiVersion, group, plural, version } from '../api/oauthapp.ts';
 
 export const secretPath = (namespace: string, name?: string) =>
@@ -137,12 +137,3 @@ export class KubeClient {
     });
   }
 }
-
-export const ownerReferenceTo = (object: { metadata: { name: string; uid: string } }, kind: string, ownerApiVersion: string): OwnerReference => ({
-  apiVersion: ownerApiVersion,
-  kind,
-  name: object.metadata.name,
-  uid: object.metadata.uid,
-  controller: true,
-  blockOwnerDeletion: true,
-});

@@ -6,7 +6,7 @@ import type { ReconcileResult } from '../controller/result.ts';
 import type { KubeObject } from '../kube/objects.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import type { KubeClient } from '../kube/client.ts';
-import { splitKey } from '../kube/objects.ts';
+import { objectKey, splitKey } from '../kube/objects.ts';
 import { resolveProvider } from '../oauth/providers.ts';
 import { parseDurationMs } from '../api/fields.ts';
 import type { Logger } from '../log.ts';
@@ -116,7 +116,7 @@ export class Reconciler {
       ...(authorization ? { authorizationURL: authorization.url } : {}),
     });
     await this.deps.status.write(app, status, now());
-    this.deps.observe?.(`${identity.namespace}/${identity.name}`, {
+    this.deps.observe?.(objectKey(identity.namespace, identity.name), {
       ready: status.conditions.some((condition) => condition.type === 'Ready' && condition.status === 'True'),
       accessTokenExpiresAt: stored.state.tokens ? Date.parse(stored.state.tokens.expiresAt) : undefined,
     });

@@ -40,10 +40,6 @@ export class StateStore {
     this.namespace = operatorNamespace;
   }
 
-  get operatorNamespace(): string {
-    return this.namespace;
-  }
-
   load(app: AppIdentity): StoredState {
     const secret = this.cache.get(this.namespace, stateSecretName(app.uid));
     return this.fromSecret(app, secret);
