@@ -245,6 +245,14 @@ beforeAll(async () => {
     identity = { uid, gid };
     // mkdtemp makes 0700 directories: open the way down to the runtime stage for that user.
     for (const dir of [scratch, runtime.root]) await chmod(dir, 0o755);
+    // The checkout (and so node_modules/.bin/node) may sit below a directory that user cannot
+    // enter, as a CI clone into a fresh mktemp directory does: give the image's node a place of
+    // its own, as /usr/local/bin/node is in the image.
+    const imageBin = join(scratch, 'usr-local-bin');
+    await mkdir(imageBin, { mode: 0o755 });
+    await copyFile(nodeBinary, join(imageBin, 'node'));
+    await chmod(join(imageBin, 'node'), 0o755);
+    nodeBinary = join(imageBin, 'node');
   }
 }, 240_000);
 
