@@ -48,8 +48,9 @@ export class KubeHTTP {
       // Watches hold connections open for minutes; the pool must not starve ordinary requests.
       connections: 64,
       // The apiserver speaks HTTP/2, so everything shares one connection. If it dies silently
-      // (a vanished node, a dropped NAT entry), only PINGs notice: every 10 s, not undici's 60 s.
-      h2Options: { pingInterval: 10_000 },
+      // (a vanished node, a dropped NAT entry), only PINGs notice: one unanswered for 20 s resets it
+      // (undici's default is 60 s; much shorter risks false alarms on a loaded apiserver).
+      h2Options: { pingInterval: 20_000 },
       keepAliveTimeout: 30_000,
       headersTimeout: 0,
       bodyTimeout: 0,

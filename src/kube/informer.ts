@@ -98,7 +98,9 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           resourceVersion = await this.relist();
           failures = 0;
         }
-        resourceVersion = await this.watch(resourceVersion);
+        // A watch the apiserver accepted ends the run of failures: backoff is for a cluster that
+        // keeps refusing, not for one whose connections drop now and then.
+        resourceVersion = await this.watch(resourceVersion, () => (failures = 0));
       } catch (error) {
         if (this.abort.signal.aborted) break;
         if (isGone(error)) {
@@ -159,7 +161,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
    * Watches from resourceVersion until the server ends the watch, it stalls, or a relist is due.
    * Returns the resourceVersion to resume from (undefined: relist).
    */
-  private async watch(fromResourceVersion: string): Promise<string | undefined> {
+  private async watch(fromResourceVersion: string, onEstablished: () => void): Promise<string | undefined> {
     const { http, path, labelSelector, metadataOnly, stallTimeoutMs, relistIntervalMs, logger, name } = this.options;
     let resourceVersion = fromResourceVersion;
     const relistAt = relistIntervalMs > 0 ? Date.now() + relistIntervalMs * (0.9 + Math.random() * 0.2) : Infinity;
@@ -192,6 +194,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           ...(metadataOnly ? { accept: metadataWatchAccept } : {}),
           signal: watchAbort.signal,
         });
+        onEstablished();
         for await (const event of watchEvents<T>(response.body)) {
           armStallTimer();
           if (event.type === 'ERROR') {
