@@ -1,6 +1,6 @@
 // Errors the controller machinery branches on, with stable codes (STYLE: got, fastify).
 
-export type ControllerErrorCode = 'TERMINAL';
+export type ControllerErrorCode = 'TERMINAL' | 'NOT_LEADING';
 
 /**
  * Thrown by a reconcile to say "retrying will not help" (controller-runtime's TerminalError):
@@ -13,6 +13,19 @@ export class TerminalError extends Error {
 
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
+  }
+}
+
+/**
+ * This replica lost its Lease while a reconcile ran: the reconcile stops before its next write
+ * (another replica now owns the app). Its queue is shut down, so nothing retries it here.
+ */
+export class NotLeadingError extends Error {
+  override readonly name = 'NotLeadingError';
+  readonly code: ControllerErrorCode = 'NOT_LEADING';
+
+  constructor() {
+    super('this replica no longer leads: stopped before writing');
   }
 }
 

@@ -110,10 +110,11 @@ export const fromErrorAnswer = (answer: ErrorAnswer, context: ErrorAnswerContext
   return new TokenRequestError(message, { code, delivery: 'answered', status: answer.status, retryAfterMs, providerError });
 };
 
-/** A 2xx whose body is not a usable token response. */
-export const malformedAnswer = (status: number, problem: string): TokenRequestError =>
+/** A 2xx whose body is not a usable token response (but may still carry a new refresh token). */
+export const malformedAnswer = (status: number, problem: string, refreshToken?: string): TokenRequestError =>
   new TokenRequestError(`token endpoint answered HTTP ${status} without a usable token response: ${problem}`, {
     code: 'malformed_response',
     delivery: 'answered',
     status,
+    ...(refreshToken === undefined ? {} : { refreshToken }),
   });

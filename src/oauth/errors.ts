@@ -41,6 +41,8 @@ export interface TokenRequestErrorDetails {
   readonly retryAfterMs?: number | undefined;
   /** The provider's RFC 6749 §5.2 `error` code, as sent (e.g. `invalid_scope`), when there was one. */
   readonly providerError?: string | undefined;
+  /** A refresh token found in a 2xx that was otherwise unusable (see TokenRequestError.refreshToken). */
+  readonly refreshToken?: string | undefined;
   readonly cause?: TransportError | undefined;
 }
 
@@ -60,6 +62,15 @@ export class TokenRequestError extends Error {
     this.status = details.status;
     this.retryAfterMs = details.retryAfterMs;
     this.providerError = details.providerError;
+    this.#refreshToken = details.refreshToken;
+  }
+
+  // A private field: loggers and util.inspect (even with showHidden) never print it, and it is a secret.
+  readonly #refreshToken: string | undefined;
+
+  /** A refresh token carried by an unusable 2xx: the sent one may be retired, store this one. */
+  get refreshToken(): string | undefined {
+    return this.#refreshToken;
   }
 }
 

@@ -8,7 +8,7 @@ import { TokenRequestError } from './errors.ts';
 import { postForExchange } from './http-exchange.ts';
 import { redactor } from './redact.ts';
 import { encodeTokenRequest, type TokenRequest } from './token-request.ts';
-import { parseTokenResponse, type TokenSet } from './token-response.ts';
+import { defaultExpiresInSeconds, parseTokenResponse, type TokenSet } from './token-response.ts';
 import { fromTransportError } from './transport-error.ts';
 
 export interface TokenClientOptions {
@@ -25,6 +25,8 @@ export interface TokenClientOptions {
   readonly userAgent?: string | undefined;
   /** Longest answer read; longer is a malformed_response. Default 64 KiB. */
   readonly maxResponseBytes?: number | undefined;
+  /** The lifetime assumed for an access token whose answer has no expires_in. Default 3600 s. */
+  readonly defaultExpiresInSeconds?: number | undefined;
 }
 
 export interface RequestTokenOptions {
@@ -56,6 +58,7 @@ export const createTokenClient = (options: TokenClientOptions = {}): TokenClient
   const now = options.now ?? Date.now;
   const userAgent = options.userAgent ?? defaultUserAgent;
   const maxResponseBytes = options.maxResponseBytes ?? defaultMaxResponseBytes;
+  const responseOptions = { defaultExpiresInSeconds: options.defaultExpiresInSeconds ?? defaultExpiresInSeconds };
   if (!(timeoutMs > 0) || !(maxResponseBytes > 0)) throw new RangeError('timeoutMs and maxResponseBytes must be positive');
 
   const requestToken = async (request: TokenRequest, call: RequestTokenOptions = {}): Promise<TokenSet> => {
@@ -96,8 +99,8 @@ export const createTokenClient = (options: TokenClientOptions = {}): TokenClient
       throw fromErrorAnswer({ status, retryAfter: exchange.headers['retry-after'], body }, { now: now(), redact });
     }
     if (body === undefined) throw malformedAnswer(status, `the body is larger than ${maxResponseBytes} bytes`);
-    const parsed = parseTokenResponse(body);
-    if (!parsed.success) throw malformedAnswer(status, parsed.problem);
+    const parsed = parseTokenResponse(body, responseOptions);
+    if (!parsed.success) throw malformedAnswer(status, parsed.problem, parsed.refreshToken);
     return parsed.tokenSet;
   };
 

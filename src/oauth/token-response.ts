@@ -32,9 +32,12 @@ const expiresIn = z
 // RFC 6749 §7.1: the type is case-insensitive. Only Bearer (RFC 6750) is accepted, because the
 // target Secret promises workloads a token they send as `Authorization: Bearer …`; a MAC or DPoP
 // token would be unusable that way, so it is a malformed answer, not a success.
+// A missing token_type (some servers leave it out although RFC 6749 requires it) is read as Bearer.
 const bearer = z
   .string()
   .refine((type) => type.toLowerCase() === 'bearer', { message: 'token_type must be Bearer' })
+  .transform(() => 'Bearer' as const)
+  .optional()
   .transform(() => 'Bearer' as const);
 
 // Informational fields are dropped when unusable instead of failing the whole answer: a 2xx to a
@@ -48,7 +51,8 @@ export const tokenSuccessResponse = z.object({
   // An empty or null refresh_token is read as "not rotated".
   refresh_token: lenient(z.string().min(1)),
   scope: lenient(z.string()),
-  expires_in: expiresIn,
+  // RFC 6749 §5.1 only recommends expires_in: without it the caller's default lifetime applies.
+  expires_in: expiresIn.optional(),
   api_domain: lenient(z.url({ protocol: /^https?$/ })),
 });
 // Unknown fields are allowed and ignored (z.object strips them).
@@ -63,8 +67,22 @@ export type TokenErrorResponse = z.output<typeof tokenErrorResponse>;
 
 export type TokenResponseParse =
   | { readonly success: true; readonly tokenSet: TokenSet }
-  /** `problem` names only what was wrong, never a value from the body (it may hold tokens). */
-  | { readonly success: false; readonly problem: string };
+  /**
+   * `problem` names only what was wrong, never a value from the body (it may hold tokens).
+   * `refreshToken`: a refresh token the unusable answer still carried. After a 2xx the server may
+   * have retired the one that was sent, so this one must be stored even though the rest is refused.
+   */
+  | { readonly success: false; readonly problem: string; readonly refreshToken?: string | undefined };
+
+export interface TokenResponseOptions {
+  /** The lifetime of an access token whose answer has no expires_in. */
+  readonly defaultExpiresInSeconds: number;
+}
+
+/** Pipedrive's access tokens live an hour; a server that does not say is assumed to do the same. */
+export const defaultExpiresInSeconds = 3600;
+
+const salvageable = z.object({ refresh_token: z.string().min(1) });
 
 /** Reads a JSON text as a JSON value, or undefined when it is not JSON. */
 export const parseJSON = (text: string): unknown => {
@@ -75,7 +93,7 @@ export const parseJSON = (text: string): unknown => {
   }
 };
 
-export const parseTokenResponse = (text: string): TokenResponseParse => {
+export const parseTokenResponse = (text: string, options: TokenResponseOptions = { defaultExpiresInSeconds }): TokenResponseParse => {
   const json = parseJSON(text);
   if (json === undefined) return { success: false, problem: 'the body is not JSON' };
   const parsed = tokenSuccessResponse.safeParse(json);
@@ -83,7 +101,8 @@ export const parseTokenResponse = (text: string): TokenResponseParse => {
     // Paths name schema fields only; zod's own messages are left out as they can quote input.
     const fields = [...new Set(parsed.error.issues.map((issue) => issue.path.join('.')))];
     const where = fields.every((field) => field === '') ? 'the body is not a JSON object' : `invalid ${fields.join(', ')}`;
-    return { success: false, problem: where };
+    const salvaged = salvageable.safeParse(json);
+    return { success: false, problem: where, ...(salvaged.success ? { refreshToken: salvaged.data.refresh_token } : {}) };
   }
   const body = parsed.data;
   return {
@@ -92,7 +111,7 @@ export const parseTokenResponse = (text: string): TokenResponseParse => {
       accessToken: body.access_token,
       tokenType: body.token_type,
       refreshToken: body.refresh_token,
-      expiresInSeconds: body.expires_in,
+      expiresInSeconds: body.expires_in ?? options.defaultExpiresInSeconds,
       scope: body.scope,
       apiDomain: body.api_domain,
     },

@@ -1,5 +1,6 @@
 // Pure decisions about token requests, in the order they are asked (as cert-manager's policy
 // chains): what a refresh attempt should do, and what a failure or success means for the state.
+import type { TokenRequestError } from '../oauth/errors.ts';
 import type { AppState, Bookkeeping, FailureKind, RefreshClaim } from './state.ts';
 import { fingerprint } from './state.ts';
 import { refreshTime } from './schedule.ts';
@@ -18,7 +19,9 @@ export type RefreshDecision =
   | { action: 'wait'; until: number; reason: 'scheduled' | 'backoff' | 'retry-after' | 'claimed-elsewhere' }
   | { action: 'blocked'; reason: BlockedReason }
   /** A claim's holder never reported back: decide what its request means before anything else. */
-  | { action: 'resolve-stale-claim'; claim: RefreshClaim };
+  | { action: 'resolve-stale-claim'; claim: RefreshClaim }
+  /** Our own claim, written (or maybe written) but never followed by a request: take it back. */
+  | { action: 'release-claim' };
 
 export interface RefreshPolicyInput {
   now: number;
@@ -27,14 +30,20 @@ export interface RefreshPolicyInput {
   clientSecretFingerprint: string | undefined;
   /** A new oauthapp.dev/rotate value that has not been acted on. */
   rotateRequested: boolean;
+  /**
+   * Whether this process knows that the claim in the state is its own and that no request followed
+   * it (the claim's write may have committed although its answer was lost).
+   */
+  claimNeverSent?: (claim: RefreshClaim) => boolean;
 }
 
-export function decideRefresh({ now, state, clientSecretFingerprint, rotateRequested }: RefreshPolicyInput): RefreshDecision {
+export function decideRefresh({ now, state, clientSecretFingerprint, rotateRequested, claimNeverSent }: RefreshPolicyInput): RefreshDecision {
   const { record } = state;
   if (clientSecretFingerprint === undefined) return { action: 'blocked', reason: 'client-secret-missing' };
   if (!state.refreshToken) return { action: 'blocked', reason: 'no-refresh-token' };
   if (record.deadRefreshTokenFingerprint === fingerprint(state.refreshToken)) return { action: 'blocked', reason: 'refresh-token-dead' };
 
+  if (record.claim && claimNeverSent?.(record.claim)) return { action: 'release-claim' };
   if (record.claim) {
     const claimExpiry = Date.parse(record.claim.expiresAt);
     if (claimExpiry > now) return { action: 'wait', until: claimExpiry, reason: 'claimed-elsewhere' };
@@ -44,7 +53,7 @@ export function decideRefresh({ now, state, clientSecretFingerprint, rotateReque
   const failure = record.failure;
   const secretChanged = failure?.clientSecretFingerprint !== undefined && failure.clientSecretFingerprint !== clientSecretFingerprint;
   // The provider asked us to wait: neither ops nor a new secret make that request welcome earlier.
-  if (failure?.kind === 'rate_limited' && failure.retryAt && Date.parse(failure.retryAt) > now) {
+  if ((failure?.kind === 'rate_limited' || failure?.providerAskedToWait) && failure.retryAt && Date.parse(failure.retryAt) > now) {
     return { action: 'wait', until: Date.parse(failure.retryAt), reason: 'retry-after' };
   }
   if (rotateRequested) return { action: 'refresh', reason: 'rotate-request' };
@@ -69,6 +78,18 @@ export function mayResendAfterUnknownOutcome(record: Bookkeeping): boolean {
   return record.rotatesRefreshTokens === false;
 }
 
+/**
+ * Whether a failed request may have been processed by the provider although no usable answer came
+ * back: no answer at all, a 2xx we could not read, or a 5xx — a gateway in front of the provider
+ * (502, 504, Cloudflare's 520-527) answers that way after the provider got the request, and a
+ * provider's own 500 can come after it rotated the token.
+ */
+export function mayHaveReachedProvider(error: Pick<TokenRequestError, 'delivery' | 'code' | 'status'>): boolean {
+  if (error.delivery === 'unknown') return true;
+  if (error.delivery !== 'answered' || error.status === undefined) return false;
+  return error.status >= 500 || (error.code === 'malformed_response' && error.status < 300);
+}
+
 export interface FailureInput {
   now: number;
   state: AppState;
@@ -81,6 +102,8 @@ export interface FailureInput {
   retryAfterMs?: number;
   clientSecretFingerprint: string;
   backoffMs: (attempt: number) => number;
+  /** A refresh token an otherwise unusable 2xx carried: it replaces the sent one. */
+  rotatedRefreshToken?: string | undefined;
 }
 
 const retryAfterDefaultMs = 60_000;
@@ -93,7 +116,7 @@ export function recordFailure(input: FailureInput): AppState {
   const attempts = (record.failure?.kind === kind ? record.failure.attempts : 0) + 1;
   const sentFingerprint = fingerprint(input.sentRefreshToken);
 
-  if (kind === 'invalid_grant' || (input.outcomeUnknown && !mayResendAfterUnknownOutcome(record))) {
+  if (kind === 'invalid_grant' || (input.outcomeUnknown && !input.rotatedRefreshToken && !mayResendAfterUnknownOutcome(record))) {
     return {
       ...state,
       record: {
@@ -103,12 +126,24 @@ export function recordFailure(input: FailureInput): AppState {
       },
     };
   }
-  const delay = kind === 'rate_limited' ? (input.retryAfterMs ?? retryAfterDefaultMs) : cappedByExpiry(input.backoffMs(attempts), now, state);
+  // Retry-After (429, and 503 from a provider that keeps its tokens) is the provider's word.
+  const askedToWait = input.retryAfterMs !== undefined;
+  const delay = input.retryAfterMs ?? (kind === 'rate_limited' ? retryAfterDefaultMs : cappedByExpiry(input.backoffMs(attempts), now, state));
   return {
     ...state,
+    ...(input.rotatedRefreshToken ? { refreshToken: input.rotatedRefreshToken } : {}),
     record: {
       ...record,
-      failure: { kind, message, at, attempts, retryAt: new Date(now + delay).toISOString(), clientSecretFingerprint },
+      ...(input.rotatedRefreshToken ? { rotatesRefreshTokens: input.rotatedRefreshToken !== input.sentRefreshToken } : {}),
+      failure: {
+        kind,
+        message,
+        at,
+        attempts,
+        retryAt: new Date(now + delay).toISOString(),
+        clientSecretFingerprint,
+        ...(askedToWait ? { providerAskedToWait: true } : {}),
+      },
     },
   };
 }
@@ -118,6 +153,18 @@ function cappedByExpiry(delayMs: number, now: number, state: AppState): number {
   if (!state.tokens) return delayMs;
   const untilExpiry = Date.parse(state.tokens.expiresAt) - now;
   return untilExpiry > 0 ? Math.min(delayMs, untilExpiry) : delayMs;
+}
+
+/** The state without our claim that was never followed by a request. */
+export function releaseClaim(state: AppState): AppState {
+  const { claim: _claim, ...record } = state.record;
+  return { ...state, record };
+}
+
+/** Whether the live state still carries exactly this claim (an answer to it may be stored). */
+export function holdsClaim(state: AppState, claim: RefreshClaim | undefined): boolean {
+  const live = state.record.claim;
+  return claim !== undefined && live !== undefined && live.holder === claim.holder && live.claimedAt === claim.claimedAt && live.refreshTokenFingerprint === claim.refreshTokenFingerprint;
 }
 
 export function recordStaleClaim(state: AppState, now: number): AppState {
@@ -194,13 +241,17 @@ export function recordSuccess({ now, state, sentRefreshToken, response, renewBef
   };
 }
 
-/** The claim written before sending: only its holder may send this refresh token. */
-export function claimRefresh(state: AppState, holder: string, now: number, requestTimeoutMs: number): AppState {
+/**
+ * The claim written before sending: only its holder may send this refresh token. A rotate request
+ * it acts on is recorded with it, so whatever fails later, that request is not acted on twice.
+ */
+export function claimRefresh(state: AppState, holder: string, now: number, requestTimeoutMs: number, rotateRequest?: string): AppState {
   if (!state.refreshToken) return state;
   return {
     ...state,
     record: {
       ...state.record,
+      ...(rotateRequest !== undefined ? { lastRotateRequest: rotateRequest } : {}),
       claim: {
         holder,
         refreshTokenFingerprint: fingerprint(state.refreshToken),

@@ -3,10 +3,11 @@
 import { isTokenRequestError, type TokenRequestError } from '../oauth/errors.ts';
 import type { ResolvedProvider } from '../oauth/providers.ts';
 import type { TokenSet } from '../oauth/token-response.ts';
-import type { AppIdentity } from './state.ts';
+import { NotLeadingError } from '../controller/errors.ts';
+import type { AppIdentity, RefreshClaim } from './state.ts';
 import { fingerprint, type AppState } from './state.ts';
 import type { StateStore, StoredState } from './state-store.ts';
-import { claimRefresh, recordFailure, recordSuccess, type RefreshReason } from './policies.ts';
+import { claimRefresh, holdsClaim, mayHaveReachedProvider, recordFailure, recordSuccess, type RefreshReason } from './policies.ts';
 
 export interface TokenRequester {
   requestToken(request: {
@@ -42,15 +43,36 @@ export interface RefreshRequest {
   clientSecret: string;
   renewBeforeMs: number | undefined;
   reason: RefreshReason;
+  /** The oauthapp.dev/rotate value this refresh acts on, recorded with the claim. */
+  rotateRequest?: string | undefined;
+  /** Aborted when this replica stops leading: no claim is written after that. */
+  leadership?: AbortSignal | undefined;
 }
 
 export type RefreshOutcome = { ok: true; stored: StoredState } | { ok: false; stored: StoredState; error: TokenRequestError };
 
+/**
+ * An answer the apiserver could not take is retried this long. Its write is guarded by our claim,
+ * so it can only land while nobody has moved the state on; the bound is for memory.
+ */
+const heldRefreshAnswerMs = 24 * 3600_000;
+
 export class Refresher {
   private readonly deps: RefresherDependencies;
+  /**
+   * Claims this process wrote (or tried to write) and has not followed with a request yet, by app
+   * uid: if the claim's answer is lost, the retry finds its own claim here and releases it instead
+   * of taking it for a request that may have reached the provider.
+   */
+  private readonly unsentClaims = new Map<string, string>();
 
   constructor(dependencies: RefresherDependencies) {
     this.deps = dependencies;
+  }
+
+  /** Whether `claim` is this process's own and no token request followed it. */
+  claimNeverSent(app: AppIdentity, claim: RefreshClaim): boolean {
+    return claim.holder === this.deps.holder && this.unsentClaims.get(app.uid) === claim.claimedAt;
   }
 
   /** Conflicts (another writer got there first) propagate: the caller requeues and re-reads. */
@@ -58,13 +80,19 @@ export class Refresher {
     return this.deps.limit(new URL(request.provider.tokenURL).host, () => this.claimAndSend(request));
   }
 
-  private async claimAndSend({ app, stored, provider, clientId, clientSecret, renewBeforeMs }: RefreshRequest): Promise<RefreshOutcome> {
+  private async claimAndSend({ app, stored, provider, clientId, clientSecret, renewBeforeMs, rotateRequest, leadership }: RefreshRequest): Promise<RefreshOutcome> {
     const { store, tokens, now, random, pickRefreshTime } = this.deps;
     const refreshToken = stored.state.refreshToken;
     if (!refreshToken) throw new Error('refresh requested without a refresh token');
-    const claimed = await store.save(app, claimRefresh(stored.state, this.deps.holder, now(), this.deps.requestTimeoutMs), stored.resourceVersion);
+    if (leadership?.aborted) throw new NotLeadingError();
+    const claimState = claimRefresh(stored.state, this.deps.holder, now(), this.deps.requestTimeoutMs, rotateRequest);
+    const claim = claimState.record.claim;
+    if (claim) this.unsentClaims.set(app.uid, claim.claimedAt);
+    const claimed = await store.save(app, claimState, stored.resourceVersion);
     const clientSecretFingerprint = fingerprint(clientSecret);
 
+    // From here on the request may reach the provider.
+    this.unsentClaims.delete(app.uid);
     const started = now();
     let response: TokenSet;
     try {
@@ -78,17 +106,20 @@ export class Refresher {
     } catch (error) {
       if (!isTokenRequestError(error)) throw error;
       this.deps.onResult?.(error.code, (now() - started) / 1000);
-      return this.storeFailure(app, claimed, refreshToken, clientSecretFingerprint, error);
+      return this.storeFailure(app, claimed, claim, refreshToken, clientSecretFingerprint, error);
     }
-    this.deps.onResult?.('success', (now() - started) / 1000);
+    // The answer's time, once: an answer stored late must not get a later expiry than it has.
+    const answeredAt = now();
+    this.deps.onResult?.('success', (answeredAt - started) / 1000);
 
     const success = (state: AppState) =>
-      recordSuccess({ now: now(), state, sentRefreshToken: refreshToken, response, renewBeforeMs, clientSecretFingerprint, random, ...(pickRefreshTime ? { pickRefreshTime } : {}) });
-    // Whatever else happened to the state meanwhile, the tokens just issued are the only live ones.
-    return { ok: true, stored: await store.saveDurably(app, claimed, success(claimed.state), success) };
+      holdsClaim(state, claim)
+        ? recordSuccess({ now: answeredAt, state, sentRefreshToken: refreshToken, response, renewBeforeMs, clientSecretFingerprint, random, ...(pickRefreshTime ? { pickRefreshTime } : {}) })
+        : undefined;
+    return { ok: true, stored: await store.saveAnswer(app, claimed, success, heldRefreshAnswerMs) };
   }
 
-  private async storeFailure(app: AppIdentity, claimed: StoredState, sent: string, clientSecretFingerprint: string, error: TokenRequestError): Promise<RefreshOutcome> {
+  private async storeFailure(app: AppIdentity, claimed: StoredState, claim: RefreshClaim | undefined, sent: string, clientSecretFingerprint: string, error: TokenRequestError): Promise<RefreshOutcome> {
     const { store } = this.deps;
     let base = claimed;
     if (error.code === 'invalid_grant') {
@@ -96,18 +127,22 @@ export class Refresher {
       base = await store.loadLive(app);
       if (base.state.refreshToken !== sent) return { ok: false, stored: base, error };
     }
+    const answeredAt = this.deps.now();
     const failed = (state: AppState) =>
-      recordFailure({
-        now: this.deps.now(),
-        state,
-        sentRefreshToken: sent,
-        kind: error.code === 'aborted' ? 'network' : error.code,
-        outcomeUnknown: error.delivery === 'unknown' || (error.code === 'malformed_response' && error.delivery === 'answered' && (error.status ?? 0) < 300),
-        message: error.message,
-        ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
-        clientSecretFingerprint,
-        backoffMs: this.deps.backoffMs,
-      });
-    return { ok: false, stored: await store.saveDurably(app, base, failed(base.state), failed), error };
+      holdsClaim(state, claim)
+        ? recordFailure({
+            now: answeredAt,
+            state,
+            sentRefreshToken: sent,
+            kind: error.code === 'aborted' ? 'network' : error.code,
+            outcomeUnknown: mayHaveReachedProvider(error),
+            message: error.message,
+            ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
+            clientSecretFingerprint,
+            backoffMs: this.deps.backoffMs,
+            rotatedRefreshToken: error.refreshToken,
+          })
+        : undefined;
+    return { ok: false, stored: await store.saveAnswer(app, base, failed, heldRefreshAnswerMs), error };
   }
 }

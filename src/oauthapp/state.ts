@@ -32,6 +32,8 @@ export const refreshFailure = z.object({
   retryAt: isoTime.optional(),
   /** The client secret in use when it failed: invalid_client holds until the secret changes. */
   clientSecretFingerprint: z.string().optional(),
+  /** retryAt came from the provider's Retry-After: a rotate request or a new secret does not cut it short. */
+  providerAskedToWait: z.boolean().optional(),
 });
 export type RefreshFailure = z.output<typeof refreshFailure>;
 
@@ -61,11 +63,15 @@ export const bookkeeping = z.object({
   verifiedClientSecretFingerprint: z.string().optional(),
   /** The client secret the rolloutRestartTargets were last restarted for. */
   rolledOutClientSecretFingerprint: z.string().optional(),
+  /** The restartedAt value of that restart: the next one must differ, or no pod template changes. */
+  rolledOutRestartedAt: isoTime.optional(),
   /**
    * A restart decided and possibly half applied. Re-applying the same restartedAt value after a
    * crash changes no pod template again, so one secret change makes exactly one rollout.
    */
   pendingRollout: z.object({ clientSecretFingerprint: z.string(), restartedAt: isoTime }).optional(),
+  /** The last oauthapp.dev/rotate value acted on, written with the claim that acts on it. */
+  lastRotateRequest: z.string().optional(),
   /** Which signed `state` is valid: bumped when a callback uses one, so each works once. */
   authorizationRound: z.number().int().min(0).optional(),
   /** Why the last callback did not authorize the app (refused at the provider, code not accepted). */

@@ -18,9 +18,10 @@ describe('parseTokenResponse', () => {
     expect(parse({ ...valid, token_type: tokenType })).toEqual({ success: false, problem: 'invalid token_type' });
   });
 
-  it('refuses a response without token_type', () => {
-    expect(parse({ access_token: 'a', expires_in: 3600 }).success).toBe(false);
+  it('reads a response without token_type as Bearer (RFC 6749 requires it, some servers leave it out)', () => {
+    expect(tokenSet({ access_token: 'a', expires_in: 3600 }).tokenType).toBe('Bearer');
   });
+
 
   it('refuses an empty access_token', () => {
     expect(parse({ ...valid, access_token: '' }).success).toBe(false);
@@ -30,8 +31,14 @@ describe('parseTokenResponse', () => {
     expect(parse({ ...valid, expires_in: expiresIn }).success).toBe(false);
   });
 
-  it('refuses a response without expires_in', () => {
-    expect(parse({ access_token: 'a', token_type: 'Bearer' }).success).toBe(false);
+  it('gives a response without expires_in the default lifetime (RFC 6749 only recommends it)', () => {
+    expect(tokenSet({ access_token: 'a', token_type: 'Bearer' }).expiresInSeconds).toBe(3600);
+    const parsed = parseTokenResponse(JSON.stringify({ access_token: 'a', token_type: 'Bearer' }), { defaultExpiresInSeconds: 600 });
+    expect(parsed.success && parsed.tokenSet.expiresInSeconds).toBe(600);
+  });
+
+  it('keeps the refresh token of a 2xx it cannot otherwise use, so a rotated one is not lost', () => {
+    expect(parse({ refresh_token: 'refresh-2', token_type: 'mac', expires_in: 3600 })).toMatchObject({ success: false, refreshToken: 'refresh-2' });
   });
 
   it('accepts a fractional expires_in', () => {
@@ -73,7 +80,7 @@ describe('parseTokenResponse', () => {
   it('names the missing fields without quoting the body', () => {
     expect(parse({ token_type: 'Bearer', secret_field: 'x' })).toEqual({
       success: false,
-      problem: 'invalid access_token, expires_in',
+      problem: 'invalid access_token',
     });
   });
 });

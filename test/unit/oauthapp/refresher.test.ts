@@ -1,6 +1,7 @@
 // The refresh path's ordering guarantees, with an in-memory apiserver stand-in for the state
 // Secret (the real apiserver's answers are covered by the integration tests): claim before send,
-// store before anything else, and a store that fails is kept and written before the next step.
+// store before anything else, a store that fails is kept and written before the next step, and a
+// kept answer is written only where it still belongs.
 import { describe, expect, it } from '@jest/globals';
 import { KubeAPIError } from '../../../src/kube/errors.ts';
 import type { ObjectCache } from '../../../src/kube/informer.ts';
@@ -21,6 +22,8 @@ class SecretsStandIn implements StateSecrets {
   readonly log: string[] = [];
   readonly stored = new Map<string, Secret>();
   failWrites = false;
+  /** The write commits, but its answer never reaches the caller (a reset stream, a timeout). */
+  loseAnswers = false;
   private version = 1;
 
   async getSecret(_namespace: string, name: string) {
@@ -47,6 +50,7 @@ class SecretsStandIn implements StateSecrets {
     if (current?.metadata.resourceVersion !== expectedVersion) throw new KubeAPIError('PUT', '/secrets', 409, 'Conflict', 'the object has been modified');
     const written = { ...secret, metadata: { ...secret.metadata, resourceVersion: String(++this.version) } };
     this.stored.set(secret.metadata.name, written);
+    if (this.loseAnswers) throw new KubeAPIError('PUT', '/secrets', 0, 'NetworkError', 'stream reset after the write');
     return written;
   }
 }
@@ -63,9 +67,9 @@ const noCache: ObjectCache<Secret> = {
   stop: async () => undefined,
 };
 
-function setUp(answer: () => Promise<TokenSet>) {
+function setUp(answer: () => Promise<TokenSet>, clock = { now }) {
   const secrets = new SecretsStandIn();
-  const store = new StateStore(secrets, noCache, 'oauthapp-system');
+  const store = new StateStore(secrets, noCache, 'oauthapp-system', { now: () => clock.now });
   const sent: string[] = [];
   const tokens: TokenRequester = {
     async requestToken(request) {
@@ -78,7 +82,7 @@ function setUp(answer: () => Promise<TokenSet>) {
     store,
     tokens,
     limit: (_key, task) => task(),
-    now: () => now,
+    now: () => clock.now,
     random: () => 0.5,
     backoffMs: () => 10_000,
     holder: 'replica-a',
@@ -119,25 +123,164 @@ describe('Refresher', () => {
   it('keeps an answer it could not store and writes it before anything else, never sending the old token again', async () => {
     const { secrets, store, refresher, sent } = setUp(async () => rotated);
     const stored = await seeded(store);
-    // Let the claim through, then cut the apiserver off for the write of the answer.
-    const original = secrets.replaceSecret.bind(secrets);
-    let writes = 0;
-    secrets.replaceSecret = async (namespace, secret) => {
-      writes += 1;
-      if (writes === 2) secrets.failWrites = true;
-      return original(namespace, secret);
-    };
+    failWritesAfter(secrets, 1);
 
     await expect(refresh(refresher, stored)).rejects.toMatchObject({ reason: 'NetworkError' });
-
-    const inMemory = store.load(app);
-    expect(inMemory.state.refreshToken).toBe('refresh-2');
-    expect(decideRefresh({ now, state: inMemory.state, clientSecretFingerprint: fingerprint('secret'), rotateRequested: false })).toMatchObject({ action: 'wait' });
+    expect(store.holds(app)).toBe(true);
 
     secrets.failWrites = false;
     await store.flushUnsaved(app);
-    expect(decodeData(secrets.stored.get(stateSecretName(app.uid))?.data)).toMatchObject({ refresh_token: 'refresh-2' });
+    expect(liveState(secrets)).toMatchObject({ refresh_token: 'refresh-2' });
+    expect(store.holds(app)).toBe(false);
     expect(sent).toEqual(['refresh-1']);
+  });
+
+  it('releases its own claim whose write committed but whose answer was lost, instead of taking it for a sent request', async () => {
+    const { secrets, store, refresher, sent } = setUp(async () => rotated);
+    const stored = await seeded(store);
+    secrets.loseAnswers = true;
+
+    await expect(refresh(refresher, stored)).rejects.toMatchObject({ reason: 'NetworkError' });
+
+    secrets.loseAnswers = false;
+    const live = await store.loadLive(app);
+    const claim = live.state.record.claim;
+    expect(claim?.holder).toBe('replica-a');
+    expect(sent).toEqual([]);
+    const decision = decideRefresh({
+      now: now + 3_600_000,
+      state: live.state,
+      clientSecretFingerprint: fingerprint('secret'),
+      rotateRequested: false,
+      claimNeverSent: (seen) => refresher.claimNeverSent(app, seen),
+    });
+    expect(decision).toEqual({ action: 'release-claim' });
+  });
+
+  it('does not take a claim for unsent once its request has started', async () => {
+    let claimSeenDuringRequest: boolean | undefined;
+    const { store, refresher } = setUp(async () => {
+      const claim = (await store.loadLive(app)).state.record.claim;
+      claimSeenDuringRequest = claim && refresher.claimNeverSent(app, claim);
+      throw new TokenRequestError('timed out waiting for the answer', { code: 'timeout', delivery: 'unknown' });
+    });
+
+    await refresh(refresher, await seeded(store));
+
+    expect(claimSeenDuringRequest).toBe(false);
+  });
+
+  it('drops a kept answer once another replica has moved the state on, instead of writing an old refresh token back', async () => {
+    const { secrets, store, refresher } = setUp(async () => rotated);
+    failWritesAfter(secrets, 1);
+    await expect(refresh(refresher, await seeded(store))).rejects.toMatchObject({ reason: 'NetworkError' });
+    secrets.failWrites = false;
+    // Another replica resolved the claim and refreshed refresh-2 into refresh-3 meanwhile.
+    const live = await store.loadLive(app);
+    await store.save(app, { refreshToken: 'refresh-3', record: {} }, live.resourceVersion);
+
+    await store.flushUnsaved(app);
+
+    expect(liveState(secrets)).toMatchObject({ refresh_token: 'refresh-3' });
+    expect(store.holds(app)).toBe(false);
+  });
+
+  it('gives a kept answer the expiry of the moment it arrived, not of the moment it is finally stored', async () => {
+    const clock = { now };
+    const { secrets, store, refresher } = setUp(async () => rotated, clock);
+    failWritesAfter(secrets, 1);
+    await expect(refresh(refresher, await seeded(store))).rejects.toMatchObject({ reason: 'NetworkError' });
+
+    clock.now = now + 2 * 3_600_000;
+    secrets.failWrites = false;
+    await store.flushUnsaved(app);
+
+    expect(liveState(secrets).expires_at).toBe(new Date(now + 3_600_000).toISOString());
+  });
+
+  it('never re-creates a state Secret that was deleted (with its app) while an answer was kept', async () => {
+    const { secrets, store, refresher } = setUp(async () => rotated);
+    failWritesAfter(secrets, 1);
+    await expect(refresh(refresher, await seeded(store))).rejects.toMatchObject({ reason: 'NetworkError' });
+    secrets.failWrites = false;
+    await secrets.deleteSecret('oauthapp-system', stateSecretName(app.uid));
+
+    await store.flushUnsaved(app);
+
+    expect(secrets.stored.has(stateSecretName(app.uid))).toBe(false);
+    expect(store.holds(app)).toBe(false);
+  });
+
+  it('keeps an answer across an unrelated write of the same state (a plain save does not clear it)', async () => {
+    const { secrets, store, refresher } = setUp(async () => rotated);
+    failWritesAfter(secrets, 1);
+    await expect(refresh(refresher, await seeded(store))).rejects.toMatchObject({ reason: 'NetworkError' });
+    secrets.failWrites = false;
+    const live = await store.loadLive(app);
+    await store.save(app, { ...live.state, record: { ...live.state.record, rolledOutClientSecretFingerprint: 'x' } }, live.resourceVersion);
+
+    expect(store.holds(app)).toBe(true);
+    await store.flushUnsaved(app);
+    expect(liveState(secrets)).toMatchObject({ refresh_token: 'refresh-2' });
+  });
+
+  it('gives up a kept answer after it expires', async () => {
+    const clock = { now };
+    const { secrets, store, refresher } = setUp(async () => rotated, clock);
+    failWritesAfter(secrets, 1);
+    await expect(refresh(refresher, await seeded(store))).rejects.toMatchObject({ reason: 'NetworkError' });
+
+    clock.now = now + 25 * 3_600_000;
+    await store.flushUnsaved(app);
+
+    expect(store.holds(app)).toBe(false);
+    expect(liveState(secrets).refresh_token).toBe('refresh-1');
+  });
+
+  it('stores the refresh token of a 2xx it could not otherwise use, and keeps the sent one from being sent again', async () => {
+    const { secrets, store, refresher } = setUp(async () => {
+      throw new TokenRequestError('token endpoint answered HTTP 200 without a usable token response: invalid token_type', {
+        code: 'malformed_response',
+        delivery: 'answered',
+        status: 200,
+        refreshToken: 'refresh-2',
+      });
+    });
+
+    const outcome = await refresh(refresher, await seeded(store));
+
+    expect(outcome.ok).toBe(false);
+    expect(liveState(secrets).refresh_token).toBe('refresh-2');
+    expect(outcome.stored.state.record.deadRefreshTokenFingerprint).toBeUndefined();
+    expect(outcome.stored.state.record.failure?.kind).toBe('malformed_response');
+  });
+
+  it.each([500, 502, 504, 520])('gives up a token after a %i from a provider that rotates refresh tokens (it may have processed the refresh)', async (status) => {
+    const { store, refresher } = setUp(async () => {
+      throw new TokenRequestError(`token endpoint failed (HTTP ${status})`, { code: 'server_error', delivery: 'answered', status });
+    });
+
+    const outcome = await refresh(refresher, await seeded(store));
+
+    expect(outcome.stored.state.record.failure?.kind).toBe('interrupted');
+    expect(outcome.stored.state.record.deadRefreshTokenFingerprint).toBe(fingerprint('refresh-1'));
+  });
+
+  it('waits out a 503 Retry-After from a provider that keeps its refresh tokens, even for a rotate request', async () => {
+    const { store, refresher } = setUp(async () => {
+      throw new TokenRequestError('token endpoint failed (HTTP 503)', { code: 'server_error', delivery: 'answered', status: 503, retryAfterMs: 120_000 });
+    });
+    const stored = await store.save(app, { refreshToken: 'refresh-1', record: { rotatesRefreshTokens: false } }, undefined);
+
+    const outcome = await refresh(refresher, stored);
+
+    const state = outcome.stored.state;
+    expect(state.record.deadRefreshTokenFingerprint).toBeUndefined();
+    expect(decideRefresh({ now: now + 60_000, state, clientSecretFingerprint: fingerprint('secret'), rotateRequested: true })).toEqual({
+      action: 'wait',
+      until: now + 120_000,
+      reason: 'retry-after',
+    });
   });
 
   it('records a refused refresh token as dead after a live re-read shows nobody replaced it', async () => {
@@ -166,3 +309,18 @@ describe('Refresher', () => {
     });
   });
 });
+
+/** Lets `allowed` more writes through, then fails every write (the apiserver goes away). */
+function failWritesAfter(secrets: SecretsStandIn, allowed: number) {
+  const original = secrets.replaceSecret.bind(secrets);
+  let writes = 0;
+  secrets.replaceSecret = async (namespace, secret) => {
+    writes += 1;
+    if (writes === allowed + 1) secrets.failWrites = true;
+    return original(namespace, secret);
+  };
+}
+
+function liveState(secrets: SecretsStandIn): Record<string, string> {
+  return decodeData(secrets.stored.get(stateSecretName(app.uid))?.data);
+}
