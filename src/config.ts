@@ -33,6 +33,7 @@ const flags = {
   workers: { schema: positiveInt(256), type: 'string' },
   'provider-concurrency': { schema: positiveInt(1024), type: 'string' },
   'token-request-timeout': { schema: positiveInt(300), type: 'string' },
+  'shutdown-timeout': { schema: positiveInt(3600), type: 'string' },
 } as const;
 
 type FlagName = keyof typeof flags;
@@ -51,6 +52,11 @@ export interface Config {
   /** Concurrent token requests per provider (token URL host). */
   providerConcurrency: number;
   tokenRequestTimeoutSeconds: number;
+  /**
+   * Seconds a stopping replica (SIGTERM) takes at most: finishing reconciles, storing held refresh
+   * results, releasing the Lease. Below the pod's terminationGracePeriodSeconds, or it is killed first.
+   */
+  shutdownTimeoutSeconds: number;
 }
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; error: string };
@@ -93,6 +99,7 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
     workers: read('workers'),
     providerConcurrency: read('provider-concurrency'),
     tokenRequestTimeoutSeconds: read('token-request-timeout'),
+    shutdownTimeoutSeconds: read('shutdown-timeout'),
   };
   for (const result of Object.values(results)) if (!result.ok) return result;
   const value = <T>(result: { ok: true; value: T | undefined } | { ok: false; error: string }) => (result.ok ? result.value : undefined);
@@ -110,6 +117,8 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
       workers: value(results.workers) ?? 8,
       providerConcurrency: value(results.providerConcurrency) ?? 8,
       tokenRequestTimeoutSeconds: value(results.tokenRequestTimeoutSeconds) ?? 10,
+      // deploy/base/deployment.yaml gives 30 s: 5 s left for the process to exit.
+      shutdownTimeoutSeconds: value(results.shutdownTimeoutSeconds) ?? 25,
     },
   };
 }

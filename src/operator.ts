@@ -46,8 +46,26 @@ export interface RunningOperator {
   stop(): Promise<void>;
 }
 
-/** How long a stopping replica keeps trying to store refresh results held only in memory. */
-const unsavedFlushBudgetMs = 120_000;
+/**
+ * How long a replica that lost its Lease keeps trying to store refresh results held only in
+ * memory. Nobody kills it meanwhile (SIGTERM's budget is --shutdown-timeout), and an apiserver
+ * outage, the usual reason for losing the Lease, may take a while to end.
+ */
+const lostLeaseFlushBudgetMs = 120_000;
+/** Of the SIGTERM budget, kept back for releasing the Lease and closing the servers. */
+const releaseReserveMs = 5_000;
+
+/** Waits for `work` until `deadline` (epoch ms) at most; true if it settled in time. */
+async function settledBefore(work: Promise<unknown> | undefined, deadline: number): Promise<boolean> {
+  if (!work) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()))));
+  try {
+    return await Promise.race([work.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export function loadKubeConfig(path: string | undefined): KubeConfig {
   const kubeConfig = new KubeConfig();
@@ -151,9 +169,12 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   };
 
   /** Tokens the provider issued but the apiserver has not stored yet must not leave with us. */
-  const flushUnsaved = async () => {
-    const left = await states.flushAllUnsaved(Date.now() + unsavedFlushBudgetMs);
-    if (left.length > 0) logger.error({ apps: left.length }, 'could not store refresh results before stopping; those apps will report RefreshInterrupted');
+  const flushUnsaved = async (deadline: number) => {
+    // flushAllUnsaved checks its deadline between writes only, and one write to a stuck apiserver
+    // takes up to the client's 30 s timeout: the deadline is enforced here.
+    let left: string[] | undefined; // undefined: still writing at the deadline
+    await settledBefore(states.flushAllUnsaved(deadline).then((uids) => (left = uids)), deadline);
+    if (left?.length !== 0) logger.error({ apps: left?.length ?? 'unknown' }, 'could not store refresh results before stopping; those apps will report RefreshInterrupted');
   };
 
   let lost!: () => void;
@@ -172,7 +193,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
         queue.shutDown();
         if (reason === 'lost') {
           logger.error({ identity }, 'lost the leader Lease: stopping');
-          void workers?.stopped.then(() => flushUnsaved()).then(lost);
+          void workers?.stopped.then(() => flushUnsaved(Date.now() + lostLeaseFlushBudgetMs)).then(lost);
         }
       },
     });
@@ -186,13 +207,21 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     callbackURL: `${callbacks.url}/oauth/callback`,
     ended,
     async stop() {
+      // The kubelet kills the pod terminationGracePeriodSeconds after SIGTERM, so every step
+      // shares one budget; whatever has not finished by its deadline is abandoned, not waited for.
+      const budgetMs = config.shutdownTimeoutSeconds * 1000;
+      const deadline = Date.now() + budgetMs;
+      const writesDeadline = deadline - Math.min(releaseReserveMs, budgetMs / 5);
       queue.shutDown();
-      await workers?.stopped;
-      await flushUnsaved();
-      await elector?.stop();
-      await Promise.all([server.close(), callbacks.close()]);
-      await Promise.all(all.map((cache) => cache.stop()));
-      await http.close();
+      if (!(await settledBefore(workers?.stopped, writesDeadline))) logger.error({ identity }, 'reconciles still running at the shutdown deadline: abandoned');
+      await flushUnsaved(writesDeadline);
+      const closed = settledBefore((async () => {
+        await elector?.stop();
+        await Promise.all([server.close(), callbacks.close()]);
+        await Promise.all(all.map((cache) => cache.stop()));
+        await http.close();
+      })(), deadline);
+      if (!(await closed)) logger.warn({ identity }, 'shutdown deadline reached before the Lease was released and connections closed');
     },
   };
 }

@@ -30,6 +30,7 @@ describe('parseConfig', () => {
       workers: 8,
       providerConcurrency: 8,
       tokenRequestTimeoutSeconds: 10,
+      shutdownTimeoutSeconds: 25,
     });
   });
 
@@ -44,6 +45,7 @@ describe('parseConfig', () => {
     ['workers', '16', { workers: 16 }],
     ['provider-concurrency', '2', { providerConcurrency: 2 }],
     ['token-request-timeout', '30', { tokenRequestTimeoutSeconds: 30 }],
+    ['shutdown-timeout', '50', { shutdownTimeoutSeconds: 50 }],
   ];
 
   it.each(settings)('reads --%s from its flag', (flag, raw, expected) => {
@@ -89,6 +91,13 @@ describe('parseConfig', () => {
       expect(config({ argv: ['--no-leader-elect'], env: { OAUTHAPP_LEADER_ELECT: 'true' } }).leaderElect).toBe(false);
       expect(config({ argv: ['--leader-elect'], env: { OAUTHAPP_LEADER_ELECT: 'false' } }).leaderElect).toBe(true);
     });
+  });
+
+  it('stops within the default terminationGracePeriodSeconds of deploy/', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const deployment = await readFile(new URL('../../deploy/base/deployment.yaml', import.meta.url), 'utf8');
+    const grace = Number(/terminationGracePeriodSeconds:\s*(\d+)/.exec(deployment)?.[1]);
+    expect(config().shutdownTimeoutSeconds).toBeLessThan(grace);
   });
 
   describe('the kubeconfig', () => {
@@ -146,6 +155,9 @@ describe('parseConfig', () => {
     ['token-request-timeout', '0'],
     ['token-request-timeout', '301'],
     ['token-request-timeout', '-5'],
+    ['shutdown-timeout', '0'],
+    ['shutdown-timeout', '2.5'],
+    ['shutdown-timeout', '3601'],
   ];
 
   it.each(bad)('refuses --%s %j with an error naming the flag', (flag, raw) => {
