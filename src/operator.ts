@@ -153,9 +153,11 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const callbacks = await startCallbackServer({ address: config.callbackAddr, handler: authorizations, logger });
 
   let workers: { stopped: Promise<void> } | undefined;
-  const startWorkers = async () => {
+  const startWorkers = async (leadership?: AbortSignal) => {
     // A reconcile on a partial cache would mistake a not-yet-listed Secret for a missing one.
-    await synced;
+    // Leadership may end first (the caches may never sync): then there is nothing to wait for.
+    const leadershipEnded = leadership && new Promise<void>((resolve) => leadership.addEventListener('abort', () => resolve(), { once: true }));
+    await Promise.race([synced, ...(leadershipEnded ? [leadershipEnded] : [])]);
     if (queue.isShuttingDown) return;
     logger.info({ identity }, 'leading: reconciling');
     workers = runWorkers({
@@ -187,13 +189,17 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       onStartedLeading: (signal) => {
         // Leadership ends: no reconcile starts after this; in-flight ones finish their writes.
         signal.addEventListener('abort', () => queue.shutDown(), { once: true });
-        return startWorkers();
+        return startWorkers(signal);
       },
       onStoppedLeading: (reason) => {
         queue.shutDown();
         if (reason === 'lost') {
           logger.error({ identity }, 'lost the leader Lease: stopping');
-          void workers?.stopped.then(() => flushUnsaved(Date.now() + lostLeaseFlushBudgetMs)).then(lost);
+          // Workers are undefined when the Lease was lost before the caches synced: the replica
+          // must end all the same, or it would never lead again while reporting healthy.
+          void Promise.resolve(workers?.stopped)
+            .then(() => flushUnsaved(Date.now() + lostLeaseFlushBudgetMs))
+            .then(lost);
         }
       },
     });
