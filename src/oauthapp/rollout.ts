@@ -12,12 +12,31 @@ export type RolloutPlan =
   | { action: 'record'; record: Bookkeeping }
   | { action: 'restart'; restartedAt: string; done: Bookkeeping };
 
+/**
+ * A restartedAt for a new restart: kubectl's format (RFC 3339, whole seconds), but strictly after
+ * every value we may already have written, since a value equal to the one on the pod template
+ * changes nothing and restarts nothing (two secret changes within one second).
+ */
+export function nextRestartedAt(now: number, previous: readonly (string | undefined)[]): string {
+  const second = (ms: number) => Math.floor(ms / 1000) * 1000;
+  let at = second(now);
+  for (const value of previous) {
+    const parsed = value === undefined ? NaN : Date.parse(value);
+    if (!Number.isNaN(parsed)) at = Math.max(at, second(parsed) + 1000);
+  }
+  return new Date(at).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 /** Pure: what to do about rollouts for the client secret now in the source Secret. */
 export function planRollout(record: Bookkeeping, clientSecretFingerprint: string, now: number): RolloutPlan {
   const { pendingRollout: pending, rolledOutClientSecretFingerprint: rolledOut } = record;
   if (pending?.clientSecretFingerprint === clientSecretFingerprint) {
     const { pendingRollout: _done, ...rest } = record;
-    return { action: 'restart', restartedAt: pending.restartedAt, done: { ...rest, rolledOutClientSecretFingerprint: clientSecretFingerprint } };
+    return {
+      action: 'restart',
+      restartedAt: pending.restartedAt,
+      done: { ...rest, rolledOutClientSecretFingerprint: clientSecretFingerprint, rolledOutRestartedAt: pending.restartedAt },
+    };
   }
   // The workloads started with whatever secret was there before the operator looked: no change seen.
   if (rolledOut === undefined && pending === undefined) {
@@ -25,10 +44,9 @@ export function planRollout(record: Bookkeeping, clientSecretFingerprint: string
   }
   if (rolledOut === clientSecretFingerprint && pending === undefined) return { action: 'none' };
   // Recorded before any workload is touched, so a crash repeats this restart instead of adding one.
-  return {
-    action: 'record',
-    record: { ...record, pendingRollout: { clientSecretFingerprint, restartedAt: new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z') } },
-  };
+  // A pending restart for an older secret may be half applied: the new value must differ from it too.
+  const restartedAt = nextRestartedAt(now, [record.rolledOutRestartedAt, pending?.restartedAt]);
+  return { action: 'record', record: { ...record, pendingRollout: { clientSecretFingerprint, restartedAt } } };
 }
 
 export interface RolloutDependencies {

@@ -53,6 +53,7 @@ const bookkeepingArb: fc.Arbitrary<Bookkeeping> = fc.record(
     rotatesRefreshTokens: fc.boolean(),
     verifiedClientSecretFingerprint: hex16,
     rolledOutClientSecretFingerprint: hex16,
+    rolledOutRestartedAt: time,
     pendingRollout: fc.record({ clientSecretFingerprint: hex16, restartedAt: time }),
   },
   { requiredKeys: [] },
