@@ -1,6 +1,9 @@
 // A cache of one kind of object kept current by list + watch, like client-go's reflector:
-// resumes watches from the last resourceVersion (bookmarks included), relists on 410 Gone and
-// periodically, restarts a watch that goes silent, and backs off on errors instead of stopping.
+// resumes watches from the last resourceVersion seen (bookmarks included, also after a watch
+// error), relists on 410 Gone and periodically, restarts a watch that goes silent, and backs off
+// on errors instead of stopping. Our own writes go into the cache at once (write-through) and are
+// told to handlers like any other change; nothing older (a list item, a late watch event or
+// response) replaces a newer copy of the same object (same uid).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeHTTP } from './http.ts';
 import { isGone, KubeAPIError } from './errors.ts';
@@ -15,6 +18,12 @@ export interface ObjectCache<T extends KubeObject> {
   get(namespace: string | undefined, name: string): T | undefined;
   list(): T[];
   on(handler: InformerHandler<T>): void;
+  /**
+   * Write-through: puts an object one of our writes (or live reads) returned into the cache and,
+   * when it is newer than the cached copy, tells handlers ('added' or 'updated', old = cached).
+   * The response may carry other people's changes made just before the write: their watch events
+   * are then not newer than the cache, so this event is the only news of them.
+   */
   observeWrite(object: T): void;
   observeDelete(namespace: string | undefined, name: string): void;
   hasSynced(): boolean;
@@ -27,7 +36,7 @@ export interface ObjectCache<T extends KubeObject> {
 export interface InformerOptions {
   /** For logs and metrics: "oauthapps", "source-secrets", … */
   name: string;
-  http: KubeHTTP;
+  http: Pick<KubeHTTP, 'json' | 'stream'>;
   /** Collection path, e.g. /api/v1/secrets or /api/v1/namespaces/x/secrets. */
   path: string;
   labelSelector?: string;
@@ -48,6 +57,13 @@ const metadataWatchAccept = 'application/json;as=PartialObjectMetadata;g=meta.k8
 export class Informer<T extends KubeObject> implements ObjectCache<T> {
   private readonly options: Required<Omit<InformerOptions, 'labelSelector' | 'onListed'>> & Pick<InformerOptions, 'labelSelector' | 'onListed'>;
   private readonly store = new Map<string, T>();
+  /**
+   * uids of objects seen deleted since the last list, by key: a late response to a write made
+   * just before the delete must not bring the object back.
+   */
+  private readonly deletedUids = new Map<string, string>();
+  /** Where the next watch starts: the last resourceVersion listed or seen; undefined: relist. */
+  private resumeFrom: string | undefined;
   private readonly handlers: InformerHandler<T>[] = [];
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
@@ -91,27 +107,27 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   private async run(): Promise<void> {
     const { logger, name } = this.options;
     let failures = 0;
-    let resourceVersion: string | undefined;
     while (!this.abort.signal.aborted) {
       try {
-        if (resourceVersion === undefined) {
-          resourceVersion = await this.relist();
+        if (this.resumeFrom === undefined) {
+          this.resumeFrom = await this.relist();
           failures = 0;
         }
         // A watch the apiserver accepted ends the run of failures: backoff is for a cluster that
         // keeps refusing, not for one whose connections drop now and then.
-        resourceVersion = await this.watch(resourceVersion, () => (failures = 0));
+        await this.watch(() => (failures = 0));
       } catch (error) {
         if (this.abort.signal.aborted) break;
         if (isGone(error)) {
           logger.info({ informer: name }, 'watch resourceVersion expired; relisting');
-          resourceVersion = undefined;
+          this.resumeFrom = undefined;
           continue;
         }
         failures += 1;
         const delay = Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random() / 2);
         logger.warn({ informer: name, err: describe(error), retryInMs: Math.round(delay) }, 'list/watch failed; retrying');
-        // A watch that failed mid-way resumes from where it was; a failed list starts over.
+        // A watch that failed mid-way resumes from the last resourceVersion it saw (resumeFrom
+        // moves with every event); a failed list starts over.
         await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
       }
     }
@@ -138,14 +154,19 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     } while (continueToken);
     this.options.onListed?.(this.options.name);
 
+    // The list is a snapshot at `resourceVersion`; our own writes may have put newer copies in the
+    // cache meanwhile (or objects created after it). Those stay: the watch from the snapshot
+    // brings their events, which then change nothing, and any later change or delete.
+    this.deletedUids.clear();
     for (const [key, old] of this.store) {
-      if (!listed.has(key)) {
+      if (!listed.has(key) && !isOlder(resourceVersion, old.metadata.resourceVersion)) {
         this.store.delete(key);
         this.emit('deleted', old);
       }
     }
     for (const [key, item] of listed) {
       const old = this.store.get(key);
+      if (old && sameUid(old, item) && isOlder(item.metadata.resourceVersion, old.metadata.resourceVersion)) continue;
       this.store.set(key, item);
       if (!old) this.emit('added', item);
       else if (old.metadata.resourceVersion !== item.metadata.resourceVersion) this.emit('updated', item, old);
@@ -158,12 +179,13 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   }
 
   /**
-   * Watches from resourceVersion until the server ends the watch, it stalls, or a relist is due.
-   * Returns the resourceVersion to resume from (undefined: relist).
+   * Watches from `resumeFrom` until the server ends the watch, it stalls, or a relist is due (then
+   * clears `resumeFrom`). `resumeFrom` follows every event, so a watch that throws is resumed from
+   * the last one seen rather than from where it started (which the apiserver may have compacted
+   * away by then: a 410 and a full relist).
    */
-  private async watch(fromResourceVersion: string, onEstablished: () => void): Promise<string | undefined> {
+  private async watch(onEstablished: () => void): Promise<void> {
     const { http, path, labelSelector, metadataOnly, stallTimeoutMs, relistIntervalMs, logger, name } = this.options;
-    let resourceVersion = fromResourceVersion;
     const relistAt = relistIntervalMs > 0 ? Date.now() + relistIntervalMs * (0.9 + Math.random() * 0.2) : Infinity;
     while (!this.abort.signal.aborted && Date.now() < relistAt) {
       const watchAbort = new AbortController();
@@ -185,7 +207,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           path,
           query: {
             watch: true,
-            resourceVersion,
+            resourceVersion: this.resumeFrom,
             allowWatchBookmarks: true,
             labelSelector,
             // The server closes the watch after this long; we resume from the last resourceVersion.
@@ -201,8 +223,8 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
             const status = event.object as unknown as { code?: number; reason?: string; message?: string };
             throw new KubeAPIError('WATCH', path, status.code ?? 500, status.code === 410 ? 'Gone' : 'Unknown', status.message ?? 'watch error');
           }
-          resourceVersion = event.object.metadata.resourceVersion ?? resourceVersion;
           if (event.type !== 'BOOKMARK') this.apply(event);
+          this.resumeFrom = event.object.metadata.resourceVersion ?? this.resumeFrom;
         }
       } catch (error) {
         if (!stalled) throw error;
@@ -212,35 +234,57 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
       }
       if (stalled) logger.warn({ informer: name, stallTimeoutMs }, 'watch stalled; restarting it');
     }
-    return this.abort.signal.aborted ? resourceVersion : undefined;
+    if (!this.abort.signal.aborted) this.resumeFrom = undefined;
   }
 
   /**
    * Write-through: the object our own write returned goes into the cache at once, so the next
-   * reconcile does not act on the version before it; its watch event then changes nothing.
+   * reconcile does not act on the version before it. Handlers hear of it as of any change: the
+   * response can carry someone else's change made while our write was in flight (an unguarded
+   * patch applies on top of it), and that change's watch event, older than our write, will be
+   * dropped. Handlers decide whether the difference matters (our own echo usually does not).
+   * Handlers run inside the write's call: they must only take note (enqueue), not do I/O.
    */
   observeWrite(object: T): void {
     const key = objectKey(object.metadata.namespace, object.metadata.name);
     const cached = this.store.get(key);
-    if (!cached || isNewer(object.metadata.resourceVersion, cached.metadata.resourceVersion)) this.store.set(key, trimmed(object));
+    if (cached ? !isNewer(object.metadata.resourceVersion, cached.metadata.resourceVersion) : this.seenDeleted(key, object)) return;
+    const written = trimmed(object);
+    this.store.set(key, written);
+    this.deletedUids.delete(key);
+    this.emit(cached ? 'updated' : 'added', written, cached);
   }
 
   observeDelete(namespace: string | undefined, name: string): void {
-    this.store.delete(objectKey(namespace, name));
+    const key = objectKey(namespace, name);
+    const uid = this.store.get(key)?.metadata.uid;
+    this.store.delete(key);
+    if (uid) this.deletedUids.set(key, uid);
   }
 
   private apply(event: WatchEvent<T>): void {
     const key = objectKey(event.object.metadata.namespace, event.object.metadata.name);
     const old = this.store.get(key);
     if (event.type === 'DELETED') {
+      // The cached copy may be newer: our write re-created the object (another uid) or wrote it
+      // after the version this event removes.
+      if (old && (!sameUid(old, event.object) || isOlder(event.object.metadata.resourceVersion, old.metadata.resourceVersion))) return;
       this.store.delete(key);
+      if (event.object.metadata.uid) this.deletedUids.set(key, event.object.metadata.uid);
       this.emit('deleted', event.object);
       return;
     }
     if (old && !isNewer(event.object.metadata.resourceVersion, old.metadata.resourceVersion)) return;
     const object = trimmed(event.object);
     this.store.set(key, object);
+    this.deletedUids.delete(key);
     this.emit(old ? 'updated' : 'added', object, old);
+  }
+
+  /** Whether `object` is a copy of one the cache has seen deleted (a write response arriving late). */
+  private seenDeleted(key: string, object: T): boolean {
+    const uid = this.deletedUids.get(key);
+    return uid !== undefined && uid === object.metadata.uid;
   }
 
   private emit(event: 'added' | 'updated' | 'deleted', object: T, old?: T): void {
@@ -287,6 +331,16 @@ function isNewer(candidate: string | undefined, current: string | undefined): bo
   if (candidate === current) return false;
   if (candidate && current && /^\d+$/.test(candidate) && /^\d+$/.test(current)) return BigInt(candidate) > BigInt(current);
   return true;
+}
+
+/** Only where both parse as integers: whether `candidate` is strictly older than `current`. */
+function isOlder(candidate: string | undefined, current: string | undefined): boolean {
+  return !!candidate && !!current && /^\d+$/.test(candidate) && /^\d+$/.test(current) && BigInt(candidate) < BigInt(current);
+}
+
+/** Two copies of the same object, not of a deleted one and its re-creation under the same name. */
+function sameUid(a: KubeObject, b: KubeObject): boolean {
+  return a.metadata.uid === undefined || b.metadata.uid === undefined || a.metadata.uid === b.metadata.uid;
 }
 
 function describe(error: unknown): string {

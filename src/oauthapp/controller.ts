@@ -80,6 +80,10 @@ export class ReferenceIndex {
 /**
  * Whether an update can change what the reconcile does: its spec (generation), annotations (the
  * rotate request), finalizers or deletion. Status-only updates are the operator's own echo.
+ * Updates come from watch events and from write-through (the informer's observeWrite): the answer
+ * to our unguarded status patch carries whatever the user changed while it was in flight, and the
+ * watch events of that change then arrive older than the cache and are dropped, so this filter on
+ * the write-through update is what puts the app back on the queue.
  */
 function changedForReconcile(old: KubeObject, updated: KubeObject): boolean {
   const meta = (object: KubeObject) =>
