@@ -6,13 +6,16 @@ export interface LeakSources {
   namespace: string;
   /** Operator log output. */
   logs: string;
+  /** The cluster to read Events and OAuthApps from; default the shared test control plane. */
+  kubeconfig?: string;
 }
 
 /** Fails naming where a value surfaced; `values` are the client secrets and tokens in play. */
-export async function expectNoSecretValuesLeaked(values: readonly string[], { namespace, logs }: LeakSources): Promise<void> {
+export async function expectNoSecretValuesLeaked(values: readonly string[], { namespace, logs, kubeconfig }: LeakSources): Promise<void> {
+  const options = kubeconfig ? { kubeconfig } : {};
   const [events, apps] = await Promise.all([
-    kubectlOK(['get', 'events.events.k8s.io', '-n', namespace, '-o', 'json']),
-    kubectlOK(['get', 'oauthapps', '-n', namespace, '-o', 'json']),
+    kubectlOK(['get', 'events.events.k8s.io', '-n', namespace, '-o', 'json'], options),
+    kubectlOK(['get', 'oauthapps', '-n', namespace, '-o', 'json'], options),
   ]);
   const places = { logs, events, 'OAuthApp objects (status)': apps };
   const canaries = values.filter((value) => value.length >= 8);
