@@ -29,6 +29,7 @@ import { RefreshSlots } from './oauthapp/refresh-slots.ts';
 import { Rollouts } from './oauthapp/rollout.ts';
 import { SourceSecrets } from './oauthapp/source-secrets.ts';
 import { StateStore } from './oauthapp/state-store.ts';
+import { SeedLedger } from './oauthapp/seed-ledger.ts';
 import { StatusWriter } from './oauthapp/status-writer.ts';
 import { TargetWriter } from './oauthapp/target-writer.ts';
 import { splitKey } from './kube/objects.ts';
@@ -52,6 +53,8 @@ export interface RunningOperator {
  * outage, the usual reason for losing the Lease, may take a while to end.
  */
 const lostLeaseFlushBudgetMs = 120_000;
+/** How often every replica retries provider answers it could not store yet. */
+const heldAnswerRetryMs = 5_000;
 /** Of the SIGTERM budget, kept back for releasing the Lease and closing the servers. */
 const releaseReserveMs = 5_000;
 
@@ -88,7 +91,12 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     if (event === 'deleted') metrics.forgetApp(app.metadata.namespace ?? '', app.metadata.name);
   });
 
-  const states = new StateStore(kube, caches.states, config.operatorNamespace);
+  const states = new StateStore(kube, caches.states, config.operatorNamespace, {
+    now,
+    onAnswerDropped: (app, why) => logger.warn({ app: `${app.namespace}/${app.name}`, why }, 'gave up a provider answer that could not be stored'),
+  });
+  // Standbys too: a callback any replica answered may be holding tokens the apiserver refused.
+  const heldAnswerRetry = setInterval(() => void states.retryHeld(), heldAnswerRetryMs);
   const limiter = createKeyedLimiter(config.providerConcurrency);
   const requestTimeoutMs = config.tokenRequestTimeoutSeconds * 1000;
   const events = new EventRecorder(kube, identity, logger, now);
@@ -102,6 +110,8 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     states,
     sources,
     tokens,
+    limit: (key, task) => limiter.run(key, task),
+    kube,
     events,
     enqueue: (key) => queue.add(key),
     now,
@@ -128,6 +138,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     rollouts: new Rollouts({ states, kube, events, now }),
     authorizations,
     status: new StatusWriter(kube, caches.apps, events),
+    seeds: new SeedLedger(kube, config.operatorNamespace, now),
     kube,
     now,
     logger,
@@ -165,7 +176,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       concurrency: config.workers,
       logger,
       onReconcile: metrics.recordReconcile,
-      reconcile: (key, { reconcileId }) => reconciler.reconcile(key, logger.child({ key, reconcileId })),
+      reconcile: (key, { reconcileId }) => reconciler.reconcile(key, logger.child({ key, reconcileId }), leadership),
     });
     await workers.stopped;
   };
@@ -218,6 +229,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       const budgetMs = config.shutdownTimeoutSeconds * 1000;
       const deadline = Date.now() + budgetMs;
       const writesDeadline = deadline - Math.min(releaseReserveMs, budgetMs / 5);
+      clearInterval(heldAnswerRetry);
       queue.shutDown();
       if (!(await settledBefore(workers?.stopped, writesDeadline))) logger.error({ identity }, 'reconciles still running at the shutdown deadline: abandoned');
       await flushUnsaved(writesDeadline);

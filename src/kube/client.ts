@@ -73,6 +73,16 @@ export class KubeClient {
     }
   }
 
+  /** A live read of an OAuthApp, for checks the cache may be too late for. */
+  async getOAuthApp(namespace: string, name: string): Promise<KubeObject | undefined> {
+    try {
+      return await this.http.json<KubeObject>({ method: 'GET', path: oauthAppPath(namespace, name) });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
   /** Sets the finalizer list, guarded by resourceVersion so a concurrent change is not lost. */
   setOAuthAppFinalizers(namespace: string, name: string, finalizers: string[], resourceVersion: string): Promise<KubeObject> {
     return this.http.json<KubeObject>({

@@ -16,11 +16,18 @@ import type { TokenClient } from '../oauth/token-client.ts';
 import { parseDurationMs } from '../api/fields.ts';
 import { recordSuccess } from './policies.ts';
 import type { SourceSecrets } from './source-secrets.ts';
-import type { StateStore, StoredState } from './state-store.ts';
+import { AnswerNoLongerAppliesError, type StateStore, type StoredState } from './state-store.ts';
+import type { KubeClient } from '../kube/client.ts';
 import { fingerprint, type AppIdentity, type AppState } from './state.ts';
 
 /** A state handed out in status is replaced this long before it expires. */
 const stateRenewalMarginMs = 60_000;
+
+/**
+ * An exchanged code's tokens that the apiserver could not take are retried this long (about a
+ * state's lifetime): later, the person has long since tried again or gone.
+ */
+const heldExchangeAnswerMs = 10 * 60_000;
 
 export interface AuthorizationDependencies {
   signer: StateSigner;
@@ -28,6 +35,9 @@ export interface AuthorizationDependencies {
   states: StateStore;
   sources: SourceSecrets;
   tokens: TokenClient;
+  /** The same per-provider cap on concurrent token requests as refreshes. */
+  limit: <T>(providerKey: string, task: () => Promise<T>) => Promise<T>;
+  kube: Pick<KubeClient, 'getOAuthApp' | 'deleteSecret'>;
   events: Pick<EventRecorder, 'record'>;
   enqueue: (appKey: string) => void;
   now: () => number;
@@ -89,17 +99,24 @@ export class Authorizations {
     if (!claimed.ok) return claimed.failure;
     const { app, identity, stored, clientSecret } = claimed;
     const provider = resolveProvider(app.spec);
+    const round = stored.state.record.authorizationRound;
     try {
-      const response = await this.deps.tokens.requestToken({
-        tokenURL: provider.tokenURL,
-        clientAuthentication: provider.clientAuthentication,
-        clientId: app.spec.clientId,
-        clientSecret,
-        grant: { type: 'authorization_code', code, redirectURI: app.spec.redirectURI },
-      });
-      const authorized = (current: AppState): AppState => {
+      const response = await this.deps.limit(new URL(provider.tokenURL).host, () =>
+        this.deps.tokens.requestToken({
+          tokenURL: provider.tokenURL,
+          clientAuthentication: provider.clientAuthentication,
+          clientId: app.spec.clientId,
+          clientSecret,
+          grant: { type: 'authorization_code', code, redirectURI: app.spec.redirectURI },
+        }),
+      );
+      const answeredAt = this.deps.now();
+      // Our round must still be the current one, and nothing newer stored since the answer came.
+      const authorized = (current: AppState): AppState | undefined => {
+        const { authorizationRound, lastRefreshTime } = current.record;
+        if (authorizationRound !== round || (lastRefreshTime !== undefined && Date.parse(lastRefreshTime) > answeredAt)) return undefined;
         const next = recordSuccess({
-          now: this.deps.now(),
+          now: answeredAt,
           state: current,
           sentRefreshToken: undefined,
           response,
@@ -111,16 +128,29 @@ export class Authorizations {
         const { authorizationFailure: _cleared, ...record } = next.record;
         return { ...next, record };
       };
-      await this.deps.states.saveDurably(identity, stored, authorized(stored.state), authorized);
+      await this.deps.states.saveAnswer(identity, stored, authorized, heldExchangeAnswerMs);
     } catch (error) {
+      if (error instanceof AnswerNoLongerAppliesError) {
+        return { ok: false, status: 409, reason: 'state_used', message: 'The OAuthApp was authorized again or deleted meanwhile; nothing was stored. Use its current status.authorizationURL.', app: identity };
+      }
       if (!isTokenRequestError(error)) throw error;
       const message = `the provider did not accept the authorization code (${error.code}): ${error.message}`;
       await this.recordFailure(app, identity, stored, 'ExchangeFailed', message);
       return { ok: false, status: 502, reason: 'exchange_failed', message: `${message}. Start again from the OAuthApp's status.authorizationURL.`, app: identity };
     }
+    if (!(await this.appStillExists(identity))) {
+      // Deleted while the code was exchanged: its finalizer may have removed the state already.
+      await this.deps.states.delete(identity);
+      return { ok: false, status: 404, reason: 'app_not_found', message: `OAuthApp ${identity.namespace}/${identity.name} was deleted; nothing was kept.`, app: identity };
+    }
     await this.deps.events.record(app, { type: 'Normal', reason: 'Authorized', message: 'authorized through the OAuth callback; the operator now holds a refresh token', action: 'Authorize' });
     this.deps.enqueue(objectKey(identity.namespace, identity.name));
     return { ok: true, app: identity };
+  }
+
+  private async appStillExists(identity: AppIdentity): Promise<boolean> {
+    const live = await this.deps.kube.getOAuthApp(identity.namespace, identity.name);
+    return live !== undefined && live.metadata.uid === identity.uid && !live.metadata.deletionTimestamp;
   }
 
   /** The provider sent the person back with an error such as access_denied. */
@@ -140,11 +170,16 @@ export class Authorizations {
   }
 
   private async recordFailure(app: OAuthApp, identity: AppIdentity, stored: StoredState, reason: string, message: string): Promise<void> {
-    const failed = (current: AppState): AppState => ({
-      ...current,
-      record: { ...current.record, authorizationFailure: { reason, message, at: new Date(this.deps.now()).toISOString() } },
-    });
-    await this.deps.states.saveDurably(identity, stored, failed(stored.state), failed);
+    const round = stored.state.record.authorizationRound;
+    const at = new Date(this.deps.now()).toISOString();
+    const failed = (current: AppState): AppState | undefined =>
+      current.record.authorizationRound === round ? { ...current, record: { ...current.record, authorizationFailure: { reason, message, at } } } : undefined;
+    try {
+      await this.deps.states.saveAnswer(identity, stored, failed, heldExchangeAnswerMs);
+    } catch (error) {
+      // Another round started meanwhile: this failure is old news.
+      if (!(error instanceof AnswerNoLongerAppliesError)) throw error;
+    }
     await this.deps.events.record(app, { type: 'Warning', reason, message, action: 'Authorize' });
     this.deps.enqueue(objectKey(identity.namespace, identity.name));
   }

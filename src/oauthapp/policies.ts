@@ -155,6 +155,15 @@ function cappedByExpiry(delayMs: number, now: number, state: AppState): number {
   return untilExpiry > 0 ? Math.min(delayMs, untilExpiry) : delayMs;
 }
 
+/**
+ * Records a rotate request as acted on, in the same write as the provider's answer to it: whatever
+ * fails after that write (a target conflict, a restart refused, a lost Lease), the request is not
+ * acted on twice. A request whose answer never got stored (a crash) stays pending.
+ */
+export function recordRotateRequest(state: AppState, rotateRequest: string | undefined): AppState {
+  return rotateRequest === undefined ? state : { ...state, record: { ...state.record, lastRotateRequest: rotateRequest } };
+}
+
 /** The state without our claim that was never followed by a request. */
 export function releaseClaim(state: AppState): AppState {
   const { claim: _claim, ...record } = state.record;
@@ -241,17 +250,13 @@ export function recordSuccess({ now, state, sentRefreshToken, response, renewBef
   };
 }
 
-/**
- * The claim written before sending: only its holder may send this refresh token. A rotate request
- * it acts on is recorded with it, so whatever fails later, that request is not acted on twice.
- */
-export function claimRefresh(state: AppState, holder: string, now: number, requestTimeoutMs: number, rotateRequest?: string): AppState {
+/** The claim written before sending: only its holder may send this refresh token. */
+export function claimRefresh(state: AppState, holder: string, now: number, requestTimeoutMs: number): AppState {
   if (!state.refreshToken) return state;
   return {
     ...state,
     record: {
       ...state.record,
-      ...(rotateRequest !== undefined ? { lastRotateRequest: rotateRequest } : {}),
       claim: {
         holder,
         refreshTokenFingerprint: fingerprint(state.refreshToken),

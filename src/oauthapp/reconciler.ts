@@ -11,14 +11,16 @@ import { resolveProvider } from '../oauth/providers.ts';
 import { parseDurationMs } from '../api/fields.ts';
 import type { Logger } from '../log.ts';
 import { finalizerName, rotateAnnotation } from './labels.ts';
-import { decideRefresh, needsAuthorization, recordStaleClaim, seedRefreshToken, type RefreshDecision } from './policies.ts';
+import { NotLeadingError } from '../controller/errors.ts';
+import { decideRefresh, needsAuthorization, recordStaleClaim, releaseClaim, seedRefreshToken, type RefreshDecision } from './policies.ts';
 import type { Authorizations } from './authorization.ts';
 import type { Refresher } from './refresher.ts';
 import type { Rollouts } from './rollout.ts';
+import type { SeedLedger } from './seed-ledger.ts';
 import type { SourceSecrets, SecretValue } from './source-secrets.ts';
 import type { StateStore, StoredState } from './state-store.ts';
 import { fingerprint, type AppIdentity } from './state.ts';
-import { deriveStatus, invalidSpecStatus } from './status.ts';
+import { deriveStatus, invalidSpecStatus, limits } from './status.ts';
 import type { StatusWriter } from './status-writer.ts';
 import type { TargetWriter } from './target-writer.ts';
 
@@ -31,6 +33,7 @@ export interface ReconcilerDependencies {
   rollouts: Rollouts;
   authorizations: Authorizations;
   status: StatusWriter;
+  seeds: SeedLedger;
   kube: KubeClient;
   now: () => number;
   logger: Logger;
@@ -45,42 +48,59 @@ export class Reconciler {
     this.deps = dependencies;
   }
 
-  async reconcile(key: string, log: Logger = this.deps.logger): Promise<ReconcileResult> {
+  /**
+   * `leadership` is aborted when this replica stops leading: the reconcile then stops before its
+   * next write (storing a provider's answer excepted: that write is guarded and must not be lost).
+   */
+  async reconcile(key: string, log: Logger = this.deps.logger, leadership?: AbortSignal): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const object = this.deps.apps.get(namespace, name);
     if (!object) return {};
+    const leading = () => {
+      if (leadership?.aborted) throw new NotLeadingError();
+    };
     const parsed = oauthApp.safeParse(object);
     if (!parsed.success) {
       const fields = [...new Set(issueFieldPaths(parsed.error, ''))].join(', ');
+      leading();
       await this.deps.status.write(object, invalidSpecStatus(`the spec is invalid at ${fields}`), this.deps.now());
       return {};
     }
     const app = parsed.data;
     const identity: AppIdentity = { namespace, name, uid: app.metadata.uid };
-    if (app.metadata.deletionTimestamp) return this.finalize(app, identity);
+    if (app.metadata.deletionTimestamp) return this.finalize(app, identity, leading);
     if (!app.metadata.finalizers?.includes(finalizerName)) {
+      leading();
       await this.setFinalizers(app, [...(app.metadata.finalizers ?? []), finalizerName]);
     }
-    return this.reconcileTokens(app, identity, log);
+    return this.reconcileTokens(app, identity, log, leading, leadership);
   }
 
-  private async reconcileTokens(app: OAuthApp, identity: AppIdentity, log: Logger): Promise<ReconcileResult> {
+  private async reconcileTokens(app: OAuthApp, identity: AppIdentity, log: Logger, leading: () => void, leadership: AbortSignal | undefined): Promise<ReconcileResult> {
     const { sources, states, refresher, now } = this.deps;
     const { spec } = app;
+    // An answer held since its write failed goes first: until it is stored, nothing else is true.
     await states.flushUnsaved(identity);
     const clientSecret = await sources.read(identity.namespace, spec.clientSecretRef);
-    let stored = await this.plantSeed(identity, app, states.load(identity));
+    const seeding = await this.plantSeed(identity, app, states.load(identity), leading);
+    let stored = seeding.stored;
 
-    const rotateRequest = app.metadata.annotations?.[rotateAnnotation];
-    const rotateRequested = rotateRequest !== undefined && rotateRequest !== '' && rotateRequest !== app.status?.lastRotateRequest;
+    const rotate = rotateRequestOf(app, stored.state);
     const decision = decideRefresh({
       now: now(),
       state: stored.state,
       clientSecretFingerprint: clientSecret.found ? fingerprint(clientSecret.value) : undefined,
-      rotateRequested,
+      rotateRequested: rotate.requested,
+      claimNeverSent: (claim) => refresher.claimNeverSent(identity, claim),
     });
 
+    if (decision.action === 'release-claim') {
+      leading();
+      await states.save(identity, releaseClaim(stored.state), stored.resourceVersion);
+      return { requeueAfterMs: 0, reason: 'released our own claim that no request followed' };
+    }
     if (decision.action === 'resolve-stale-claim') {
+      leading();
       await states.save(identity, recordStaleClaim(stored.state, now()), stored.resourceVersion);
       return { requeueAfterMs: 0, reason: 'resolved a stale refresh claim' };
     }
@@ -93,6 +113,8 @@ export class Reconciler {
         clientSecret: clientSecret.value,
         renewBeforeMs: spec.renewBefore === undefined ? undefined : parseDurationMs(spec.renewBefore),
         reason: decision.reason,
+        rotateRequest: rotate.requested ? rotate.value : undefined,
+        leadership,
       });
       stored = outcome.stored;
       if (outcome.ok) log.info({ reason: decision.reason, nextRefreshAt: stored.state.record.refreshAt }, 'refreshed the access token');
@@ -101,20 +123,27 @@ export class Reconciler {
 
     let targetConflict: string | undefined;
     if (clientSecret.found) {
+      leading();
       targetConflict = await this.deps.targets.ensure(app, clientSecret.value, stored.state);
       // Only once the target Secret carries the secret do restarted pods read the new one.
+      leading();
       if (!targetConflict) stored = await this.deps.rollouts.reconcile(app, identity, stored, clientSecret.value);
     }
-    const handledRotateRequest = rotateRequested && decision.action !== 'wait' ? rotateRequest : app.status?.lastRotateRequest;
+    // Acted on (recorded with its claim), or nothing to act on while blocked: either way, handled.
+    const handled = rotate.value !== undefined && (stored.state.record.lastRotateRequest === rotate.value || (rotate.requested && decision.action === 'blocked'));
+    const lastRotateRequest = handled ? rotate.value : app.status?.lastRotateRequest;
     const authorization = needsAuthorization(stored.state) ? this.deps.authorizations.authorizationURL(app, stored.state) : undefined;
     const status = deriveStatus({
       now: now(),
       state: stored.state,
       clientSecret,
       ...(targetConflict ? { targetConflict } : {}),
-      ...(handledRotateRequest !== undefined ? { lastRotateRequest: handledRotateRequest } : {}),
+      ...(lastRotateRequest !== undefined ? { lastRotateRequest } : {}),
+      ...(rotate.refused ? { rotateRequestRefused: rotate.refused } : {}),
+      ...(seeding.seedAlreadyUsed ? { seedAlreadyUsed: true } : {}),
       ...(authorization ? { authorizationURL: authorization.url } : {}),
     });
+    leading();
     await this.deps.status.write(app, status, now());
     this.deps.observe?.(objectKey(identity.namespace, identity.name), {
       ready: status.conditions.some((condition) => condition.type === 'Ready' && condition.status === 'True'),
@@ -123,13 +152,19 @@ export class Reconciler {
     return this.nextLook(stored, decision, authorization?.renewAt);
   }
 
-  /** spec.refreshTokenRef seeds the app when the operator has no usable refresh token of its own. */
-  private async plantSeed(identity: AppIdentity, app: OAuthApp, stored: StoredState): Promise<StoredState> {
+  /**
+   * spec.refreshTokenRef seeds the app when the operator has no usable refresh token of its own,
+   * unless an earlier OAuthApp already used that seed (sending it again would be a replay).
+   */
+  private async plantSeed(identity: AppIdentity, app: OAuthApp, stored: StoredState, leading: () => void): Promise<{ stored: StoredState; seedAlreadyUsed?: boolean }> {
     const ref = app.spec.refreshTokenRef;
-    if (!ref) return stored;
+    if (!ref) return { stored };
     const seed: SecretValue = await this.deps.sources.read(identity.namespace, ref);
     const seeded = seedRefreshToken(stored.state, seed.found ? seed.value : undefined);
-    return seeded === stored.state ? stored : this.deps.states.save(identity, seeded, stored.resourceVersion);
+    if (seeded === stored.state || !seeded.record.seedFingerprint) return { stored };
+    if (await this.deps.seeds.usedByAnother(seeded.record.seedFingerprint, identity.uid)) return { stored, seedAlreadyUsed: true };
+    leading();
+    return { stored: await this.deps.states.save(identity, seeded, stored.resourceVersion) };
   }
 
   /** When to look again: the next refresh, the end of a wait, or the token's expiry. */
@@ -147,8 +182,11 @@ export class Reconciler {
     return { requeueAfterMs: future[0] - now, reason: future[1] };
   }
 
-  private async finalize(app: OAuthApp, identity: AppIdentity): Promise<ReconcileResult> {
+  private async finalize(app: OAuthApp, identity: AppIdentity, leading: () => void): Promise<ReconcileResult> {
     if (!app.metadata.finalizers?.includes(finalizerName)) return {};
+    leading();
+    const seedFingerprint = seedUsedBy(() => this.deps.states.load(identity));
+    if (seedFingerprint) await this.deps.seeds.remember(seedFingerprint, identity.uid);
     await this.deps.states.delete(identity);
     await this.setFinalizers(app, app.metadata.finalizers.filter((finalizer) => finalizer !== finalizerName));
     return {};
@@ -157,5 +195,33 @@ export class Reconciler {
   private async setFinalizers(app: OAuthApp, finalizers: string[]): Promise<void> {
     const written = await this.deps.kube.setOAuthAppFinalizers(app.metadata.namespace, app.metadata.name, finalizers, app.metadata.resourceVersion ?? '');
     this.deps.apps.observeWrite(written);
+  }
+}
+
+interface RotateRequest {
+  /** The oauthapp.dev/rotate value, if any. */
+  value: string | undefined;
+  /** A value not acted on yet. */
+  requested: boolean;
+  /** Why a value is refused (it could not be recorded). */
+  refused?: string;
+}
+
+/** The rotate annotation, compared with the value recorded by the claim that acted on it. */
+function rotateRequestOf(app: OAuthApp, state: StoredState['state']): RotateRequest {
+  const value = app.metadata.annotations?.[rotateAnnotation];
+  if (value === undefined || value === '') return { value: undefined, requested: false };
+  if (value.length > limits.rotateRequest) {
+    return { value: undefined, requested: false, refused: `the ${rotateAnnotation} annotation is ${value.length} characters long; at most ${limits.rotateRequest} are acted on (use a timestamp)` };
+  }
+  return { value, requested: value !== state.record.lastRotateRequest && value !== app.status?.lastRotateRequest };
+}
+
+/** The seed the app's state says it planted; none when the state cannot be read. */
+function seedUsedBy(load: () => StoredState): string | undefined {
+  try {
+    return load().state.record.seedFingerprint;
+  } catch {
+    return undefined;
   }
 }

@@ -7,7 +7,7 @@ import { NotLeadingError } from '../controller/errors.ts';
 import type { AppIdentity, RefreshClaim } from './state.ts';
 import { fingerprint, type AppState } from './state.ts';
 import type { StateStore, StoredState } from './state-store.ts';
-import { claimRefresh, holdsClaim, mayHaveReachedProvider, recordFailure, recordSuccess, type RefreshReason } from './policies.ts';
+import { claimRefresh, holdsClaim, mayHaveReachedProvider, recordFailure, recordRotateRequest, recordSuccess, type RefreshReason } from './policies.ts';
 
 export interface TokenRequester {
   requestToken(request: {
@@ -43,7 +43,7 @@ export interface RefreshRequest {
   clientSecret: string;
   renewBeforeMs: number | undefined;
   reason: RefreshReason;
-  /** The oauthapp.dev/rotate value this refresh acts on, recorded with the claim. */
+  /** The oauthapp.dev/rotate value this refresh acts on, recorded with the answer. */
   rotateRequest?: string | undefined;
   /** Aborted when this replica stops leading: no claim is written after that. */
   leadership?: AbortSignal | undefined;
@@ -85,7 +85,7 @@ export class Refresher {
     const refreshToken = stored.state.refreshToken;
     if (!refreshToken) throw new Error('refresh requested without a refresh token');
     if (leadership?.aborted) throw new NotLeadingError();
-    const claimState = claimRefresh(stored.state, this.deps.holder, now(), this.deps.requestTimeoutMs, rotateRequest);
+    const claimState = claimRefresh(stored.state, this.deps.holder, now(), this.deps.requestTimeoutMs);
     const claim = claimState.record.claim;
     if (claim) this.unsentClaims.set(app.uid, claim.claimedAt);
     const claimed = await store.save(app, claimState, stored.resourceVersion);
@@ -106,7 +106,7 @@ export class Refresher {
     } catch (error) {
       if (!isTokenRequestError(error)) throw error;
       this.deps.onResult?.(error.code, (now() - started) / 1000);
-      return this.storeFailure(app, claimed, claim, refreshToken, clientSecretFingerprint, error);
+      return this.storeFailure(app, claimed, claim, refreshToken, clientSecretFingerprint, error, rotateRequest);
     }
     // The answer's time, once: an answer stored late must not get a later expiry than it has.
     const answeredAt = now();
@@ -114,12 +114,23 @@ export class Refresher {
 
     const success = (state: AppState) =>
       holdsClaim(state, claim)
-        ? recordSuccess({ now: answeredAt, state, sentRefreshToken: refreshToken, response, renewBeforeMs, clientSecretFingerprint, random, ...(pickRefreshTime ? { pickRefreshTime } : {}) })
+        ? recordRotateRequest(
+            recordSuccess({ now: answeredAt, state, sentRefreshToken: refreshToken, response, renewBeforeMs, clientSecretFingerprint, random, ...(pickRefreshTime ? { pickRefreshTime } : {}) }),
+            rotateRequest,
+          )
         : undefined;
     return { ok: true, stored: await store.saveAnswer(app, claimed, success, heldRefreshAnswerMs) };
   }
 
-  private async storeFailure(app: AppIdentity, claimed: StoredState, claim: RefreshClaim | undefined, sent: string, clientSecretFingerprint: string, error: TokenRequestError): Promise<RefreshOutcome> {
+  private async storeFailure(
+    app: AppIdentity,
+    claimed: StoredState,
+    claim: RefreshClaim | undefined,
+    sent: string,
+    clientSecretFingerprint: string,
+    error: TokenRequestError,
+    rotateRequest: string | undefined,
+  ): Promise<RefreshOutcome> {
     const { store } = this.deps;
     let base = claimed;
     if (error.code === 'invalid_grant') {
@@ -130,7 +141,7 @@ export class Refresher {
     const answeredAt = this.deps.now();
     const failed = (state: AppState) =>
       holdsClaim(state, claim)
-        ? recordFailure({
+        ? recordRotateRequest(recordFailure({
             now: answeredAt,
             state,
             sentRefreshToken: sent,
@@ -141,7 +152,7 @@ export class Refresher {
             clientSecretFingerprint,
             backoffMs: this.deps.backoffMs,
             rotatedRefreshToken: error.refreshToken,
-          })
+          }), rotateRequest)
         : undefined;
     return { ok: false, stored: await store.saveAnswer(app, base, failed, heldRefreshAnswerMs), error };
   }

@@ -20,7 +20,13 @@ export const reasons = {
   secretNotVerified: 'NotVerified',
   secretNotFound: 'SecretNotFound',
   invalidClient: 'InvalidClient',
+  invalidRotateRequest: 'InvalidRotateRequest',
+  seedAlreadyUsed: 'SeedAlreadyUsed',
+  authorizationURLTooLong: 'AuthorizationURLTooLong',
 } as const;
+
+/** The CRD's bounds on status fields (src/api/oauthapp.ts): a longer value could never be written. */
+export const limits = { rotateRequest: 256, authorizationURL: 8192 } as const;
 
 export type ClientSecretLookup =
   | { found: true; value: string; source: string }
@@ -34,6 +40,10 @@ export interface StatusInput {
   targetConflict?: string;
   authorizationURL?: string;
   lastRotateRequest?: string;
+  /** Why the oauthapp.dev/rotate value is not acted on. */
+  rotateRequestRefused?: string;
+  /** spec.refreshTokenRef holds a seed an earlier OAuthApp already used. */
+  seedAlreadyUsed?: boolean;
 }
 
 export interface DerivedStatus {
@@ -63,7 +73,7 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
       ...(record.lastRefreshTime ? { lastRefreshTime: rfc3339(record.lastRefreshTime) } : {}),
       ...(next ? { nextRefreshTime: rfc3339(next) } : {}),
       ...(input.lastRotateRequest !== undefined ? { lastRotateRequest: input.lastRotateRequest } : {}),
-      ...(authorized.status === 'False' && input.authorizationURL ? { authorizationURL: input.authorizationURL } : {}),
+      ...(authorized.status === 'False' && usableURL(input.authorizationURL) ? { authorizationURL: input.authorizationURL } : {}),
     },
   };
 }
@@ -72,8 +82,26 @@ function nextRefresh({ record }: AppState): string | undefined {
   return record.failure?.retryAt ?? record.refreshAt;
 }
 
-function authorizedCondition({ state, authorizationURL }: StatusInput): ConditionInput {
+const usableURL = (url: string | undefined): boolean => url !== undefined && url.length <= limits.authorizationURL;
+
+function authorizedCondition({ state, authorizationURL, seedAlreadyUsed }: StatusInput): ConditionInput {
+  if (needsAuthorization(state) && authorizationURL !== undefined && authorizationURL.length > limits.authorizationURL) {
+    return {
+      type: 'Authorized',
+      status: 'False',
+      reason: reasons.authorizationURLTooLong,
+      message: `the authorization URL would be ${authorizationURL.length} characters long (at most ${limits.authorizationURL}): shorten spec.scopes or spec.authorizeParams`,
+    };
+  }
   const where = authorizationURL ? ' at status.authorizationURL' : '';
+  if (seedAlreadyUsed && !state.refreshToken) {
+    return {
+      type: 'Authorized',
+      status: 'False',
+      reason: reasons.seedAlreadyUsed,
+      message: `the refresh token in spec.refreshTokenRef was already used by an earlier OAuthApp and may be dead; put a fresh one there or authorize${where}`,
+    };
+  }
   const lastAttempt = state.record.authorizationFailure;
   if (lastAttempt && needsAuthorization(state)) {
     return { type: 'Authorized', status: 'False', reason: lastAttempt.reason, message: `the last authorization failed: ${lastAttempt.message}; authorize again${where}` };
@@ -121,8 +149,9 @@ function clientSecretCondition({ state, clientSecret }: StatusInput): ConditionI
 }
 
 function readyCondition(input: StatusInput, authorized: ConditionInput, clientSecretValid: ConditionInput): ConditionInput {
-  const { state, now, targetConflict } = input;
+  const { state, now, targetConflict, rotateRequestRefused } = input;
   if (targetConflict) return { type: 'Ready', status: 'False', reason: reasons.targetConflict, message: targetConflict };
+  if (rotateRequestRefused) return { type: 'Ready', status: 'False', reason: reasons.invalidRotateRequest, message: rotateRequestRefused };
   const failure = state.record.failure;
   const lastFailure = failure && failure.kind !== 'invalid_grant' && failure.kind !== 'interrupted' && failure.kind !== 'invalid_client'
     ? `; the last refresh failed (${failure.kind}): ${failure.message}`

@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
 import { startTestOperator } from '../support/operator.ts';
-import { apply, condition, getApp, oauthAppManifest, opaqueSecret } from '../support/resources.ts';
+import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
+import { apply, condition, getApp, oauthAppManifest, opaqueSecret, secretData } from '../support/resources.ts';
 import { startTestProvider } from '../support/sandbox.ts';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -222,8 +223,9 @@ describe("the operator ServiceAccount's permissions", () => {
     const appReady = (name: string) =>
       eventually(`${name} Ready`, async () => (condition(await getApp(appNamespace, name), 'Ready')?.status === 'True' ? true : undefined));
     await kubectlOK(['create', 'deployment', 'worker', '-n', appNamespace, '--image=registry.invalid/worker:1']);
+    const seed = provider.sandbox.issueRefreshToken(provider.clientId);
     await apply(appNamespace, opaqueSecret('seeded-client', { client_secret: provider.clientSecret }));
-    await apply(appNamespace, opaqueSecret('seeded-bootstrap', { refresh_token: provider.sandbox.issueRefreshToken(provider.clientId) }));
+    await apply(appNamespace, opaqueSecret('seeded-bootstrap', { refresh_token: seed }));
     await apply(
       appNamespace,
       oauthAppManifest({
@@ -265,10 +267,15 @@ describe("the operator ServiceAccount's permissions", () => {
 
     expect(await kubectlOK(['get', 'lease', 'oauthapp-operator', '-n', operatorNamespace, '-o', 'jsonpath={.spec.holderIdentity}'])).not.toBe('');
     expect(operator.logs()).not.toMatch(/forbidden/i);
-  });
+
+    const canaries = [provider.clientSecret, seed, rotated, ...provider.sandbox.stats().presentedRefreshTokens.map((presentation) => presentation.value)];
+    for (const name of ['seeded', 'consented']) canaries.push((await secretData(appNamespace, `${name}-credentials`))?.access_token ?? '');
+    await expectNoSecretValuesLeaked(canaries, { namespace: appNamespace, logs: operator.logs() });
+  }, 240_000);
 
   const lease = 'leases.coordination.k8s.io/oauthapp-operator';
   const allowed: AccessQuestion[] = [
+    { verb: 'get', resource: 'oauthapps.oauthapp.dev', namespace: 'sales' },
     { verb: 'list', resource: 'oauthapps.oauthapp.dev' },
     { verb: 'watch', resource: 'oauthapps.oauthapp.dev' },
     { verb: 'patch', resource: 'oauthapps.oauthapp.dev', namespace: 'sales' },
@@ -359,7 +366,7 @@ describe("the operator ServiceAccount's permissions", () => {
   it('are exactly the rules the operator needs (a change here is a change to review)', () => {
     const rules = (kind: string, namespace?: string) => find(installed, kind, 'oauthapp-operator', namespace).rules as PolicyRule[];
     expect(rules('ClusterRole')).toEqual([
-      { apiGroups: ['oauthapp.dev'], resources: ['oauthapps'], verbs: ['list', 'watch', 'patch'] },
+      { apiGroups: ['oauthapp.dev'], resources: ['oauthapps'], verbs: ['get', 'list', 'watch', 'patch'] },
       { apiGroups: ['oauthapp.dev'], resources: ['oauthapps/status'], verbs: ['patch'] },
       { apiGroups: ['oauthapp.dev'], resources: ['oauthapps/finalizers'], verbs: ['update'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update'] },

@@ -74,16 +74,40 @@ describe('a provider that answers 429 with Retry-After', () => {
 });
 
 describe('a provider that answers 503', () => {
-  it('retries with a backoff of at least 5 s (10 s with jitter), then succeeds', async () => {
-    const provider = await testbed.newProvider();
+  it('retries with a backoff of at least 5 s (10 s with jitter), then succeeds, once the provider is known to keep refresh tokens', async () => {
+    const provider = await testbed.newProvider({ rotateRefreshTokens: false });
+    await testbed.readyApp('unavailable', provider);
     provider.sandbox.faults = { status5xx: { count: 1, status: 503 } };
-    await testbed.applyApp('unavailable', provider);
 
-    await appWith('unavailable', 'Ready', 'True');
+    await kubectlOK(['annotate', 'oauthapp', 'unavailable', '-n', testbed.namespace, 'oauthapp.dev/rotate=after-503', '--overwrite']);
+    await testbed.appWith(
+      'unavailable',
+      (app) => condition(app, 'Ready')?.status === 'True' && provider.sandbox.stats().presentedRefreshTokens.length === 3,
+      'refreshed again after the 503',
+    );
 
-    const [failed, next] = provider.sandbox.stats().presentedRefreshTokens;
+    const [, failed, next] = provider.sandbox.stats().presentedRefreshTokens;
     expect(failed?.outcome).toBe('status5xx');
+    expect(next?.outcome).toBe('ok');
     expect((next?.at ?? 0) - (failed?.at ?? 0)).toBeGreaterThanOrEqual(5_000);
+  });
+});
+
+describe('a gateway 502 in front of a provider that rotates refresh tokens', () => {
+  it('never sends that refresh token again (the provider may have rotated it), reports RefreshInterrupted and keeps serving the access token', async () => {
+    const provider = await testbed.newProvider();
+    await testbed.readyApp('gateway', provider);
+    const accessToken = (await testbed.admin.secretData(testbed.namespace, 'gateway-credentials'))?.access_token;
+    provider.sandbox.faults = { status5xx: { count: 1, status: 502 } };
+
+    await kubectlOK(['annotate', 'oauthapp', 'gateway', '-n', testbed.namespace, 'oauthapp.dev/rotate=through-502', '--overwrite']);
+    const app = await appWith('gateway', 'Authorized', 'False', 'RefreshInterrupted');
+
+    expect(app.status?.authorizationURL).toBeDefined();
+    const presented = provider.sandbox.stats().presentedRefreshTokens;
+    expect(presented.map((p) => p.outcome)).toEqual(['ok', 'status5xx']);
+    expect((await testbed.admin.secretData(testbed.namespace, 'gateway-credentials'))?.access_token).toBe(accessToken);
+    expect(await provider.whoAmI(accessToken ?? '')).toBe(200);
   });
 });
 
