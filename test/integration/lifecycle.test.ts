@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import { stateSecretName } from '../../src/oauthapp/state.ts';
 import { eventually } from '../support/eventually.ts';
 import { kubectlOK } from '../support/kubectl.ts';
+import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
 import { apply, condition, getApp, oauthAppManifest, opaqueSecret, secretData } from '../support/resources.ts';
 import type { TestProvider } from '../support/sandbox.ts';
 import { useTestbed } from '../support/testbed.ts';
@@ -17,11 +18,15 @@ beforeAll(async () => {
 
 const applyApp = (name: string, spec: Record<string, unknown> = {}) => testbed.applyApp(name, provider, { spec });
 
-const tokenIn = (secretName: string) =>
-  eventually(`${secretName} with an access token`, async () => {
-    const data = await secretData(testbed.namespace, secretName);
-    return data?.access_token ? data : undefined;
+/** Waits for the target Secret to carry an access token; its tokens join the leak check's canaries. */
+const tokenIn = async (secretName: string) => {
+  const data = await eventually(`${secretName} with an access token`, async () => {
+    const found = await secretData(testbed.namespace, secretName);
+    return found?.access_token ? found : undefined;
   });
+  testbed.canaries.push(data.access_token ?? '', data.refresh_token ?? '');
+  return data;
+};
 
 describe('the target Secret', () => {
   it('carries the spec target name, labels and annotations, the managed-by label and an owner reference', async () => {
@@ -57,7 +62,7 @@ describe('the target Secret', () => {
       return data && data.access_token === original.access_token && data.extra === undefined ? data : undefined;
     });
     expect(restored).toEqual(original);
-  });
+  }, 90_000);
 
   it('is recreated after it is deleted by hand', async () => {
     await applyApp('deleted');
@@ -66,7 +71,7 @@ describe('the target Secret', () => {
     await kubectlOK(['delete', 'secret', 'deleted-credentials', '-n', testbed.namespace]);
 
     await tokenIn('deleted-credentials');
-  });
+  }, 90_000);
 
   it('is never taken over from a Secret that belongs to something else', async () => {
     await apply(testbed.namespace, opaqueSecret('someone-elses', { owner: 'another team' }));
@@ -84,7 +89,9 @@ describe('the target Secret', () => {
 
 describe('a missing client secret Secret', () => {
   it('is reported as ClientSecretValid=False, and creating it later is enough', async () => {
-    await apply(testbed.namespace, opaqueSecret('late-bootstrap', { refresh_token: provider.sandbox.issueRefreshToken(provider.clientId) }));
+    const seed = provider.sandbox.issueRefreshToken(provider.clientId);
+    testbed.canaries.push(seed);
+    await apply(testbed.namespace, opaqueSecret('late-bootstrap', { refresh_token: seed }));
     await apply(
       testbed.namespace,
       oauthAppManifest({
@@ -104,7 +111,7 @@ describe('a missing client secret Secret', () => {
     await apply(testbed.namespace, opaqueSecret('late-client', { client_secret: provider.clientSecret }));
 
     await tokenIn('late-credentials');
-  });
+  }, 90_000);
 });
 
 describe('deleting an OAuthApp', () => {
@@ -119,5 +126,11 @@ describe('deleting an OAuthApp', () => {
 
     expect(await testbed.admin.secretData(testbed.operatorNamespace, stateSecretName(app.metadata.uid))).toBeUndefined();
     await eventually('the target Secret garbage-collected', async () => ((await secretData(testbed.namespace, 'short-lived-credentials')) ? undefined : true));
+  }, 120_000);
+});
+
+describe('all of the above', () => {
+  it('leaked no client secret or token into logs, Events or status', async () => {
+    await expectNoSecretValuesLeaked(testbed.canaries, { namespace: testbed.namespace, logs: testbed.logs() });
   });
 });

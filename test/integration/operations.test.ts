@@ -7,6 +7,7 @@ import { requiredEnvironment } from '../support/environment.ts';
 import { eventually } from '../support/eventually.ts';
 import { adminClient, type AdminClient } from '../support/kube.ts';
 import { kubectlOK } from '../support/kubectl.ts';
+import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
 import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
 import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
 import { apply, condition, getApp, oauthAppManifest, opaqueSecret } from '../support/resources.ts';
@@ -16,7 +17,10 @@ let namespace: string;
 let operatorNamespace: string;
 let admin: AdminClient;
 let operators: Array<OperatorProcess & { metricsURL: string }> = [];
+/** Every replica started, for the leak check of their logs. */
+const everyOperator: OperatorProcess[] = [];
 const providers: TestProvider[] = [];
+const canaries: string[] = [];
 
 beforeAll(async () => {
   [namespace, operatorNamespace] = await Promise.all([createTestNamespace('operations'), createTestNamespace('operations-operator')]);
@@ -48,6 +52,7 @@ async function startReplica(): Promise<OperatorProcess & { metricsURL: string }>
   ]);
   const replica = { ...operator, metricsURL: `http://127.0.0.1:${metricsPort}` };
   operators.push(replica);
+  everyOperator.push(operator);
   await eventually('the replica ready', async () => ((await fetch(`${replica.metricsURL}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined));
   return replica;
 }
@@ -55,12 +60,15 @@ async function startReplica(): Promise<OperatorProcess & { metricsURL: string }>
 async function newProvider(expiresIn: number): Promise<TestProvider> {
   const provider = await startTestProvider({ expiresIn });
   providers.push(provider);
+  canaries.push(provider.clientSecret);
   return provider;
 }
 
 async function applyApp(name: string, provider: TestProvider) {
+  const seed = provider.sandbox.issueRefreshToken(provider.clientId);
+  canaries.push(seed);
   await apply(namespace, opaqueSecret(`${name}-client`, { client_secret: provider.clientSecret }));
-  await apply(namespace, opaqueSecret(`${name}-bootstrap`, { refresh_token: provider.sandbox.issueRefreshToken(provider.clientId) }));
+  await apply(namespace, opaqueSecret(`${name}-bootstrap`, { refresh_token: seed }));
   await apply(
     namespace,
     oauthAppManifest({ name, clientId: provider.clientId, tokenURL: provider.tokenURL, redirectURI: provider.redirectURI, refreshTokenRef: { name: `${name}-bootstrap`, key: 'refresh_token' } }),
@@ -94,7 +102,7 @@ describe('two replicas', () => {
     const presented = provider.sandbox.stats().presentedRefreshTokens.map((presentation) => presentation.value);
     expect(new Set(presented).size).toBe(presented.length);
     expect(presented.every((_, index) => provider.sandbox.stats().presentedRefreshTokens[index]?.outcome === 'ok')).toBe(true);
-  }, 120_000);
+  }, 180_000);
 });
 
 describe('the metrics endpoint', () => {
@@ -118,7 +126,7 @@ describe('the metrics endpoint', () => {
     expect(text).toContain('process_resident_memory_bytes');
     expect((await fetch(`${replica.metricsURL}/healthz`)).status).toBe(200);
     expect(text).not.toContain(provider.clientSecret);
-  });
+  }, 120_000);
 });
 
 describe('SIGTERM', () => {
@@ -142,5 +150,13 @@ describe('SIGTERM', () => {
     expect(state?.refresh_token).not.toBe(answered.at(-1)?.value);
     expect(state?.refresh_token).toBeTruthy();
     expect(await kubectlOK(['get', 'lease', 'oauthapp-operator', '-n', operatorNamespace, '-o', 'jsonpath={.spec.holderIdentity}'])).toBe('');
+  }, 120_000);
+});
+
+describe('all of the above', () => {
+  it('leaked no client secret or token into logs, Events or status', async () => {
+    for (const provider of providers) canaries.push(...provider.sandbox.stats().presentedRefreshTokens.map((presentation) => presentation.value));
+    for (const name of ['ha', 'metered', 'graceful']) canaries.push((await admin.secretData(namespace, `${name}-credentials`))?.access_token ?? '');
+    await expectNoSecretValuesLeaked(canaries, { namespace, logs: everyOperator.map((operator) => operator.output()).join('') });
   });
 });

@@ -2,6 +2,7 @@
 // workloads that use it exactly once per change, and refresh tokens on demand by annotation.
 import { describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
+import { stateSecretName } from '../../src/oauthapp/state.ts';
 import { eventually } from '../support/eventually.ts';
 import { kubectlOK } from '../support/kubectl.ts';
 import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
@@ -70,19 +71,33 @@ describe('client secret changed in the Secret before the portal', () => {
 
   it('retries at once, without waiting for the backoff, when the Secret is fixed', async () => {
     const provider = await testbed.newProvider();
-    await readyApp('fixed-quickly', provider);
+    const app = await readyApp('fixed-quickly', provider);
     await apply(testbed.namespace, opaqueSecret('fixed-quickly-client', { client_secret: newSecret() }));
-    await kubectlOK(['annotate', 'oauthapp', 'fixed-quickly', '-n', testbed.namespace, 'oauthapp.dev/rotate=wrong', '--overwrite']);
-    await appWith('fixed-quickly', (app) => condition(app, 'ClientSecretValid')?.reason === 'InvalidClient', 'InvalidClient');
-    const rejectedAt = Date.now();
+    // Refused five times in a row with the wrong secret (each rotate request cuts the backoff short
+    // and counts as one more attempt): the backoff grows to 80-160 s, far beyond the waits below.
+    for (const attempt of [1, 2, 3, 4, 5]) {
+      await kubectlOK(['annotate', 'oauthapp', 'fixed-quickly', '-n', testbed.namespace, `oauthapp.dev/rotate=wrong-${attempt}`, '--overwrite']);
+      await appWith('fixed-quickly', (current) => current.status?.lastRotateRequest === `wrong-${attempt}` && condition(current, 'ClientSecretValid')?.reason === 'InvalidClient', `InvalidClient for wrong-${attempt}`);
+    }
+    const failure = await eventually('the backoff of the fifth refusal recorded', async () => {
+      const record = JSON.parse((await testbed.admin.secretData(testbed.operatorNamespace, stateSecretName(app.metadata.uid)))?.['record.json'] ?? '{}') as {
+        failure?: { kind: string; attempts: number; retryAt?: string };
+      };
+      return record.failure?.kind === 'invalid_client' && record.failure.attempts >= 5 && record.failure.retryAt ? { attempts: record.failure.attempts, retryAt: Date.parse(record.failure.retryAt) } : undefined;
+    });
+    const refusals = refreshesSent(provider);
+    const fixedAt = Date.now();
+    // The scenario needs a backoff that cannot run out while we wait: only the fix may cause the retry.
+    expect(failure.retryAt - fixedAt).toBeGreaterThan(30_000);
 
     await apply(testbed.namespace, opaqueSecret('fixed-quickly-client', { client_secret: provider.clientSecret }));
 
-    await appWith('fixed-quickly', (app) => condition(app, 'ClientSecretValid')?.status === 'True', 'ClientSecretValid=True');
-    const [, , retried] = provider.sandbox.stats().presentedRefreshTokens;
-    // The first backoff step is at least 5 s; the retry came from the Secret's change instead.
-    expect((retried?.at ?? Infinity) - rejectedAt).toBeLessThan(5_000);
-  });
+    await appWith('fixed-quickly', (current) => condition(current, 'ClientSecretValid')?.status === 'True', 'ClientSecretValid=True', Math.max(1_000, failure.retryAt - Date.now() - 5_000));
+    const retried = provider.sandbox.stats().presentedRefreshTokens.slice(refusals);
+    // One request, with the fixed secret, well before the backoff would have allowed it.
+    expect(retried.map((p) => p.outcome)).toEqual(['ok']);
+    expect(retried[0]?.at ?? Infinity).toBeLessThan(failure.retryAt);
+  }, 120_000);
 });
 
 describe('rolloutRestartTargets', () => {
