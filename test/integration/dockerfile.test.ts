@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { requiredEnvironment } from '../support/environment.ts';
 import { eventually } from '../support/eventually.ts';
+import { kubectlOK } from '../support/kubectl.ts';
+import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
 import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -346,6 +348,10 @@ describe('the operator started from the runtime stage', () => {
       started.kill('SIGTERM');
       expect(await started.exited).toBe(0);
       expect(started.stderr()).toBe('');
+      // The one secret this operator handled: the state-signing key it made at start.
+      const key = Buffer.from(await kubectlOK(['get', 'secret', 'oauthapp-state-signing-key', '-n', namespace, '-o', 'jsonpath={.data.key}']), 'base64');
+      expect(key.length).toBeGreaterThan(0);
+      await expectNoSecretValuesLeaked([key.toString('base64'), key.toString('hex'), key.toString('base64url')], { namespace, logs: started.output() + started.stderr() });
     } finally {
       started.kill('SIGKILL');
       await deleteTestNamespace(namespace);
