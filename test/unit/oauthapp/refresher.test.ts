@@ -110,6 +110,20 @@ describe('Refresher', () => {
     expect(decodeData(secrets.stored.get(stateSecretName(app.uid))?.data)).toMatchObject({ refresh_token: 'refresh-2', access_token: 'access-2' });
   });
 
+  it('writes no claim and sends nothing once this replica has stopped leading', async () => {
+    const { secrets, store, refresher, sent } = setUp(async () => rotated);
+    const stored = await seeded(store);
+    const leadership = new AbortController();
+    leadership.abort();
+
+    await expect(
+      refresher.refresh({ app, stored, provider, clientId: 'client', clientSecret: 'secret', renewBeforeMs: undefined, reason: 'due', leadership: leadership.signal }),
+    ).rejects.toMatchObject({ code: 'NOT_LEADING' });
+
+    expect(secrets.log).toEqual(['create:result']);
+    expect(sent).toEqual([]);
+  });
+
   it('does not send when another writer changed the state since it was read (the claim conflicts)', async () => {
     const { store, refresher, sent } = setUp(async () => rotated);
     const stale = await seeded(store);
