@@ -34,6 +34,7 @@ const flags = {
   'provider-concurrency': { schema: positiveInt(1024), type: 'string' },
   'token-request-timeout': { schema: positiveInt(300), type: 'string' },
   'shutdown-timeout': { schema: positiveInt(3600), type: 'string' },
+  'default-token-lifetime': { schema: positiveInt(7 * 24 * 3600), type: 'string' },
 } as const;
 
 type FlagName = keyof typeof flags;
@@ -57,6 +58,8 @@ export interface Config {
    * results, releasing the Lease. Below the pod's terminationGracePeriodSeconds, or it is killed first.
    */
   shutdownTimeoutSeconds: number;
+  /** The access-token lifetime assumed when a token response has no expires_in (RFC 6749 only recommends it). */
+  defaultTokenLifetimeSeconds: number;
 }
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; error: string };
@@ -100,6 +103,7 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
     providerConcurrency: read('provider-concurrency'),
     tokenRequestTimeoutSeconds: read('token-request-timeout'),
     shutdownTimeoutSeconds: read('shutdown-timeout'),
+    defaultTokenLifetimeSeconds: read('default-token-lifetime'),
   };
   for (const result of Object.values(results)) if (!result.ok) return result;
   const value = <T>(result: { ok: true; value: T | undefined } | { ok: false; error: string }) => (result.ok ? result.value : undefined);
@@ -119,6 +123,8 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
       tokenRequestTimeoutSeconds: value(results.tokenRequestTimeoutSeconds) ?? 10,
       // deploy/base/deployment.yaml gives 30 s: 5 s left for the process to exit.
       shutdownTimeoutSeconds: value(results.shutdownTimeoutSeconds) ?? 25,
+      // Pipedrive's access tokens live an hour.
+      defaultTokenLifetimeSeconds: value(results.defaultTokenLifetimeSeconds) ?? 3600,
     },
   };
 }

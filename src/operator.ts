@@ -103,7 +103,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const slots = new RefreshSlots(Math.random, now);
   const pickRefreshTime = (earliest: number, latest: number) => slots.pick(earliest, latest);
   const sources = new SourceSecrets(kube, caches.sources);
-  const tokens = createTokenClient({ timeoutMs: requestTimeoutMs });
+  const tokens = createTokenClient({ timeoutMs: requestTimeoutMs, defaultExpiresInSeconds: config.defaultTokenLifetimeSeconds });
   const authorizations = new Authorizations({
     signer: createStateSigner({ key: await loadOrCreateSigningKey(kube, config.operatorNamespace), now }),
     apps: caches.apps,

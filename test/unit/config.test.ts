@@ -31,6 +31,7 @@ describe('parseConfig', () => {
       providerConcurrency: 8,
       tokenRequestTimeoutSeconds: 10,
       shutdownTimeoutSeconds: 25,
+      defaultTokenLifetimeSeconds: 3600,
     });
   });
 
@@ -46,6 +47,7 @@ describe('parseConfig', () => {
     ['provider-concurrency', '2', { providerConcurrency: 2 }],
     ['token-request-timeout', '30', { tokenRequestTimeoutSeconds: 30 }],
     ['shutdown-timeout', '50', { shutdownTimeoutSeconds: 50 }],
+    ['default-token-lifetime', '600', { defaultTokenLifetimeSeconds: 600 }],
   ];
 
   it.each(settings)('reads --%s from its flag', (flag, raw, expected) => {
@@ -158,6 +160,8 @@ describe('parseConfig', () => {
     ['shutdown-timeout', '0'],
     ['shutdown-timeout', '2.5'],
     ['shutdown-timeout', '3601'],
+    ['default-token-lifetime', '0'],
+    ['default-token-lifetime', '1.5'],
   ];
 
   it.each(bad)('refuses --%s %j with an error naming the flag', (flag, raw) => {
