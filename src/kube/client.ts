@@ -33,13 +33,8 @@ export class KubeClient {
     this.http = http;
   }
 
-  async getSecret(namespace: string, name: string): Promise<Secret | undefined> {
-    try {
-      return await this.http.json<Secret>({ method: 'GET', path: secretPath(namespace, name) });
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
+  getSecret(namespace: string, name: string): Promise<Secret | undefined> {
+    return this.getIfFound<Secret>(secretPath(namespace, name));
   }
 
   createSecret(namespace: string, secret: Secret): Promise<Secret> {
@@ -74,9 +69,13 @@ export class KubeClient {
   }
 
   /** A live read of an OAuthApp, for checks the cache may be too late for. */
-  async getOAuthApp(namespace: string, name: string): Promise<KubeObject | undefined> {
+  getOAuthApp(namespace: string, name: string): Promise<KubeObject | undefined> {
+    return this.getIfFound<KubeObject>(oauthAppPath(namespace, name));
+  }
+
+  private async getIfFound<T>(path: string): Promise<T | undefined> {
     try {
-      return await this.http.json<KubeObject>({ method: 'GET', path: oauthAppPath(namespace, name) });
+      return await this.http.json<T>({ method: 'GET', path });
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
