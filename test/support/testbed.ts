@@ -35,14 +35,19 @@ export interface Testbed {
   restartOperator(): Promise<void>;
 }
 
-export function useTestbed(prefix: string): Testbed {
+export interface TestbedOptions {
+  /** Extra operator flags, e.g. `--provider-concurrency=2`; restarts keep them. */
+  operatorArgv?: string[];
+}
+
+export function useTestbed(prefix: string, { operatorArgv = [] }: TestbedOptions = {}): Testbed {
   const providers: TestProvider[] = [];
   const earlierLogs: string[] = [];
   let namespace = '';
   let operatorNamespace = '';
   let operator: TestOperator | undefined;
   let admin: AdminClient | undefined;
-  const start = () => startTestOperator({ namespaces: [namespace], operatorNamespace });
+  const start = () => startTestOperator({ namespaces: [namespace], operatorNamespace, argv: operatorArgv });
 
   beforeAll(async () => {
     [namespace, operatorNamespace] = await Promise.all([createTestNamespace(prefix), createTestNamespace(`${prefix}-operator`)]);
