@@ -11,15 +11,28 @@ const secretFields = [
   'refreshToken',
   'client_secret',
   'clientSecret',
-  'code',
+  'code_verifier',
+  'codeVerifier',
   'authorization',
   'Authorization',
+  'cookie',
+  '["set-cookie"]',
   'token',
   'data',
   'stringData',
 ];
 
-export const redactedPaths = [...secretFields, ...secretFields.map((field) => `*.${field}`), '*.headers.authorization'];
+// `code` is redacted only where it is an OAuth authorization code (a query or a grant); elsewhere
+// it is a diagnostic such as ECONNRESET, which a log reader needs.
+const oauthCodePaths = ['query.code', 'grant.code', 'oauthCode'];
+
+// An error's cause (and the cause's cause), and the request options some HTTP clients attach to
+// their errors, are where a secret would hide one level deeper than `*.` reaches.
+const nestings = ['', '*.', '*.cause.', '*.cause.cause.', '*.headers.', '*.options.', '*.options.headers.', '*.request.', '*.response.headers.'];
+
+const joined = (prefix: string, field: string) => (field.startsWith('[') ? `${prefix.replace(/\.$/, '')}${field}` : `${prefix}${field}`);
+
+export const redactedPaths = [...new Set(nestings.flatMap((prefix) => [...secretFields, ...oauthCodePaths].map((field) => joined(prefix, field))))];
 
 export interface LoggerOptions {
   level: LevelWithSilent;
@@ -32,6 +45,8 @@ export function createLogger({ level, destination }: LoggerOptions): Logger {
       level,
       base: { component: 'oauthapp-operator' },
       redact: { paths: redactedPaths, censor: '[redacted]' },
+      // "level":"info", not "level":30: readable without pino's table.
+      formatters: { level: (label) => ({ level: label }) },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     destination,

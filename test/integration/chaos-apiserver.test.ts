@@ -127,7 +127,7 @@ describe('the apiserver restarted and frozen while the operator refreshes', () =
       const back = Date.now();
       await eventually(`every app Ready and refreshed after the ${fault}`, () => allReadyAndRefreshedSince(names, back), readyAgainBoundMs, 250).catch(async (error: unknown) => {
         const statuses = await Promise.all(names.map(async (name) => JSON.stringify((await getApp(name)).status)));
-        const problems = operator.logs().split('\n').filter((line) => /"level":(40|50)/.test(line)).slice(-30);
+        const problems = operator.logs().split('\n').filter((line) => /"level":"(warn|error)"/.test(line)).slice(-30);
         process.stdout.write(`after the ${fault} (back at ${new Date(back).toISOString()}):\n${statuses.join('\n')}\n${problems.join('\n')}\n`);
         if (statuses.some((status) => status.includes('"RefreshInterrupted"'))) {
           throw new Error(`a refresh token was lost to the ${fault} (RefreshInterrupted without any crash): the known bug chaos-lost-lease.test.ts reproduces`, { cause: error });
