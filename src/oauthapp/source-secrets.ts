@@ -37,7 +37,9 @@ export class SourceSecrets {
       cached = { resourceVersion: secret.metadata.resourceVersion, data: decodeData(secret.data) };
       this.data.set(cacheKey, cached);
     }
-    const value = cached.data[ref.key];
+    // An own-property lookup: a key such as __proto__ or constructor must read as missing, not as
+    // Object.prototype's member.
+    const value = Object.hasOwn(cached.data, ref.key) ? cached.data[ref.key] : undefined;
     if (value === undefined || value.trim() === '') {
       return { found: false, source, problem: `Secret ${namespace}/${ref.name} has no value under key ${ref.key}` };
     }
