@@ -49,7 +49,7 @@ describe('client secret refreshed in the portal first, then in the Secret', () =
     expect(await provider.whoAmI(before.access_token ?? '')).toBe(200);
     expect(await provider.whoAmI(after.access_token ?? '')).toBe(200);
     expect(provider.sandbox.stats().presentedAuthorizationCodes).toHaveLength(0);
-  });
+  }, 120_000);
 });
 
 describe('client secret changed in the Secret before the portal', () => {
@@ -67,7 +67,7 @@ describe('client secret changed in the Secret before the portal', () => {
     provider.sandbox.rotateClientSecret(provider.clientId, upcoming);
 
     await appWith('secret-first', (app) => condition(app, 'ClientSecretValid')?.status === 'True', 'ClientSecretValid=True after the portal caught up');
-  });
+  }, 120_000);
 
   it('retries at once, without waiting for the backoff, when the Secret is fixed', async () => {
     const provider = await testbed.newProvider();
@@ -97,7 +97,8 @@ describe('client secret changed in the Secret before the portal', () => {
     // One request, with the fixed secret, well before the backoff would have allowed it.
     expect(retried.map((p) => p.outcome)).toEqual(['ok']);
     expect(retried[0]?.at ?? Infinity).toBeLessThan(failure.retryAt);
-  }, 120_000);
+    // Timeout: seven waits of up to 30 s (Ready, five refusals, the record), then one shorter than the backoff (at most 160 s).
+  }, 7 * 30_000 + 160_000 + 10_000);
 });
 
 describe('rolloutRestartTargets', () => {
@@ -139,7 +140,7 @@ describe('rolloutRestartTargets', () => {
     const events = await kubectlOK(['get', 'events.events.k8s.io', '-n', testbed.namespace, '-o', 'jsonpath={range .items[?(@.regarding.name=="restarts")]}{.reason}{"\\n"}{end}']);
     expect(events.split('\n').filter((reason) => reason === 'RolloutRestarted')).toHaveLength(2);
     expect(events).toContain('RolloutRestartTargetNotFound');
-  });
+  }, 300_000);
 });
 
 describe('the oauthapp.dev/rotate annotation', () => {
@@ -157,7 +158,7 @@ describe('the oauthapp.dev/rotate annotation', () => {
     // The reconcile that handles "third" has seen the label's change too: one refresh, not two.
     await annotateRotate('on-demand', 'third');
     expect(refreshesSent(provider)).toBe(initial + 3);
-  });
+  }, 150_000);
 });
 
 describe('all of the above', () => {
