@@ -28,7 +28,7 @@ describe('an oauthapp.dev/rotate value longer than status.lastRotateRequest can 
     await kubectlOK(['annotate', 'oauthapp', 'long-rotate', '-n', testbed.namespace, 'oauthapp.dev/rotate=short', '--overwrite']);
     await testbed.appWith('long-rotate', (app) => app.status?.lastRotateRequest === 'short' && condition(app, 'Ready')?.status === 'True', 'the short value acted on');
     expect(refreshesSeen(provider)).toBe(before + 1);
-  });
+  }, 120_000);
 });
 
 describe('an authorization URL longer than status.authorizationURL can hold (8192)', () => {
@@ -42,7 +42,7 @@ describe('an authorization URL longer than status.authorizationURL can hold (819
     expect(condition(app, 'Authorized')?.message).toContain('spec.authorizeParams');
     expect(app.status?.authorizationURL).toBeUndefined();
     expect(app.status?.observedGeneration).toBe(app.metadata.generation);
-  });
+  }, 120_000);
 });
 
 describe('an OAuthApp re-created with the refreshTokenRef of a deleted one', () => {
@@ -70,12 +70,12 @@ describe('an OAuthApp re-created with the refreshTokenRef of a deleted one', () 
     await sleep(2_000);
     expect(refreshesSeen(provider)).toBe(sentBefore);
     expect(provider.sandbox.stats().presentedRefreshTokens.filter((presented) => (presented as { value: string }).value === seed)).toHaveLength(1);
-  });
+  }, 120_000);
 });
 
 describe('secrets', () => {
   it('no client secret, code or token reached logs, Events or status', async () => {
     await getApp(testbed.namespace, 'long-rotate');
     await expectNoSecretValuesLeaked(testbed.canaries, { namespace: testbed.namespace, logs: testbed.logs() });
-  });
+  }, 120_000);
 });

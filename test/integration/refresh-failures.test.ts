@@ -42,7 +42,7 @@ describe('a client secret the provider rejects (invalid_client)', () => {
     // invalid_client has no retry timer: only the Secret's change can bring it back.
     await appWith('wrong-secret', 'Ready', 'True');
     expect(condition(await getApp(testbed.namespace, 'wrong-secret'), 'ClientSecretValid')?.status).toBe('True');
-  });
+  }, 120_000);
 });
 
 describe('a refresh token the provider refuses (invalid_grant)', () => {
@@ -55,7 +55,7 @@ describe('a refresh token the provider refuses (invalid_grant)', () => {
     expect(condition(app, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidGrant' });
     expect(await eventReasons('dead-grant')).toContain('InvalidGrant');
     expect(provider.sandbox.stats().presentedRefreshTokens).toHaveLength(1);
-  });
+  }, 120_000);
 });
 
 describe('a provider that answers 429 with Retry-After', () => {
@@ -70,7 +70,7 @@ describe('a provider that answers 429 with Retry-After', () => {
     expect(limited?.outcome).toBe('status429');
     expect(next?.outcome).toBe('ok');
     expect((next?.at ?? 0) - (limited?.at ?? 0)).toBeGreaterThanOrEqual(2_000);
-  });
+  }, 120_000);
 });
 
 describe('a provider that answers 503', () => {
@@ -90,7 +90,7 @@ describe('a provider that answers 503', () => {
     expect(failed?.outcome).toBe('status5xx');
     expect(next?.outcome).toBe('ok');
     expect((next?.at ?? 0) - (failed?.at ?? 0)).toBeGreaterThanOrEqual(5_000);
-  });
+  }, 120_000);
 });
 
 describe('a gateway 502 in front of a provider that rotates refresh tokens', () => {
@@ -108,11 +108,11 @@ describe('a gateway 502 in front of a provider that rotates refresh tokens', () 
     expect(presented.map((p) => p.outcome)).toEqual(['ok', 'status5xx']);
     expect((await testbed.admin.secretData(testbed.namespace, 'gateway-credentials'))?.access_token).toBe(accessToken);
     expect(await provider.whoAmI(accessToken ?? '')).toBe(200);
-  });
+  }, 120_000);
 });
 
 describe('all of the above', () => {
   it('leaked no client secret or token into logs, Events or status', async () => {
     await expectNoSecretValuesLeaked(testbed.canaries, { namespace: testbed.namespace, logs: testbed.logs() });
-  });
+  }, 120_000);
 });
