@@ -18,7 +18,7 @@ export type ClientAuthenticationMethod = (typeof clientAuthenticationMethods)[nu
 export const restartableKinds = ['Deployment', 'StatefulSet', 'DaemonSet'] as const;
 
 /** Query parameters the operator sets itself on the authorize URL; spec.authorizeParams may not. */
-export const reservedAuthorizeParams = ['client_id', 'redirect_uri', 'state', 'response_type', 'scope'] as const;
+export const reservedAuthorizeParams = ['client_id', 'redirect_uri', 'state', 'response_type', 'scope', 'code_challenge', 'code_challenge_method'] as const;
 
 const labelMap = z
   .record(z.string().min(1).max(317), z.string().max(63))
@@ -59,6 +59,12 @@ const customNeedsURLs = [
     reason: 'FieldValueRequired' as const,
   },
   {
+    rule: "self.provider == 'custom' || !has(self.issuer)",
+    message: 'issuer is for custom providers: a preset knows whether its provider sends iss',
+    fieldPath: '.issuer',
+    reason: 'FieldValueForbidden' as const,
+  },
+  {
     rule: "self.provider == 'custom' || !has(self.clientAuthentication) || self.clientAuthentication == 'client_secret_basic'",
     message: 'the pipedrive provider authenticates with client_secret_basic only',
     fieldPath: '.clientAuthentication',
@@ -78,6 +84,11 @@ export const oauthAppSpec = z
       .describe('Provider preset. pipedrive (default) knows its URLs; custom needs tokenURL and authorizeURL.'),
     tokenURL: secureURL.optional().describe('Token endpoint. Overrides the preset; required for custom. https:// except loopback.'),
     authorizeURL: secureURL.optional().describe('Authorization endpoint. Overrides the preset; required for custom.'),
+    issuer: secureURL
+      .optional()
+      .describe(
+        'The provider\'s issuer identifier (custom only), exactly as it sends it in the iss parameter of authorization responses (RFC 9207; OpenID Connect discovery: issuer). When set, the callback refuses a response whose iss is missing or different, and exchanges no code. Unset: iss is ignored.',
+      ),
     clientAuthentication: z
       .enum(clientAuthenticationMethods)
       .optional()
@@ -120,7 +131,10 @@ export const oauthAppSpec = z
           context.addIssue({ code: 'custom', path: [field], message: `${field} is required when provider is custom` });
         }
       }
-    } else if (spec.clientAuthentication === 'client_secret_post') {
+    } else if (spec.issuer !== undefined) {
+      context.addIssue({ code: 'custom', path: ['issuer'], message: 'issuer is for custom providers: a preset knows whether its provider sends iss' });
+    }
+    if (spec.provider !== 'custom' && spec.clientAuthentication === 'client_secret_post') {
       context.addIssue({
         code: 'custom',
         path: ['clientAuthentication'],
@@ -171,7 +185,13 @@ export const oauthAppStatus = z
     lastRefreshTime: timestamp.optional(),
     nextRefreshTime: timestamp.optional(),
     lastRotateRequest: z.string().max(256).optional().describe('The last oauthapp.dev/rotate annotation value acted on.'),
-    authorizationURL: z.string().max(8192).optional().describe('Where a person authorizes the app when it has no refresh token.'),
+    authorizationURL: z
+      .string()
+      .max(8192)
+      .optional()
+      .describe(
+        'Where a person authorizes the app when it has no refresh token. This URL is a capability: whoever opens it may connect their own account (each URL works once, for up to 10 minutes), and the operator then writes that account\'s tokens into the target Secret for the workloads. Reading OAuthApp status is therefore a privilege: grant get, list and watch on oauthapps only to those who may install the app.',
+      ),
   })
   .describe('Observed state, written by the operator.');
 

@@ -36,9 +36,9 @@ export type CallbackOutcome =
 
 export interface CallbackHandler {
   /** Exchange the code for tokens and store them. */
-  complete(input: { state: string; code: string }): Promise<CallbackOutcome>;
+  complete(input: { state: string; code: string; iss?: string | undefined }): Promise<CallbackOutcome>;
   /** The provider sent the user back with an error (its text flattened and capped at 200 characters). */
-  refused(input: { state: string; error: string; description?: string }): Promise<CallbackOutcome>;
+  refused(input: { state: string; error: string; description?: string; iss?: string | undefined }): Promise<CallbackOutcome>;
 }
 
 export type CallbackApp = FastifyInstance;
@@ -60,8 +60,11 @@ export type CallbackServer = ListeningServer;
 
 // ---- the query -------------------------------------------------------------------------------
 
-/** The parameters this server reads; others (`scope`, `iss`, `error_uri`...) are ignored. */
-const knownParameters = new Set(['code', 'state', 'error', 'error_description']);
+/**
+ * The parameters this server reads; others (`scope`, `error_uri`...) are ignored. `iss` (RFC 9207)
+ * is handed on when present: the handler checks it where the provider is known to send it.
+ */
+const knownParameters = new Set(['code', 'state', 'error', 'error_description', 'iss']);
 
 const present = (name: string) => z.string({ error: `the ${name} parameter is missing` }).min(1, `the ${name} parameter is empty`);
 const codeQuery = z.object({ code: present('code'), state: present('state') });
@@ -72,7 +75,7 @@ const errorQuery = z.object({
   state: present('state'),
 });
 
-type CallbackQuery = { kind: 'code'; code: string; state: string } | { kind: 'error'; error: string; description: string | undefined; state: string };
+type CallbackQuery = ({ kind: 'code'; code: string; state: string } | { kind: 'error'; error: string; description: string | undefined; state: string }) & { iss?: string };
 
 interface Rejection {
   status: 400 | 404 | 405 | 414 | 431 | 500;
@@ -115,15 +118,16 @@ export function readCallbackQuery(rawQuery: string, maxQueryLength = defaultMaxQ
     return badRequest('conflicting_parameters', 'The request has both a code and an error parameter; it cannot be both a success and a refusal.');
   }
   const fields = Object.fromEntries(params);
+  const iss = params.has('iss') ? { iss: params.get('iss') ?? '' } : {};
   if (params.has('error')) {
     const parsed = errorQuery.safeParse(fields);
     if (!parsed.success) return missing(parsed.error);
     const { error, error_description: description, state } = parsed.data;
-    return { ok: true, query: { kind: 'error', error, description: description === '' ? undefined : description, state } };
+    return { ok: true, query: { kind: 'error', error, description: description === '' ? undefined : description, state, ...iss } };
   }
   const parsed = codeQuery.safeParse(fields);
   if (!parsed.success) return missing(parsed.error);
-  return { ok: true, query: { kind: 'code', ...parsed.data } };
+  return { ok: true, query: { kind: 'code', code: parsed.data.code, state: parsed.data.state, ...iss } };
 }
 
 function missing(error: z.ZodError): { ok: false; rejection: Rejection } {
@@ -213,10 +217,10 @@ export function buildCallbackApp({ handler, logger, maxQueryLength = defaultMaxQ
     let outcome: CallbackOutcome;
     try {
       if (query.kind === 'code') {
-        outcome = await handler.complete({ state: query.state, code: query.code });
+        outcome = await handler.complete({ state: query.state, code: query.code, ...(query.iss === undefined ? {} : { iss: query.iss }) });
       } else {
         provider = providerSaid(query, redact);
-        outcome = await handler.refused({ state: query.state, ...provider });
+        outcome = await handler.refused({ state: query.state, ...provider, ...(query.iss === undefined ? {} : { iss: query.iss }) });
       }
     } catch (error) {
       log.error({ outcome: 'error', error: redact(error instanceof Error ? error.message : String(error)) }, 'oauth callback: the handler failed');

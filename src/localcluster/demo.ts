@@ -54,7 +54,8 @@ export async function runDemo({ exitAfterRefresh, print, interrupted }: DemoOpti
     stops.unshift(() => sandbox.close());
     const sandboxURL = await sandbox.listen({ host: '127.0.0.1', port: 0 });
     const callbackPort = await freePort();
-    const client = sandbox.registerClient({ redirectUri: `http://127.0.0.1:${callbackPort}/oauth/callback` });
+    // Like a provider following RFC 9700: the sandbox refuses this app's authorization requests without PKCE.
+    const client = sandbox.registerClient({ redirectUri: `http://127.0.0.1:${callbackPort}/oauth/callback`, requirePkce: true });
     print(`sandbox provider (Pipedrive-compatible) at ${sandboxURL}, access tokens live ${tokenLifetimeSeconds} s`);
 
     const parsed = parseConfig({
@@ -109,7 +110,11 @@ export async function runDemo({ exitAfterRefresh, print, interrupted }: DemoOpti
     const decision = await fetch(`${sandboxURL}/oauth/authorize/decision`, {
       method: 'POST',
       redirect: 'manual',
-      body: new URLSearchParams({ client_id: query.get('client_id') ?? '', redirect_uri: query.get('redirect_uri') ?? '', state: query.get('state') ?? '', decision: 'allow' }),
+      // The consent form's fields, the PKCE challenge included.
+      body: new URLSearchParams({
+        ...Object.fromEntries(['client_id', 'redirect_uri', 'state', 'code_challenge', 'code_challenge_method'].map((name) => [name, query.get(name) ?? ''])),
+        decision: 'allow',
+      }),
     });
     const callback = await fetch(decision.headers.get('location') ?? '', { redirect: 'manual' });
     print(`callback answered ${callback.status}`);

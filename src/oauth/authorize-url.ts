@@ -5,6 +5,8 @@ export interface AuthorizeURLInput {
   readonly clientId: string;
   readonly redirectURI: string;
   readonly state: string;
+  /** PKCE (RFC 7636): the S256 challenge of this request's code_verifier; sent with code_challenge_method=S256. */
+  readonly codeChallenge?: string | undefined;
   /** Sent space-separated as `scope`; omitted when absent or empty. */
   readonly scopes?: readonly string[] | undefined;
   /** Extra query parameters (spec.authorizeParams), such as `access_type: offline`. */
@@ -30,10 +32,14 @@ export const buildAuthorizeURL = (input: AuthorizeURLInput): string => {
   params.set('client_id', input.clientId);
   params.set('redirect_uri', input.redirectURI);
   params.set('state', input.state);
+  if (input.codeChallenge !== undefined) {
+    params.set('code_challenge', input.codeChallenge);
+    params.set('code_challenge_method', 'S256');
+  }
   if (input.scopes !== undefined && input.scopes.length > 0) params.set('scope', input.scopes.join(' '));
   for (const [name, value] of Object.entries(input.extraParams ?? {})) {
     // The CRD already refuses these; skipping them here too means an extra parameter can never
-    // replace the state or the redirect URI.
+    // replace the state, the redirect URI or the PKCE challenge.
     if (!reserved.has(name)) params.set(name, value);
   }
   url.search = serialize(params);

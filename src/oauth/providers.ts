@@ -5,6 +5,11 @@ export interface ProviderEndpoints {
   readonly authorizeURL: string;
   readonly tokenURL: string;
   readonly clientAuthentication: ClientAuthenticationMethod;
+  /**
+   * The issuer identifier the provider sends as `iss` in authorization responses (RFC 9207), when
+   * it is known to send one; the callback then refuses a missing or different `iss`.
+   */
+  readonly issuer?: string | undefined;
 }
 
 export interface ResolvedProvider extends ProviderEndpoints {
@@ -12,12 +17,15 @@ export interface ResolvedProvider extends ProviderEndpoints {
 }
 
 /** The spec fields that pick a provider's endpoints. */
-export type ProviderSpec = Pick<OAuthAppSpec, 'provider' | 'tokenURL' | 'authorizeURL' | 'clientAuthentication'>;
+export type ProviderSpec = Pick<OAuthAppSpec, 'provider' | 'tokenURL' | 'authorizeURL' | 'clientAuthentication'> & Partial<Pick<OAuthAppSpec, 'issuer'>>;
 
 export const pipedrive: ProviderEndpoints = {
   authorizeURL: 'https://oauth.pipedrive.com/oauth/authorize',
   tokenURL: 'https://oauth.pipedrive.com/oauth/token',
   clientAuthentication: 'client_secret_basic',
+  // Pipedrive does not document RFC 9207 (nor OpenID Connect discovery): whether it sends `iss`
+  // is unknown, so it is not required.
+  issuer: undefined,
 };
 
 /** Presets by provider name; `custom` has none and takes everything from the spec. */
@@ -53,5 +61,7 @@ export const resolveProvider = (spec: ProviderSpec): ResolvedProvider => {
     tokenURL,
     authorizeURL,
     clientAuthentication: spec.clientAuthentication ?? preset?.clientAuthentication ?? defaultClientAuthentication,
+    // A preset's issuer speaks for its own authorize endpoint only, not for an override (a sandbox).
+    issuer: spec.issuer ?? (spec.authorizeURL === undefined ? preset?.issuer : undefined),
   };
 };

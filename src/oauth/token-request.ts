@@ -10,6 +10,8 @@ export interface AuthorizationCodeGrant {
   readonly type: 'authorization_code';
   readonly code: string;
   readonly redirectURI: string;
+  /** PKCE (RFC 7636 §4.5): the verifier whose S256 challenge went out on the authorize URL. */
+  readonly codeVerifier?: string | undefined;
 }
 
 export type TokenGrant = RefreshTokenGrant | AuthorizationCodeGrant;
@@ -43,11 +45,13 @@ const grantParams = (grant: TokenGrant): [string, string][] => {
         ['grant_type', 'authorization_code'],
         ['code', grant.code],
         ['redirect_uri', grant.redirectURI],
+        ...(grant.codeVerifier === undefined ? [] : [['code_verifier', grant.codeVerifier] as [string, string]]),
       ];
   }
 };
 
-const grantSecret = (grant: TokenGrant): string => (grant.type === 'refresh_token' ? grant.refreshToken : grant.code);
+const grantSecrets = (grant: TokenGrant): string[] =>
+  grant.type === 'refresh_token' ? [grant.refreshToken] : [grant.code, ...(grant.codeVerifier === undefined ? [] : [grant.codeVerifier])];
 
 /** RFC 6749 §2.3.1: both parts form-encoded before they are joined and base64-encoded. */
 export const basicCredentials = (clientId: string, clientSecret: string): string =>
@@ -55,7 +59,7 @@ export const basicCredentials = (clientId: string, clientSecret: string): string
 
 export const encodeTokenRequest = (request: TokenRequest): EncodedTokenRequest => {
   const params = new URLSearchParams(grantParams(request.grant));
-  const secrets = [request.clientSecret, grantSecret(request.grant)];
+  const secrets = [request.clientSecret, ...grantSecrets(request.grant)];
   if (request.clientAuthentication === 'client_secret_post') {
     params.set('client_id', request.clientId);
     params.set('client_secret', request.clientSecret);

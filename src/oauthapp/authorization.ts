@@ -2,6 +2,10 @@
 // provider's answer. A `state` names one OAuthApp (by uid) and one authorization round; the
 // round is bumped (a write guarded by resourceVersion) before the code is exchanged, so a state
 // works once, across all replicas, even if the exchange or the process fails half way.
+// RFC 9700 throughout: the state is encrypted (it names nothing in clear), every authorize URL
+// carries a PKCE S256 challenge whose verifier is derived from the signing key, the app's uid and
+// the round (so nothing is stored for it), and where the provider is known to send `iss`
+// (RFC 9207) a response with a missing or different one is refused before any code exchange.
 import { oauthApp, type OAuthApp } from '../api/oauthapp.ts';
 import type { CallbackOutcome } from '../http/callback-server.ts';
 import type { EventRecorder } from '../kube/events.ts';
@@ -9,6 +13,7 @@ import { isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import { objectKey, type KubeObject } from '../kube/objects.ts';
 import { buildAuthorizeURL } from '../oauth/authorize-url.ts';
+import { codeChallengeS256 } from '../oauth/pkce.ts';
 import { isTokenRequestError } from '../oauth/errors.ts';
 import { resolveProvider } from '../oauth/providers.ts';
 import type { StateSigner } from '../oauth/state-token.ts';
@@ -62,6 +67,7 @@ export class Authorizations {
   authorizationURL(app: OAuthApp, state: AppState): { url: string; renewAt: number } {
     const { signer, now } = this.deps;
     const round = state.record.authorizationRound ?? 0;
+    const codeChallenge = codeChallengeS256(signer.codeVerifier({ uid: app.metadata.uid, round }));
     const build = (stateToken: string) => {
       const provider = resolveProvider(app.spec);
       return buildAuthorizeURL({
@@ -69,6 +75,7 @@ export class Authorizations {
         clientId: app.spec.clientId,
         redirectURI: app.spec.redirectURI,
         state: stateToken,
+        codeChallenge,
         ...(app.spec.scopes ? { scopes: app.spec.scopes } : {}),
         ...(app.spec.authorizeParams ? { extraParams: app.spec.authorizeParams } : {}),
       });
@@ -94,12 +101,16 @@ export class Authorizations {
   }
 
   /** The provider sent the person back with a code: exchange it and store the tokens. */
-  async complete({ state, code }: { state: string; code: string }): Promise<CallbackOutcome> {
+  async complete({ state, code, iss }: { state: string; code: string; iss?: string | undefined }): Promise<CallbackOutcome> {
     const claimed = await this.claimRound(state);
     if (!claimed.ok) return claimed.failure;
     const { app, identity, stored, clientSecret } = claimed;
     const provider = resolveProvider(app.spec);
+    const wrongIssuer = issuerProblem(provider.issuer, iss);
+    if (wrongIssuer) return this.refuseIssuer(app, identity, stored, wrongIssuer);
     const round = stored.state.record.authorizationRound;
+    // The verifier of the round the state was issued for (the claim has bumped the stored one).
+    const codeVerifier = this.deps.signer.codeVerifier({ uid: identity.uid, round: claimed.round });
     try {
       const response = await this.deps.limit(new URL(provider.tokenURL).host, () =>
         this.deps.tokens.requestToken({
@@ -107,7 +118,7 @@ export class Authorizations {
           clientAuthentication: provider.clientAuthentication,
           clientId: app.spec.clientId,
           clientSecret,
-          grant: { type: 'authorization_code', code, redirectURI: app.spec.redirectURI },
+          grant: { type: 'authorization_code', code, redirectURI: app.spec.redirectURI, codeVerifier },
         }),
       );
       const answeredAt = this.deps.now();
@@ -154,9 +165,12 @@ export class Authorizations {
   }
 
   /** The provider sent the person back with an error such as access_denied. */
-  async refused({ state, error, description }: { state: string; error: string; description?: string }): Promise<CallbackOutcome> {
+  async refused({ state, error, description, iss }: { state: string; error: string; description?: string; iss?: string | undefined }): Promise<CallbackOutcome> {
     const claimed = await this.claimRound(state);
     if (!claimed.ok) return claimed.failure;
+    // RFC 9207 §2.4 covers error responses too: a refusal from another issuer is not this provider's word.
+    const wrongIssuer = issuerProblem(resolveProvider(claimed.app.spec).issuer, iss);
+    if (wrongIssuer) return this.refuseIssuer(claimed.app, claimed.identity, claimed.stored, wrongIssuer);
     const reason = error === 'access_denied' ? 'AccessDenied' : 'AuthorizationRefused';
     const message = `the provider answered ${error}${description ? `: ${description}` : ''}`;
     await this.recordFailure(claimed.app, claimed.identity, claimed.stored, reason, message);
@@ -166,6 +180,18 @@ export class Authorizations {
       reason: error === 'access_denied' ? 'access_denied' : 'authorization_refused',
       message: `The authorization was not granted (${message}). Nothing was stored.`,
       app: claimed.identity,
+    };
+  }
+
+  /** A response from another issuer than the app's provider (RFC 9207): nothing is exchanged. */
+  private async refuseIssuer(app: OAuthApp, identity: AppIdentity, stored: StoredState, problem: IssuerProblem): Promise<CallbackOutcome> {
+    await this.recordFailure(app, identity, stored, 'IssuerMismatch', problem.message);
+    return {
+      ok: false,
+      status: 403,
+      reason: problem.reason,
+      message: `This authorization response cannot be trusted: ${problem.message}. No code was exchanged; start again from the OAuthApp's status.authorizationURL.`,
+      app: identity,
     };
   }
 
@@ -187,7 +213,7 @@ export class Authorizations {
   /** Checks the state and consumes its round; every refusal here means no code exchange. */
   private async claimRound(
     state: string,
-  ): Promise<{ ok: true; app: OAuthApp; identity: AppIdentity; stored: StoredState; clientSecret: string } | { ok: false; failure: Failure }> {
+  ): Promise<{ ok: true; app: OAuthApp; identity: AppIdentity; stored: StoredState; clientSecret: string; round: number } | { ok: false; failure: Failure }> {
     const verified = this.deps.signer.verify(state);
     if (!verified.ok) {
       return verified.code === 'expired'
@@ -210,7 +236,7 @@ export class Authorizations {
     try {
       const next: AppState = { ...live.state, record: { ...live.state.record, authorizationRound: round + 1 } };
       const stored = await this.deps.states.save(identity, next, live.resourceVersion);
-      return { ok: true, app, identity, stored, clientSecret: clientSecret.value };
+      return { ok: true, app, identity, stored, clientSecret: clientSecret.value, round };
     } catch (error) {
       if (isConflict(error) || isAlreadyExists(error) || isNotFound(error)) {
         return refuse(409, 'state_used', 'This authorization link is being used by another request.', identity);
@@ -222,6 +248,29 @@ export class Authorizations {
 
 function refuse(status: Failure['status'], reason: string, message: string, app?: AppIdentity): { ok: false; failure: Failure } {
   return { ok: false, failure: { ok: false, status, reason, message, ...(app ? { app: { namespace: app.namespace, name: app.name } } : {}) } };
+}
+
+interface IssuerProblem {
+  reason: 'issuer_missing' | 'issuer_mismatch';
+  message: string;
+}
+
+/**
+ * RFC 9207 §2.4: with a known issuer, `iss` must be there and equal it (simple string comparison,
+ * RFC 3986 §6.2.1). Without one, `iss` is ignored: most providers do not send it.
+ */
+export function issuerProblem(expected: string | undefined, iss: string | undefined): IssuerProblem | undefined {
+  if (expected === undefined || iss === expected) return undefined;
+  if (iss === undefined) {
+    return { reason: 'issuer_missing', message: `the provider is known to send iss (RFC 9207) as ${expected}, but the authorization response had no iss parameter` };
+  }
+  return { reason: 'issuer_mismatch', message: `the authorization response came from issuer ${shownIssuer(iss)}, not ${expected} (RFC 9207: a mix-up of providers)` };
+}
+
+/** A provider-sent value fit for a condition message: quoted, one line, capped. */
+function shownIssuer(iss: string): string {
+  const flat = iss.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+  return JSON.stringify(flat.length > 200 ? `${flat.slice(0, 200)}…` : flat);
 }
 
 function stateParameter(url: string): string | undefined {

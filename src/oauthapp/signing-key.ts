@@ -9,7 +9,7 @@ import { roleLabel } from './state.ts';
 
 export const signingKeySecretName = 'oauthapp-state-signing-key';
 
-/** HMAC-SHA256 key length. */
+/** Key length: 32 random bytes, from which HKDF derives the state encryption key and the PKCE key. */
 const keyBytes = 32;
 /** Each lost race means another replica wrote a key we then read: a few are plenty. */
 const maxAttempts = 5;

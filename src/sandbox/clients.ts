@@ -16,6 +16,11 @@ export interface ClientRegistration {
   authMethods?: readonly ClientAuthMethod[];
   /** The scope granted to every install of this app (Pipedrive sets scopes in its portal). */
   scope?: string;
+  /**
+   * Refuse authorization requests without a PKCE S256 code_challenge (RFC 7636, RFC 9700 §2.1.1).
+   * Default false, as Pipedrive documents no PKCE; a challenge that is sent is verified either way.
+   */
+  requirePkce?: boolean;
 }
 
 export interface Client {
@@ -24,6 +29,7 @@ export interface Client {
   readonly redirectUri: string;
   readonly authMethods: readonly ClientAuthMethod[];
   readonly scope: string;
+  readonly requirePkce: boolean;
 }
 
 const sameSecret = (a: string, b: string): boolean => {
@@ -53,6 +59,7 @@ export class ClientRegistry {
       redirectUri: registration.redirectUri,
       authMethods: registration.authMethods ?? ['client_secret_basic', 'client_secret_post'],
       scope: registration.scope ?? this.#defaultScope,
+      requirePkce: registration.requirePkce ?? false,
     };
     this.#clients.set(clientId, client);
     return client;

@@ -5,6 +5,8 @@ export interface AuthorizationCode {
   /** The redirect_uri the code was issued for at /oauth/authorize. */
   readonly redirectUri: string;
   readonly expiresAt: number;
+  /** The PKCE S256 code_challenge sent at /oauth/authorize, if any (RFC 7636 §4.4). */
+  readonly codeChallenge: string | undefined;
   /** Set once the code has been exchanged: the grant it created (RFC 6749 §4.1.2 reuse revokes it). */
   grantId: string | undefined;
 }
@@ -21,9 +23,9 @@ export class CodeStore {
     this.#ttlMs = ttlMs;
   }
 
-  issue(clientId: string, redirectUri: string): string {
+  issue(clientId: string, redirectUri: string, codeChallenge?: string): string {
     const value = randomToken(24);
-    this.#codes.set(value, { clientId, redirectUri, expiresAt: this.#now() + this.#ttlMs, grantId: undefined });
+    this.#codes.set(value, { clientId, redirectUri, expiresAt: this.#now() + this.#ttlMs, codeChallenge, grantId: undefined });
     return value;
   }
 

@@ -20,6 +20,8 @@ export interface ConsentRequest {
   readonly redirectUri: string;
   readonly state: string | undefined;
   readonly scope: string;
+  /** PKCE (RFC 7636): carried through the consent form to the decision. */
+  readonly codeChallenge?: string | undefined;
 }
 
 const hidden = (name: string, value: string): string =>
@@ -34,6 +36,7 @@ export const consentPage = (request: ConsentRequest): string =>
 ${hidden('client_id', request.clientId)}
 ${hidden('redirect_uri', request.redirectUri)}
 ${request.state === undefined ? '' : hidden('state', request.state)}
+${request.codeChallenge === undefined ? '' : `${hidden('code_challenge', request.codeChallenge)}\n${hidden('code_challenge_method', 'S256')}`}
 <button type="submit" name="decision" value="allow">Allow</button>
 <button type="submit" name="decision" value="deny">Deny</button>
 </form>`,

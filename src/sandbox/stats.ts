@@ -12,6 +12,8 @@ export interface Presentation {
   readonly outcome: TokenOutcome;
   /** The sandbox clock (ms) when the request was answered. */
   readonly at: number;
+  /** With an authorization code: the PKCE code_verifier sent with it, if any. */
+  readonly codeVerifier?: string;
 }
 
 export interface SandboxStats {
@@ -29,6 +31,7 @@ export interface TokenRequestRecord {
   readonly clientId: string | undefined;
   readonly refreshToken: string | undefined;
   readonly code: string | undefined;
+  readonly codeVerifier?: string | undefined;
   readonly outcome: TokenOutcome;
 }
 
@@ -53,7 +56,9 @@ export class StatsRecorder {
     this.#byGrant.set(grant, outcomes);
     const base = { clientId: request.clientId, outcome: request.outcome, at: this.#now() };
     if (request.refreshToken !== undefined) this.#refreshTokens.push({ ...base, value: request.refreshToken });
-    if (request.code !== undefined) this.#codes.push({ ...base, value: request.code });
+    if (request.code !== undefined) {
+      this.#codes.push({ ...base, value: request.code, ...(request.codeVerifier === undefined ? {} : { codeVerifier: request.codeVerifier }) });
+    }
   }
 
   snapshot(): SandboxStats {

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Client } from './clients.ts';
 import type { CodeStore } from './codes.ts';
 import { invalidGrant } from './errors.ts';
@@ -22,6 +23,26 @@ export interface TokenPolicy {
   readonly revokeGrantOnReplay: boolean;
 }
 
+const verifierFormat = /^[A-Za-z0-9._~-]{43,128}$/;
+
+/**
+ * RFC 7636 §4.6: the verifier must hash to the code's S256 challenge. A verifier for a code issued
+ * without a challenge is refused too (RFC 9700 §2.1.1: it would hide a PKCE downgrade).
+ */
+const checkCodeVerifier = (codeChallenge: string | undefined, codeVerifier: string | undefined): void => {
+  if (codeChallenge === undefined) {
+    if (codeVerifier !== undefined) throw invalidGrant('code_verifier was sent, but the authorization request had no code_challenge');
+    return;
+  }
+  if (codeVerifier === undefined) throw invalidGrant('code_verifier is missing: the authorization request had a code_challenge');
+  if (!verifierFormat.test(codeVerifier)) throw invalidGrant('code_verifier is invalid');
+  const computed = Buffer.from(createHash('sha256').update(codeVerifier, 'ascii').digest('base64url'));
+  const expected = Buffer.from(codeChallenge);
+  if (computed.length !== expected.length || !timingSafeEqual(computed, expected)) {
+    throw invalidGrant('code_verifier does not match the code_challenge');
+  }
+};
+
 /** The two grant types' rules (RFC 6749 §4.1.3 and §6), with Pipedrive's error wording. */
 export class TokenService {
   readonly #codes: CodeStore;
@@ -34,7 +55,7 @@ export class TokenService {
     this.#policy = policy;
   }
 
-  exchangeCode(client: Client, codeValue: string, redirectUri: string): IssuedTokens {
+  exchangeCode(client: Client, codeValue: string, redirectUri: string, codeVerifier?: string): IssuedTokens {
     const code = this.#codes.find(codeValue);
     if (code === undefined || code.clientId !== client.clientId) {
       throw invalidGrant('authorization_code is invalid');
@@ -47,6 +68,7 @@ export class TokenService {
     if (redirectUri !== code.redirectUri || redirectUri !== client.redirectUri) {
       throw invalidGrant('redirect_uri is invalid');
     }
+    checkCodeVerifier(code.codeChallenge, codeVerifier);
     const grant = this.#grants.create(client.clientId, client.scope);
     code.grantId = grant.id;
     return this.#issue(grant, this.#grants.issueRefreshToken(grant.id));

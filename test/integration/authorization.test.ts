@@ -1,11 +1,14 @@
 // First authorization as a person does it: read status.authorizationURL, consent at the
 // provider, land on the operator's callback, find working credentials. And every hard input at
-// the callback refused with zero code exchanges.
+// the callback refused with zero code exchanges. The sandbox app here requires PKCE (RFC 9700), so
+// every authorization below also shows that the operator sends an S256 challenge and its verifier.
 import { beforeAll, describe, expect, it } from '@jest/globals';
+import { codeChallengeS256 } from '../../src/oauth/pkce.ts';
 import { createStateSigner } from '../../src/oauth/state-token.ts';
 import { signingKeySecretName } from '../../src/oauthapp/signing-key.ts';
 import { kubectlOK } from '../support/kubectl.ts';
 import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
+import { consentForm } from '../support/person.ts';
 import { condition, secretData, type AppView } from '../support/resources.ts';
 import type { TestProvider } from '../support/sandbox.ts';
 import { useTestbed } from '../support/testbed.ts';
@@ -14,7 +17,7 @@ const testbed = useTestbed('authorize');
 let provider: TestProvider;
 
 beforeAll(async () => {
-  provider = await testbed.newProvider({}, testbed.operator.callbackURL);
+  provider = await testbed.newProvider({}, testbed.operator.callbackURL, { requirePkce: true });
 });
 
 async function applyUnauthorizedApp(name: string): Promise<AppView> {
@@ -27,12 +30,7 @@ async function consent(authorizationURL: string, decision: 'allow' | 'deny'): Pr
   const page = await fetch(authorizationURL);
   expect(page.status).toBe(200);
   expect(await page.text()).toContain('<form');
-  const query = new URL(authorizationURL).searchParams;
-  const answer = await fetch(new URL('/oauth/authorize/decision', authorizationURL), {
-    method: 'POST',
-    redirect: 'manual',
-    body: new URLSearchParams({ client_id: query.get('client_id') ?? '', redirect_uri: query.get('redirect_uri') ?? '', state: query.get('state') ?? '', decision }),
-  });
+  const answer = await fetch(new URL('/oauth/authorize/decision', authorizationURL), { method: 'POST', redirect: 'manual', body: consentForm(authorizationURL, decision) });
   expect(answer.status).toBe(302);
   return answer.headers.get('location') ?? '';
 }
@@ -43,6 +41,11 @@ async function visit(url: string): Promise<{ status: number; body: string }> {
 }
 
 const codeExchanges = () => provider.sandbox.stats().presentedAuthorizationCodes.length;
+
+async function readSigningKey(): Promise<Buffer> {
+  const secret = await testbed.admin.kube.getSecret(testbed.operatorNamespace, signingKeySecretName);
+  return Buffer.from(secret?.data?.key ?? '', 'base64');
+}
 
 describe('an OAuthApp without a refresh token', () => {
   it('is Authorized=False and shows the provider authorize URL for its one callback URL', async () => {
@@ -55,6 +58,27 @@ describe('an OAuthApp without a refresh token', () => {
     expect(url.searchParams.get('redirect_uri')).toBe(testbed.operator.callbackURL);
     expect(url.searchParams.get('response_type')).toBe('code');
     expect(url.searchParams.get('state')).toBeTruthy();
+  });
+
+  it('asks for PKCE: an S256 challenge of the verifier derived from the signing key, the app uid and its round', async () => {
+    const app = await applyUnauthorizedApp('pkce-challenge');
+    const url = new URL(app.status?.authorizationURL ?? '');
+
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+    const verifier = createStateSigner({ key: await readSigningKey(), now: Date.now }).codeVerifier({ uid: app.metadata.uid, round: 0 });
+    expect(url.searchParams.get('code_challenge')).toBe(codeChallengeS256(verifier));
+    // Nothing of the verifier is in the URL or in status.
+    expect(JSON.stringify(app)).not.toContain(verifier);
+  });
+
+  it('names the app nowhere in its state: not the namespace, the name or the uid, in clear or decoded as base64', async () => {
+    const app = await applyUnauthorizedApp('opaque-state-of-a-long-name');
+    const state = new URL(app.status?.authorizationURL ?? '').searchParams.get('state') ?? '';
+
+    const readings = [state, ...[Buffer.from(state, 'base64url'), Buffer.from(state, 'base64')].flatMap((bytes) => [bytes.toString('utf8'), bytes.toString('latin1')])];
+    for (const reading of readings) {
+      for (const word of [testbed.namespace, app.metadata.name, app.metadata.uid]) expect(reading).not.toContain(word);
+    }
   });
 
   it('is authorized by a person following status.authorizationURL, and then Ready with working credentials', async () => {
@@ -72,6 +96,54 @@ describe('an OAuthApp without a refresh token', () => {
     expect(await provider.whoAmI(data?.access_token ?? '')).toBe(200);
     testbed.canaries.push(data?.access_token ?? '');
     expect(codeExchanges()).toBe(1);
+    // The exchange carried the verifier whose S256 challenge was on the authorization URL.
+    const [exchange] = provider.sandbox.stats().presentedAuthorizationCodes;
+    expect(exchange).toMatchObject({ outcome: 'ok', codeVerifier: expect.any(String) });
+    expect(codeChallengeS256(exchange?.codeVerifier ?? '')).toBe(new URL(authorizationURL).searchParams.get('code_challenge'));
+    testbed.canaries.push(exchange?.codeVerifier ?? '');
+  });
+
+  it('cannot be completed with a tampered verifier: the provider refuses the code, which then still works for the operator', async () => {
+    const app = await applyUnauthorizedApp('tampered-verifier');
+    const authorizationURL = app.status?.authorizationURL ?? '';
+    const location = new URL(await consent(authorizationURL, 'allow'));
+    const code = location.searchParams.get('code') ?? '';
+    const verifier = createStateSigner({ key: await readSigningKey(), now: Date.now }).codeVerifier({ uid: app.metadata.uid, round: 0 });
+    const tampered = `${verifier.slice(0, -1)}${verifier.endsWith('A') ? 'B' : 'A'}`;
+    const exchange = (codeVerifier: string) =>
+      fetch(provider.tokenURL, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`${provider.clientId}:${provider.clientSecret}`).toString('base64')}` },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: testbed.operator.callbackURL, code_verifier: codeVerifier }),
+      });
+
+    for (const wrong of [tampered, createStateSigner({ key: await readSigningKey(), now: Date.now }).codeVerifier({ uid: app.metadata.uid, round: 1 })]) {
+      const refused = await exchange(wrong);
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({ error: 'invalid_grant' });
+    }
+
+    const callback = await visit(location.toString());
+    expect(callback.status).toBe(200);
+    await testbed.appWith('tampered-verifier', (current) => condition(current, 'Ready')?.status === 'True', 'Ready');
+  });
+
+  it('refuses a code issued for another authorization request (code injection): its challenge is not ours', async () => {
+    const app = await applyUnauthorizedApp('injected-code');
+    const authorizationURL = new URL(app.status?.authorizationURL ?? '');
+    // An attacker's own authorization request, with the attacker's verifier, and the victim's state.
+    const attackers = new URL(authorizationURL);
+    attackers.searchParams.set('code_challenge', codeChallengeS256('attacker-verifier-attacker-verifier-attack'));
+    const injected = await consent(attackers.toString(), 'allow');
+    const before = provider.sandbox.stats().presentedAuthorizationCodes.length;
+
+    const callback = await visit(injected);
+
+    expect(callback.status).toBe(502);
+    const presented = provider.sandbox.stats().presentedAuthorizationCodes.slice(before);
+    expect(presented).toEqual([expect.objectContaining({ outcome: 'invalid_grant', codeVerifier: expect.any(String) })]);
+    const refused = await testbed.appWith('injected-code', (current) => condition(current, 'Authorized')?.reason === 'ExchangeFailed', 'Authorized=False ExchangeFailed');
+    expect(refused.status?.authorizationURL).toBeTruthy();
   });
 
   it('reports a refusal at the provider as a condition, an Event and a page', async () => {
@@ -94,8 +166,7 @@ describe('the callback refuses, with no code exchange,', () => {
 
   beforeAll(async () => {
     app = await applyUnauthorizedApp('guarded');
-    const secret = await testbed.admin.kube.getSecret(testbed.operatorNamespace, signingKeySecretName);
-    signingKey = Buffer.from(secret?.data?.key ?? '', 'base64');
+    signingKey = await readSigningKey();
   });
 
   /** A fresh code from the provider for this app, with the state replaced by `state`. */

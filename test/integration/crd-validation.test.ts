@@ -55,6 +55,9 @@ const invalidCases: InvalidCase[] = [
   { title: 'renewBefore of zero', change: (s) => (s.renewBefore = '0s'), field: 'spec.renewBefore' },
   { title: 'an empty scope', change: (s) => (s.scopes = ['deals:read', '']), field: 'spec.scopes[1]' },
   { title: 'authorizeParams overriding state', base: customExample, change: (s) => (s.authorizeParams = { state: 'fixed' }), field: 'spec.authorizeParams' },
+  { title: 'authorizeParams weakening PKCE', base: customExample, change: (s) => (s.authorizeParams = { code_challenge_method: 'plain' }), field: 'spec.authorizeParams' },
+  { title: 'issuer with the pipedrive provider', change: (s) => (s.issuer = 'https://oauth.pipedrive.com'), field: 'spec.issuer' },
+  { title: 'issuer over plain http to a remote host', base: customExample, change: (s) => (s.issuer = 'http://auth.example.com'), field: 'spec.issuer' },
   { title: 'target name not a DNS subdomain', change: (s) => (s.target = { name: 'CRM Credentials' }), field: 'spec.target.name' },
   { title: 'includeRefreshToken not a boolean', change: (s) => (s.target = { includeRefreshToken: 'sometimes' }), field: 'spec.target.includeRefreshToken' },
   { title: 'restart target of an unsupported kind', change: (s) => (s.rolloutRestartTargets = [{ kind: 'Pod', name: 'worker' }]), field: 'spec.rolloutRestartTargets[0].kind' },
@@ -139,5 +142,12 @@ describe('kubectl get oapp', () => {
     const explanation = await kubectlOK(['explain', 'oauthapp.spec.renewBefore']);
 
     expect(explanation).toContain('a third of the token lifetime');
+  });
+
+  it('says that status.authorizationURL is a capability, so reading status is a privilege', async () => {
+    const explanation = (await kubectlOK(['explain', 'oauthapp.status.authorizationURL'])).replace(/\s+/g, ' ');
+
+    expect(explanation).toContain('This URL is a capability: whoever opens it may connect their own account');
+    expect(explanation).toContain('Reading OAuthApp status is therefore a privilege');
   });
 });

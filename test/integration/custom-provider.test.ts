@@ -1,7 +1,9 @@
 // The first-authorization flow against an OAuth server that is not ours: a `custom` provider
 // pointed at oidc-provider (OpenID Certified, RFC 6749 authorization code and refresh token
 // grants, RFC 7662 introspection), with either client authentication method. A scripted person
-// signs in and consents on its own pages; the operator's callback does the rest.
+// signs in and consents on its own pages; the operator's callback does the rest. The server
+// requires PKCE of the client and sends `iss` (RFC 9207), as RFC 9700 asks: the operator sends an
+// S256 challenge and its verifier, and with spec.issuer refuses a response without that iss.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { eventually } from '../support/eventually.ts';
 import { kubectlOK } from '../support/kubectl.ts';
@@ -21,6 +23,8 @@ let namespace: string;
 let operatorNamespace: string;
 let operator: TestOperator;
 const providers: Partial<Record<ClientAuthentication, TestOidcProvider>> = {};
+/** For the RFC 9207 and PKCE refusals: its token endpoint sees requests other than the operator's. */
+let strict: TestOidcProvider;
 const tokensSeen: string[] = [];
 
 beforeAll(async () => {
@@ -29,11 +33,12 @@ beforeAll(async () => {
   for (const method of ['client_secret_basic', 'client_secret_post'] as const) {
     providers[method] = await startOidcProvider({ redirectURI: operator.callbackURL, clientAuthentication: method, accessTokenTTLSeconds });
   }
+  strict = await startOidcProvider({ redirectURI: operator.callbackURL, clientAuthentication: 'client_secret_basic', accessTokenTTLSeconds: 3600 });
 });
 
 afterAll(async () => {
   await operator?.stop();
-  await Promise.all(Object.values(providers).map((provider) => provider.close()));
+  await Promise.all([...Object.values(providers), strict].filter(Boolean).map((provider) => provider.close()));
   await Promise.all([deleteTestNamespace(namespace), deleteTestNamespace(operatorNamespace)]);
 });
 
@@ -43,7 +48,8 @@ function providerFor(method: ClientAuthentication): TestOidcProvider {
   return provider;
 }
 
-async function applyCustomApp(name: string, provider: TestOidcProvider): Promise<void> {
+/** `issuer`: spec.issuer (RFC 9207); by default the provider's own, null for none. */
+async function applyCustomApp(name: string, provider: TestOidcProvider, issuer: string | null = provider.issuer): Promise<void> {
   await apply(namespace, opaqueSecret(`${name}-client`, { client_secret: provider.clientSecret }));
   await apply(namespace, {
     apiVersion: 'oauthapp.dev/v1alpha1',
@@ -53,6 +59,7 @@ async function applyCustomApp(name: string, provider: TestOidcProvider): Promise
       provider: 'custom',
       authorizeURL: provider.authorizeURL,
       tokenURL: provider.tokenURL,
+      ...(issuer === null ? {} : { issuer }),
       clientAuthentication: provider.clientAuthentication,
       clientId: provider.clientId,
       clientSecretRef: { name: `${name}-client`, key: 'client_secret' },
@@ -110,7 +117,9 @@ async function authorizeToReady(name: string, provider: TestOidcProvider): Promi
     redirect_uri: operator.callbackURL,
     scope: scopes.join(' '),
     prompt: 'consent',
+    code_challenge_method: 'S256',
   });
+  expect(url.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
   expect(url.searchParams.get('state')).toBeTruthy();
 
   const outcome = await provider.authorize(authorizationURL);
@@ -190,9 +199,114 @@ describe('a custom provider (oidc-provider) with client_secret_post', () => {
   );
 });
 
+/** The callback URL the provider sent the person to, with `change` applied to its query. */
+async function callbackURL(provider: TestOidcProvider, name: string, change: (query: URLSearchParams) => void = () => undefined): Promise<string> {
+  const url = await provider.authorizeToCallback(await authorizationURLOf(name));
+  expect([...url.searchParams.keys()].sort()).toEqual(['code', 'iss', 'state']);
+  change(url.searchParams);
+  return url.href;
+}
+
+/** A visit to the callback, without following redirects. */
+async function visit(url: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(url, { redirect: 'manual' });
+  return { status: response.status, body: await response.text() };
+}
+
+const codeExchanges = (provider: TestOidcProvider) => provider.tokenRequests().filter((request) => request.grantType === 'authorization_code');
+
+/** Waits for the app's next authorization URL: the one after `previous` (a refused callback used up its round). */
+async function nextAuthorizationURL(name: string, previous: string): Promise<string> {
+  return eventually(`${name}: a new status.authorizationURL`, async () => {
+    const url = (await getApp(namespace, name)).status?.authorizationURL;
+    return url && url !== previous ? url : undefined;
+  });
+}
+
+describe('RFC 9207: a custom provider with spec.issuer (oidc-provider sends iss)', () => {
+  it(
+    'refuses a response with the iss missing or different, with no code exchange, then authorizes with the right one',
+    async () => {
+      await applyCustomApp('crm-iss', strict);
+      const before = codeExchanges(strict).length;
+
+      for (const [change, reason] of [
+        [(query: URLSearchParams) => query.delete('iss'), 'issuer_missing'],
+        [(query: URLSearchParams) => query.set('iss', 'https://idp.example.com'), 'issuer_mismatch'],
+        [(query: URLSearchParams) => query.set('iss', `${strict.issuer}/`), 'issuer_mismatch'],
+      ] as const) {
+        const shown = await authorizationURLOf('crm-iss');
+        const callback = await visit(await callbackURL(strict, 'crm-iss', change));
+
+        expect(callback.status).toBe(403);
+        expect(callback.body).toContain(reason);
+        expect(codeExchanges(strict)).toHaveLength(before);
+        const refused = await appWith('crm-iss', (app) => condition(app, 'Authorized')?.reason === 'IssuerMismatch', 'Authorized=False IssuerMismatch');
+        expect(condition(refused, 'Ready')?.status).toBe('False');
+        await nextAuthorizationURL('crm-iss', shown);
+      }
+      const events = await kubectlOK(['get', 'events.events.k8s.io', '-n', namespace, '--field-selector', 'regarding.name=crm-iss', '-o', 'jsonpath={.items[*].reason}']);
+      expect(events).toContain('IssuerMismatch');
+
+      // The provider's own response, iss and all, is accepted.
+      const outcome = await strict.authorize(await authorizationURLOf('crm-iss'));
+      expect(outcome.status).toBe(200);
+      expect(outcome.callbackParameters).toContain('iss');
+      const ready = await appWith('crm-iss', (app) => condition(app, 'Ready')?.status === 'True', 'Ready=True');
+      expect(condition(ready, 'Authorized')?.status).toBe('True');
+      expect(codeExchanges(strict).slice(before)).toEqual([expect.objectContaining({ outcome: 'ok' })]);
+      tokensSeen.push((await secretData(namespace, 'crm-iss-credentials'))?.access_token ?? '');
+    },
+    120_000,
+  );
+
+  it('refuses every response of a provider that is not the one spec.issuer names', async () => {
+    await applyCustomApp('crm-other-issuer', strict, 'https://idp.example.com');
+    const before = codeExchanges(strict).length;
+
+    const outcome = await strict.authorize(await authorizationURLOf('crm-other-issuer'));
+
+    expect(outcome.status).toBe(403);
+    expect(outcome.body).toContain('issuer_mismatch');
+    expect(codeExchanges(strict)).toHaveLength(before);
+    await appWith('crm-other-issuer', (app) => condition(app, 'Authorized')?.reason === 'IssuerMismatch', 'Authorized=False IssuerMismatch');
+  });
+
+  it('ignores iss without spec.issuer, as for providers not known to send it', async () => {
+    await applyCustomApp('crm-no-issuer', strict, null);
+
+    const callback = await visit(await callbackURL(strict, 'crm-no-issuer', (query) => query.set('iss', 'https://idp.example.com')));
+
+    expect(callback.status).toBe(200);
+    await appWith('crm-no-issuer', (app) => condition(app, 'Ready')?.status === 'True', 'Ready=True');
+  });
+});
+
+describe('PKCE with a custom provider that requires it (oidc-provider)', () => {
+  it('a code exchange with a tampered or missing verifier fails; the operator\'s own works', async () => {
+    await applyCustomApp('crm-pkce', strict);
+    const callback = new URL(await callbackURL(strict, 'crm-pkce'));
+    const code = callback.searchParams.get('code') ?? '';
+    const exchange = (extra: Record<string, string>) => strict.tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: operator.callbackURL, ...extra });
+
+    const attempts: Array<Record<string, string>> = [{ code_verifier: 'A'.repeat(43) }, { code_verifier: 'tampered-verifier-tampered-verifier-tampered' }, {}];
+    for (const extra of attempts) {
+      const refused = await exchange(extra);
+      expect(refused.status).toBe(400);
+      expect(refused.body).toMatchObject({ error: 'invalid_grant' });
+    }
+
+    expect((await visit(callback.href)).status).toBe(200);
+    const ready = await appWith('crm-pkce', (app) => condition(app, 'Ready')?.status === 'True', 'Ready=True');
+    expect(condition(ready, 'Authorized')?.status).toBe('True');
+    expect(codeExchanges(strict).at(-1)).toMatchObject({ outcome: 'ok', clientAuthentication: 'client_secret_basic' });
+    tokensSeen.push((await secretData(namespace, 'crm-pkce-credentials'))?.access_token ?? '');
+  });
+});
+
 describe('secrets in play with a custom provider', () => {
   it('never appear in operator logs, Events or OAuthApp status', async () => {
-    const canaries = Object.values(providers).flatMap((provider) => [provider.clientSecret, ...provider.issuedSecrets()]);
+    const canaries = [...Object.values(providers), strict].flatMap((provider) => [provider.clientSecret, ...provider.issuedSecrets()]);
     expect(canaries).toEqual(expect.arrayContaining(tokensSeen.filter(Boolean)));
 
     await expectNoSecretValuesLeaked(canaries, { namespace, logs: operator.logs() });

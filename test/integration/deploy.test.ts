@@ -12,6 +12,7 @@ import { startTestOperator } from '../support/operator.ts';
 import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
 import { apply, condition, getApp, oauthAppManifest, opaqueSecret, secretData } from '../support/resources.ts';
 import { startTestProvider } from '../support/sandbox.ts';
+import { consentForm } from '../support/person.ts';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -256,12 +257,7 @@ describe("the operator ServiceAccount's permissions", () => {
     await apply(appNamespace, opaqueSecret('consented-client', { client_secret: rotated }));
     await apply(appNamespace, oauthAppManifest({ name: 'consented', clientId: provider.clientId, tokenURL: provider.tokenURL, authorizeURL: provider.authorizeURL, redirectURI: provider.redirectURI }));
     const authorizationURL = await eventually('an authorization URL', async () => (await getApp(appNamespace, 'consented')).status?.authorizationURL);
-    const query = new URL(authorizationURL).searchParams;
-    const decision = await fetch(new URL('/oauth/authorize/decision', authorizationURL), {
-      method: 'POST',
-      redirect: 'manual',
-      body: new URLSearchParams({ client_id: query.get('client_id') ?? '', redirect_uri: query.get('redirect_uri') ?? '', state: query.get('state') ?? '', decision: 'allow' }),
-    });
+    const decision = await fetch(new URL('/oauth/authorize/decision', authorizationURL), { method: 'POST', redirect: 'manual', body: consentForm(authorizationURL, 'allow') });
     expect((await fetch(decision.headers.get('location') ?? '')).status).toBe(200);
     await appReady('consented');
 

@@ -2,7 +2,7 @@
 // own, the operator running in-process, sandbox providers on loopback, and the helpers that apply
 // and watch OAuthApps as a user would. Call useTestbed() at the top of a test file.
 import { afterAll, beforeAll } from '@jest/globals';
-import type { SandboxOptions } from '../../src/sandbox/server.ts';
+import type { ClientRegistration, SandboxOptions } from '../../src/sandbox/server.ts';
 import { eventually } from './eventually.ts';
 import { adminClient, type AdminClient } from './kube.ts';
 import { createTestNamespace, deleteTestNamespace } from './namespaces.ts';
@@ -27,7 +27,7 @@ export interface Testbed {
   readonly canaries: string[];
   /** Every log line of every operator this testbed ran. */
   logs(): string;
-  newProvider(options?: SandboxOptions, redirectURI?: string): Promise<TestProvider>;
+  newProvider(options?: SandboxOptions, redirectURI?: string, client?: Omit<ClientRegistration, 'redirectUri'>): Promise<TestProvider>;
   /** Applies `<name>-client` (and `<name>-bootstrap`) Secrets and the OAuthApp; returns the seed. */
   applyApp(name: string, provider: TestProvider, options?: AppOptions): Promise<string | undefined>;
   appWith(name: string, predicate: (app: AppView) => boolean, what: string, timeoutMs?: number): Promise<AppView>;
@@ -82,8 +82,8 @@ export function useTestbed(prefix: string, { operatorArgv = [] }: TestbedOptions
     },
     canaries: [],
     logs: () => [...earlierLogs, operator?.logs() ?? ''].join(''),
-    async newProvider(options = {}, redirectURI) {
-      const provider = await startTestProvider(options, redirectURI);
+    async newProvider(options = {}, redirectURI, client) {
+      const provider = await startTestProvider(options, redirectURI, client);
       providers.push(provider);
       testbed.canaries.push(provider.clientSecret);
       return provider;

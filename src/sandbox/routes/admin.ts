@@ -10,6 +10,7 @@ const RegisterClientBody = z.strictObject({
   redirectUri: z.url(),
   authMethods: z.array(z.enum(['client_secret_basic', 'client_secret_post'])).min(1).optional(),
   scope: z.string().min(1).optional(),
+  requirePkce: z.boolean().optional(),
 });
 
 const RotateSecretBody = z.strictObject({ clientSecret: z.string().min(1).optional() }).default({});

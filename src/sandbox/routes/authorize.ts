@@ -11,6 +11,31 @@ interface AuthorizeRequest {
   readonly state: string | undefined;
 }
 
+/** An S256 challenge is BASE64URL of a SHA-256 digest: 43 characters (RFC 7636 §4.2). */
+const s256Challenge = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * PKCE (RFC 7636 §4.4): the request's S256 code_challenge, or why the request is refused. Only
+ * S256 is supported (RFC 9700 §2.1.1: plain reveals the verifier); a client registered with
+ * requirePkce must send one.
+ */
+const readCodeChallenge = (client: Client, params: FormParams): { codeChallenge: string | undefined } | { problem: string } => {
+  try {
+    const codeChallenge = optionalParam(params, 'code_challenge');
+    const method = optionalParam(params, 'code_challenge_method');
+    if (codeChallenge === undefined) {
+      if (method !== undefined) return { problem: 'code_challenge_method without code_challenge' };
+      return client.requirePkce ? { problem: 'code_challenge required: this app must use PKCE (S256)' } : { codeChallenge: undefined };
+    }
+    if (method !== 'S256') return { problem: 'transform algorithm not supported: code_challenge_method must be S256' };
+    if (!s256Challenge.test(codeChallenge)) return { problem: 'code_challenge is invalid: an S256 challenge is 43 base64url characters' };
+    return { codeChallenge };
+  } catch (error) {
+    if (error instanceof OAuthError) return { problem: error.description };
+    throw error;
+  }
+};
+
 /**
  * The checks that come before any redirect: an unknown client or a redirect_uri other than the
  * registered one gets an error page, never a redirect (RFC 6749 §4.1.2.1).
@@ -56,10 +81,14 @@ export const authorizeRoutes = (ctx: SandboxContext) => async (app: FastifyInsta
     if (responseType !== undefined && responseType !== 'code') {
       return redirectTo(reply, checked.redirectUri, { error: 'unsupported_response_type', state: checked.state });
     }
+    const pkce = readCodeChallenge(checked.client, params);
+    if ('problem' in pkce) {
+      return redirectTo(reply, checked.redirectUri, { error: 'invalid_request', error_description: pkce.problem, state: checked.state });
+    }
     return reply
       .type('text/html; charset=utf-8')
       .header('cache-control', 'no-store')
-      .send(consentPage({ ...checked, clientId: checked.client.clientId, scope: checked.client.scope }));
+      .send(consentPage({ ...checked, clientId: checked.client.clientId, scope: checked.client.scope, codeChallenge: pkce.codeChallenge }));
   });
 
   app.post('/oauth/authorize/decision', async (request, reply) => {
@@ -72,7 +101,11 @@ export const authorizeRoutes = (ctx: SandboxContext) => async (app: FastifyInsta
       return redirectTo(reply, checked.redirectUri, { error: 'access_denied', state: checked.state });
     }
     if (decision !== 'allow') return refuse(reply, 'decision must be allow or deny');
-    const code = ctx.codes.issue(checked.client.clientId, checked.redirectUri);
+    const pkce = readCodeChallenge(checked.client, params);
+    if ('problem' in pkce) {
+      return redirectTo(reply, checked.redirectUri, { error: 'invalid_request', error_description: pkce.problem, state: checked.state });
+    }
+    const code = ctx.codes.issue(checked.client.clientId, checked.redirectUri, pkce.codeChallenge);
     ctx.log.info({ clientId: checked.client.clientId }, 'authorization code issued');
     return redirectTo(reply, checked.redirectUri, { code, state: checked.state });
   });

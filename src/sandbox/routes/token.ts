@@ -42,7 +42,7 @@ const issueTokens = (ctx: SandboxContext, authorization: string | undefined, par
   const grantType = requiredParam(params, 'grant_type');
   switch (grantType) {
     case 'authorization_code':
-      return ctx.tokens.exchangeCode(client, requiredParam(params, 'code'), requiredParam(params, 'redirect_uri'));
+      return ctx.tokens.exchangeCode(client, requiredParam(params, 'code'), requiredParam(params, 'redirect_uri'), optionalParam(params, 'code_verifier'));
     case 'refresh_token':
       return ctx.tokens.refresh(client, requiredParam(params, 'refresh_token'));
     default:
@@ -93,6 +93,7 @@ export const tokenRoutes = (ctx: SandboxContext) => async (app: FastifyInstance)
         clientId,
         refreshToken: rawParam(params, 'refresh_token'),
         code: rawParam(params, 'code'),
+        codeVerifier: rawParam(params, 'code_verifier'),
         outcome,
       });
       ctx.log.info({ grantType, clientId, outcome }, 'token request');

@@ -144,6 +144,7 @@ describe('callback server: requests that cannot be a callback', () => {
     ['a repeated state', `code=${CODE}&state=${STATE}&state=${STATE}`, 'state parameter appears more than once'],
     ['a repeated error', `error=a&error=b&state=${STATE}`, 'error parameter appears more than once'],
     ['a repeated error_description', `error=a&error_description=x&error_description=y&state=${STATE}`, 'error_description parameter appears more than once'],
+    ['a repeated iss', `code=${CODE}&state=${STATE}&iss=https%3A%2F%2Fidp&iss=https%3A%2F%2Fevil`, 'iss parameter appears more than once'],
     ['broken percent-encoding in the code', `code=${CODE}%zz&state=${STATE}`, 'broken percent-encoding'],
     ['broken percent-encoding in the state', `code=${CODE}&state=${STATE}%`, 'broken percent-encoding'],
     ['percent-encoding that is not UTF-8', `code=${CODE}%FF&state=${STATE}`, 'broken percent-encoding'],
@@ -186,7 +187,18 @@ describe('callback server: a successful authorization', () => {
     const handler = succeeding();
     const { server } = setup(handler);
     await server.inject({ method: 'GET', url: `/oauth/callback?code=a%2Bb+c%2F%3D&state=${STATE}&scope=deals%3Aread&iss=https%3A%2F%2Fidp` });
-    expect(handler.calls).toEqual([{ method: 'complete', input: { code: 'a+b c/=', state: STATE } }]);
+    expect(handler.calls).toEqual([{ method: 'complete', input: { code: 'a+b c/=', state: STATE, iss: 'https://idp' } }]);
+  });
+
+  it('hands iss (RFC 9207) on only when the provider sent it', async () => {
+    const handler = succeeding();
+    const { server } = setup(handler);
+    await server.inject({ method: 'GET', url: `/oauth/callback?code=c&state=${STATE}` });
+    await server.inject({ method: 'GET', url: `/oauth/callback?code=c&state=${STATE}&iss=` });
+    expect(handler.calls).toEqual([
+      { method: 'complete', input: { code: 'c', state: STATE } },
+      { method: 'complete', input: { code: 'c', state: STATE, iss: '' } },
+    ]);
   });
 
   it('answers 200 with a page that names the app and says the operator holds its tokens', async () => {
@@ -257,6 +269,13 @@ describe('callback server: the provider refused', () => {
     const { server } = setup(handler);
     await server.inject({ method: 'GET', url: `/oauth/callback?${query({ error: 'access_denied', error_description: 'The user said no.', state: STATE })}` });
     expect(handler.calls).toEqual([{ method: 'refused', input: { state: STATE, error: 'access_denied', description: 'The user said no.' } }]);
+  });
+
+  it('hands iss (RFC 9207) on with a refusal too', async () => {
+    const handler = denied();
+    const { server } = setup(handler);
+    await server.inject({ method: 'GET', url: `/oauth/callback?${query({ error: 'access_denied', state: STATE, iss: 'https://idp.example.com' })}` });
+    expect(handler.calls).toEqual([{ method: 'refused', input: { state: STATE, error: 'access_denied', iss: 'https://idp.example.com' } }]);
   });
 
   it('leaves the description out when there is none or it is empty', async () => {
@@ -351,7 +370,15 @@ describe('callback server: a handler that fails', () => {
 
 describe('readCallbackQuery', () => {
   it('ignores parameters it does not know, and empty pairs', () => {
-    expect(readCallbackQuery(`&&code=x&state=y&scope=a+b&iss=z&error_uri=http%3A%2F%2Fevil`)).toEqual({ ok: true, query: { kind: 'code', code: 'x', state: 'y' } });
+    expect(readCallbackQuery(`&&code=x&state=y&scope=a+b&error_uri=http%3A%2F%2Fevil`)).toEqual({ ok: true, query: { kind: 'code', code: 'x', state: 'y' } });
+  });
+
+  it('reads iss (RFC 9207) with a code and with an error', () => {
+    expect(readCallbackQuery(`code=x&state=y&iss=https%3A%2F%2Fidp.example.com`)).toEqual({ ok: true, query: { kind: 'code', code: 'x', state: 'y', iss: 'https://idp.example.com' } });
+    expect(readCallbackQuery(`error=access_denied&state=y&iss=https%3A%2F%2Fidp.example.com`)).toEqual({
+      ok: true,
+      query: { kind: 'error', error: 'access_denied', description: undefined, state: 'y', iss: 'https://idp.example.com' },
+    });
   });
 });
 

@@ -58,6 +58,16 @@ describe('buildAuthorizeURL', () => {
     expect(paramsOf(url)).toMatchObject({ state: base.state, redirect_uri: base.redirectURI });
   });
 
+  it('sends a PKCE challenge with code_challenge_method=S256 (RFC 7636 §4.3)', () => {
+    const url = buildAuthorizeURL({ ...base, codeChallenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM' });
+    expect(paramsOf(url)).toMatchObject({ code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+  });
+
+  it('never lets an extra parameter replace the PKCE challenge or weaken its method', () => {
+    const url = buildAuthorizeURL({ ...base, codeChallenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', extraParams: { code_challenge: 'x', code_challenge_method: 'plain' } });
+    expect(paramsOf(url)).toMatchObject({ code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+  });
+
   it('encodes a state with reserved characters so that it comes back unchanged', () => {
     const state = 'a+b/c=d&e f';
     expect(new URL(buildAuthorizeURL({ ...base, state })).searchParams.get('state')).toBe(state);

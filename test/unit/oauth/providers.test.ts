@@ -12,6 +12,16 @@ describe('resolveProvider', () => {
     });
   });
 
+  it('knows no issuer for pipedrive (RFC 9207 undocumented there), so iss is not required', () => {
+    expect(resolveProvider({ provider: 'pipedrive' }).issuer).toBeUndefined();
+  });
+
+  it('takes a custom provider\'s issuer from spec.issuer', () => {
+    const provider = resolveProvider({ provider: 'custom', tokenURL: 'https://idp.example.com/token', authorizeURL: 'https://idp.example.com/authorize', issuer: 'https://idp.example.com' });
+    expect(provider.issuer).toBe('https://idp.example.com');
+    expect(resolveProvider({ provider: 'custom', tokenURL: 'https://idp.example.com/token', authorizeURL: 'https://idp.example.com/authorize' }).issuer).toBeUndefined();
+  });
+
   it('lets explicit URLs override the pipedrive preset', () => {
     const provider = resolveProvider({
       provider: 'pipedrive',

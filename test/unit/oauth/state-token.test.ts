@@ -1,6 +1,7 @@
-import { createHmac } from 'node:crypto';
+import { createCipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { codeChallengeS256 } from '../../../src/oauth/pkce.ts';
 import { createStateSigner, StateTokenError, type StateClaims } from '../../../src/oauth/state-token.ts';
 
 const key = Buffer.alloc(32, 7);
@@ -15,9 +16,23 @@ const signerAt = (options: { key?: Buffer; ttlMs?: number } = {}) => {
   return { clock, signer };
 };
 
-const decodePayload = (token: string): Record<string, unknown> => JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
-const encodePayload = (payload: unknown): string => Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url');
-const macOf = (payloadPart: string, withKey: Buffer): string => createHmac('sha256', withKey).update(payloadPart).digest('base64url');
+/**
+ * Seals any plaintext the way the operator seals a state (version 1: HKDF-SHA256 key, AES-256-GCM,
+ * the version byte as associated data), to show what verify does with payloads it did not make.
+ */
+const seal = (plaintext: string, withKey: Buffer = key): string => {
+  const sealingKey = Buffer.from(hkdfSync('sha256', withKey, Buffer.alloc(0), 'oauthapp.dev/state-encryption/v1', 32));
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', sealingKey, iv);
+  cipher.setAAD(Buffer.from([1]));
+  return Buffer.concat([Buffer.from([1]), iv, cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]).toString('base64url');
+};
+
+/** Every way a reader might try to see inside a token: as sent, and its bytes as base64 or base64url decode them. */
+const readings = (token: string): string[] => {
+  const bytes = [Buffer.from(token, 'base64url'), Buffer.from(token, 'base64')];
+  return [token, decodeURIComponent(token), ...bytes.flatMap((buffer) => [buffer.toString('utf8'), buffer.toString('latin1'), buffer.toString('hex')])];
+};
 
 describe('createStateSigner', () => {
   it('verifies what it signed and returns the claims and when the state expires', () => {
@@ -25,14 +40,14 @@ describe('createStateSigner', () => {
     expect(signer.verify(signer.sign(claims))).toEqual({ ok: true, claims, expiresAt: start + 60_000 });
   });
 
-  it('gives each signature its own nonce, so two states for one round differ', () => {
+  it('gives each state its own IV, so two states for one round differ', () => {
     const { signer } = signerAt();
     expect(signer.sign(claims)).not.toBe(signer.sign(claims));
   });
 
   it('uses only URL-safe characters, so the state needs no escaping in a query', () => {
     const { signer } = signerAt();
-    expect(signer.sign(claims)).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    expect(signer.sign(claims)).toMatch(/^[A-Za-z0-9_-]+$/);
   });
 
   it('keeps tokens under 300 characters for typical names', () => {
@@ -40,38 +55,69 @@ describe('createStateSigner', () => {
     const typical = { namespace: 'production-integrations', name: 'pipedrive-crm-sync', uid: claims.uid, round: 1_000_000 };
     expect(signer.sign(typical).length).toBeLessThan(300);
   });
+});
 
-  it('rejects a token whose payload was changed (another round, another app)', () => {
+describe('a state reveals nothing to the provider or to whoever sees the URL', () => {
+  it('contains neither the namespace, nor the name, nor the uid, in clear or decoded as base64', () => {
     const { signer } = signerAt();
-    const token = signer.sign(claims);
-    const signature = token.split('.')[1];
-    for (const change of [{ r: 4 }, { n: 'other-app' }, { ns: 'other-namespace' }, { exp: start + 365 * 86_400_000 }]) {
-      const forged = `${encodePayload({ ...decodePayload(token), ...change })}.${signature}`;
-      expect(signer.verify(forged)).toEqual({ ok: false, code: 'bad_signature' });
+    const app = { namespace: 'sales-team', name: 'crm-sync-pipedrive', uid: '9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f', round: 0 };
+    for (let sample = 0; sample < 50; sample += 1) {
+      const token = signer.sign(app);
+      for (const reading of readings(token)) {
+        for (const secret of [app.namespace, app.name, app.uid, app.uid.replaceAll('-', ''), '"ns"', '"exp"']) {
+          expect(reading.toLowerCase()).not.toContain(secret.toLowerCase());
+        }
+      }
     }
   });
 
-  it('rejects a token whose signature was changed', () => {
+  it('does not tell the length of the names inside within a 32-byte block', () => {
     const { signer } = signerAt();
-    const [payloadPart, signature = ''] = signer.sign(claims).split('.');
-    const flipped = `${signature[0] === 'A' ? 'B' : 'A'}${signature.slice(1)}`;
-    expect(signer.verify(`${payloadPart}.${flipped}`)).toEqual({ ok: false, code: 'bad_signature' });
+    const lengths = new Set(['a', 'ab', 'abc', 'abcd', 'abcdefgh'].map((name) => signer.sign({ ...claims, name }).length));
+    expect(lengths.size).toBe(1);
   });
 
-  it('rejects another spelling of the right signature (spare bits of the last character set)', () => {
-    const { signer } = signerAt();
-    const [payloadPart, signature = ''] = signer.sign(claims).split('.');
-    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-    const last = alphabet.indexOf(signature.at(-1) ?? '');
-    const variant = `${signature.slice(0, -1)}${alphabet[last ^ 1]}`;
-    expect(Buffer.from(variant, 'base64url').equals(Buffer.from(signature, 'base64url'))).toBe(true);
-    expect(signer.verify(`${payloadPart}.${variant}`)).toEqual({ ok: false, code: 'malformed' });
-  });
-
-  it('rejects a token signed with another key', () => {
+  it('opens with no other key: a state sealed elsewhere reads as forged', () => {
     const { signer } = signerAt();
     const { signer: other } = signerAt({ key: otherKey });
     expect(signer.verify(other.sign(claims))).toEqual({ ok: false, code: 'bad_signature' });
+  });
+});
+
+describe('state integrity', () => {
+  it('rejects a token with any byte changed', () => {
+    const { signer } = signerAt();
+    const bytes = Buffer.from(signer.sign(claims), 'base64url');
+    for (let index = 1; index < bytes.length; index += 1) {
+      const changed = Buffer.from(bytes);
+      changed[index] = (changed[index] ?? 0) ^ 0x01;
+      expect(signer.verify(changed.toString('base64url'))).toEqual({ ok: false, code: 'bad_signature' });
+    }
+  });
+
+  it('rejects a token of another format version', () => {
+    const { signer } = signerAt();
+    const bytes = Buffer.from(signer.sign(claims), 'base64url');
+    bytes[0] = 2;
+    expect(signer.verify(bytes.toString('base64url'))).toEqual({ ok: false, code: 'malformed' });
+  });
+
+  it('rejects a token cut short or lengthened', () => {
+    const { signer } = signerAt();
+    const bytes = Buffer.from(signer.sign(claims), 'base64url');
+    expect(signer.verify(bytes.subarray(0, bytes.length - 1).toString('base64url')).ok).toBe(false);
+    expect(signer.verify(Buffer.concat([bytes, Buffer.from([0])]).toString('base64url')).ok).toBe(false);
+  });
+
+  it('rejects another spelling of the same bytes (spare bits of the last character set)', () => {
+    const { signer } = signerAt();
+    const token = signer.sign(claims);
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(token.at(-1) ?? '');
+    const variant = `${token.slice(0, -1)}${alphabet[last ^ 1]}`;
+    // A state for these claims is always 157 bytes, which leaves 4 spare bits in its last character.
+    expect(Buffer.from(variant, 'base64url').equals(Buffer.from(token, 'base64url'))).toBe(true);
+    expect(signer.verify(variant)).toEqual({ ok: false, code: 'malformed' });
   });
 
   it('accepts a state until its lifetime is over, then reports it expired', () => {
@@ -92,7 +138,7 @@ describe('createStateSigner', () => {
     expect(signer.verify(token)).toEqual({ ok: false, code: 'expired' });
   });
 
-  it('checks the signature before the expiry: a forged token is never "expired"', () => {
+  it('checks integrity before the expiry: a forged token is never "expired"', () => {
     const { clock, signer } = signerAt();
     const { signer: other } = signerAt({ key: otherKey });
     const forged = other.sign(claims);
@@ -100,30 +146,28 @@ describe('createStateSigner', () => {
     expect(signer.verify(forged)).toEqual({ ok: false, code: 'bad_signature' });
   });
 
-  it('rejects a correctly signed payload that is not a state (wrong shape, extra fields, not JSON)', () => {
+  it('rejects a correctly sealed payload that is not a state (wrong shape, extra fields, not JSON)', () => {
     const { signer } = signerAt();
     const payloads = [
-      encodePayload({ ns: 'crm', n: 'pipedrive', u: 'x', r: -1, exp: start + 1000, nonce: 'abc' }),
-      encodePayload({ ns: 'crm', n: 'pipedrive', u: 'x', r: 1, exp: start + 1000, nonce: 'abc', admin: true }),
-      encodePayload({ ns: 'crm', n: 'pipedrive', u: 'x', r: 1, nonce: 'abc' }),
-      encodePayload(['crm']),
-      Buffer.from('not json', 'utf8').toString('base64url'),
-    ];
-    for (const payloadPart of payloads) {
-      expect(signer.verify(`${payloadPart}.${macOf(payloadPart, key)}`)).toEqual({ ok: false, code: 'malformed' });
+      { ns: 'crm', n: 'pipedrive', u: 'x', r: -1, exp: start + 1000 },
+      { ns: 'crm', n: 'pipedrive', u: 'x', r: 1, exp: start + 1000, admin: true },
+      { ns: 'crm', n: 'pipedrive', u: 'x', r: 1 },
+      ['crm'],
+    ].map((payload) => JSON.stringify(payload).padEnd(64, ' '));
+    for (const payload of [...payloads, 'not json'.padEnd(32, ' ')]) {
+      expect(signer.verify(seal(payload))).toEqual({ ok: false, code: 'malformed' });
     }
+    // The same sealing with the right payload is a state: the rejections above are about the payload.
+    expect(signer.verify(seal(JSON.stringify({ ns: 'crm', n: 'pipedrive', u: 'x', r: 1, exp: start + 1000 }).padEnd(64, ' ')))).toMatchObject({ ok: true });
   });
 
   it.each([
     ['the empty string', ''],
-    ['no dot', 'abcdef'],
-    ['three parts', 'a.b.c'],
-    ['an empty signature', 'abc.'],
-    ['an empty payload', '.abc'],
-    ['non-base64url characters', 'ab+c.de/f'],
-    ['padding', 'abc=.def='],
-    ['a short signature', 'abc.def'],
-    ['an over-long token', `${'a'.repeat(5000)}.${'b'.repeat(43)}`],
+    ['the old signed format', 'eyJucyI6ImZvcmdlZCJ9.not-a-signature'],
+    ['non-base64url characters', 'ab+c/def'],
+    ['padding', 'abcd='],
+    ['too short to hold an IV and a tag', 'AQ'.padEnd(40, 'A')],
+    ['an over-long token', 'a'.repeat(5000)],
   ])('reports %s as malformed', (_title, token) => {
     const { signer } = signerAt();
     expect(signer.verify(token)).toEqual({ ok: false, code: 'malformed' });
@@ -131,19 +175,17 @@ describe('createStateSigner', () => {
 
   it('never throws on, and never accepts, an arbitrary string', () => {
     const { signer } = signerAt();
-    const tokenLike = fc
-      .tuple(fc.stringMatching(/^[A-Za-z0-9_-]{0,200}$/), fc.stringMatching(/^[A-Za-z0-9_-]{0,60}$/))
-      .map(([payload, signature]) => `${payload}.${signature}`);
+    // Starting with AQ: version 1, so the input reaches decryption.
+    const tokenLike = fc.stringMatching(/^AQ[A-Za-z0-9_-]{80,300}$/);
     fc.assert(
       fc.property(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 400 }), tokenLike), (input) => {
-        const result = signer.verify(input);
-        expect(result.ok).toBe(false);
+        expect(signer.verify(input).ok).toBe(false);
       }),
       { numRuns: 2000 },
     );
   });
 
-  it('never accepts a signed token with one character changed', () => {
+  it('never accepts a state with one character changed', () => {
     const { signer } = signerAt();
     const token = signer.sign(claims);
     fc.assert(
@@ -155,7 +197,9 @@ describe('createStateSigner', () => {
       { numRuns: 1000 },
     );
   });
+});
 
+describe('the signer', () => {
   it('refuses a key shorter than 32 bytes', () => {
     expect(() => createStateSigner({ key: Buffer.alloc(31), now: () => start })).toThrow(expect.objectContaining({ name: 'StateTokenError', code: 'key_too_short' }));
   });
@@ -170,14 +214,47 @@ describe('createStateSigner', () => {
     const mutable = Buffer.alloc(32, 1);
     const signer = createStateSigner({ key: mutable, now: () => start });
     const token = signer.sign(claims);
+    const verifier = signer.codeVerifier(claims);
     mutable.fill(2);
     expect(signer.verify(token).ok).toBe(true);
+    expect(signer.codeVerifier(claims)).toBe(verifier);
   });
 
   it('refuses to sign claims that could not be verified', () => {
     const { signer } = signerAt();
     for (const bad of [{ ...claims, round: -1 }, { ...claims, round: 1.5 }, { ...claims, name: '' }, { ...claims, extra: 1 }]) {
       expect(() => signer.sign(bad)).toThrow(expect.objectContaining({ code: 'invalid_claims' }));
+    }
+  });
+});
+
+describe('the PKCE code verifier of a state signer', () => {
+  it('is the same for one key, app and round, whenever and by whichever replica it is derived', () => {
+    const one = createStateSigner({ key, now: () => start });
+    const another = createStateSigner({ key: Buffer.from(key), now: () => start + 3_600_000 });
+    expect(one.codeVerifier({ uid: claims.uid, round: 3 })).toBe(another.codeVerifier({ uid: claims.uid, round: 3 }));
+  });
+
+  it('differs across rounds, apps and installations (keys)', () => {
+    const { signer } = signerAt();
+    const { signer: other } = signerAt({ key: otherKey });
+    const verifiers = [
+      signer.codeVerifier({ uid: claims.uid, round: 0 }),
+      signer.codeVerifier({ uid: claims.uid, round: 1 }),
+      signer.codeVerifier({ uid: claims.uid, round: 2 }),
+      signer.codeVerifier({ uid: 'another-uid', round: 0 }),
+      other.codeVerifier({ uid: claims.uid, round: 0 }),
+    ];
+    expect(new Set(verifiers).size).toBe(verifiers.length);
+  });
+
+  it('is a valid RFC 7636 verifier (43 unreserved characters) and appears in no state', () => {
+    const { signer } = signerAt();
+    const verifier = signer.codeVerifier(claims);
+    expect(verifier).toMatch(/^[A-Za-z0-9._~-]{43}$/);
+    for (const reading of readings(signer.sign(claims))) {
+      expect(reading).not.toContain(verifier);
+      expect(reading).not.toContain(codeChallengeS256(verifier));
     }
   });
 });

@@ -77,13 +77,15 @@ export const tokenRequest = (
 export const decide = async (
   running: Running,
   decision: 'allow' | 'deny',
-  fields: { clientId?: string; redirectUri?: string; state?: string } = {},
+  fields: { clientId?: string; redirectUri?: string; state?: string; codeChallenge?: string; codeChallengeMethod?: string } = {},
 ): Promise<URL> => {
   const response = await running.http.post('oauth/authorize/decision', {
     form: {
       client_id: fields.clientId ?? running.client.clientId,
       redirect_uri: fields.redirectUri ?? REDIRECT_URI,
       state: fields.state ?? 'state-1',
+      ...(fields.codeChallenge === undefined ? {} : { code_challenge: fields.codeChallenge }),
+      ...(fields.codeChallengeMethod === undefined ? {} : { code_challenge_method: fields.codeChallengeMethod }),
       decision,
     },
   });

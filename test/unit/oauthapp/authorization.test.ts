@@ -1,0 +1,206 @@
+// First authorization to RFC 9700, with an in-memory stand-in for the state Secret (the real
+// apiserver, the sandbox and oidc-provider are in test/integration/authorization.test.ts and
+// custom-provider.test.ts): every authorize URL carries a PKCE S256 challenge, the code exchange
+// sends the matching verifier, and with a known issuer a missing or different `iss` is refused
+// before any code exchange.
+import { describe, expect, it } from '@jest/globals';
+import type { OAuthApp } from '../../../src/api/oauthapp.ts';
+import { KubeAPIError } from '../../../src/kube/errors.ts';
+import type { ObjectCache } from '../../../src/kube/informer.ts';
+import { decodeData, type KubeObject, type Secret } from '../../../src/kube/objects.ts';
+import { codeChallengeS256 } from '../../../src/oauth/pkce.ts';
+import { createStateSigner } from '../../../src/oauth/state-token.ts';
+import type { TokenClient } from '../../../src/oauth/token-client.ts';
+import type { TokenRequest } from '../../../src/oauth/token-request.ts';
+import { Authorizations, issuerProblem } from '../../../src/oauthapp/authorization.ts';
+import type { SourceSecrets } from '../../../src/oauthapp/source-secrets.ts';
+import { StateStore, type StateSecrets } from '../../../src/oauthapp/state-store.ts';
+import { emptyState, stateSecretName, type AppState } from '../../../src/oauthapp/state.ts';
+
+const now = Date.parse('2026-11-27T08:00:00Z');
+const key = Buffer.alloc(32, 5);
+const issuer = 'https://idp.example.com';
+
+function oauthApp(spec: Partial<OAuthApp['spec']> = {}): OAuthApp {
+  return {
+    apiVersion: 'oauthapp.dev/v1alpha1',
+    kind: 'OAuthApp',
+    metadata: { namespace: 'sales', name: 'crm-sync', uid: '5d1e0f8a-0c3b-4f7e-9a51-2b6c7d8e9f00' },
+    spec: {
+      provider: 'custom',
+      tokenURL: `${issuer}/token`,
+      authorizeURL: `${issuer}/authorize`,
+      clientId: 'client-1',
+      clientSecretRef: { name: 'crm-sync-client', key: 'client_secret' },
+      redirectURI: 'https://ops.example.com/oauth/callback',
+      target: { includeRefreshToken: false },
+      ...spec,
+    },
+  };
+}
+
+/** Secrets with resourceVersions and conflicts. */
+class SecretsStandIn implements StateSecrets {
+  readonly stored = new Map<string, Secret>();
+  private version = 1;
+  async getSecret(_namespace: string, name: string) {
+    return this.stored.get(name);
+  }
+  async createSecret(_namespace: string, secret: Secret) {
+    return this.write(secret, undefined);
+  }
+  async replaceSecret(_namespace: string, secret: Secret) {
+    return this.write(secret, secret.metadata.resourceVersion);
+  }
+  async deleteSecret(_namespace: string, name: string) {
+    this.stored.delete(name);
+  }
+  private write(secret: Secret, expected: string | undefined): Secret {
+    if (this.stored.get(secret.metadata.name)?.metadata.resourceVersion !== expected) throw new KubeAPIError('PUT', '/secrets', 409, 'Conflict', 'conflict');
+    const written = { ...secret, metadata: { ...secret.metadata, resourceVersion: String(++this.version) } };
+    this.stored.set(secret.metadata.name, written);
+    return written;
+  }
+}
+
+const noSecretCache: ObjectCache<Secret> = {
+  get: () => undefined,
+  list: () => [],
+  on: () => undefined,
+  observeWrite: () => undefined,
+  observeDelete: () => undefined,
+  hasSynced: () => true,
+  synced: Promise.resolve(),
+  start: () => undefined,
+  stop: async () => undefined,
+};
+
+function setUp(app: OAuthApp) {
+  const secrets = new SecretsStandIn();
+  const signer = createStateSigner({ key, now: () => now });
+  const requests: TokenRequest[] = [];
+  const events: Array<{ reason: string; message: string }> = [];
+  const apps = { ...noSecretCache, get: (namespace: string | undefined, name: string) => (namespace === app.metadata.namespace && name === app.metadata.name ? app : undefined) } as unknown as ObjectCache<KubeObject>;
+  const authorizations = new Authorizations({
+    signer,
+    apps,
+    states: new StateStore(secrets, noSecretCache, 'oauthapp-system', { now: () => now }),
+    sources: { read: async () => ({ found: true, value: 'client-secret', source: 'test' }) } as unknown as SourceSecrets,
+    tokens: {
+      async requestToken(request: TokenRequest) {
+        requests.push(request);
+        return { accessToken: 'access-1', tokenType: 'Bearer', refreshToken: 'refresh-1', expiresInSeconds: 3600 };
+      },
+    } as unknown as TokenClient,
+    limit: (_key, task) => task(),
+    kube: { getOAuthApp: async () => app, deleteSecret: async () => undefined },
+    events: { record: async (_object, note) => void events.push({ reason: note.reason, message: note.message }) },
+    enqueue: () => undefined,
+    now: () => now,
+    random: () => 0.5,
+  });
+  const stored = (): AppState['record'] => {
+    const secret = secrets.stored.get(stateSecretName(app.metadata.uid));
+    return secret ? (JSON.parse(decodeData(secret.data)['record.json'] ?? '{}') as AppState['record']) : {};
+  };
+  /** The state and PKCE challenge of the app's current authorization URL. */
+  const authorizationURL = (round = stored().authorizationRound ?? 0) => {
+    const url = new URL(authorizations.authorizationURL(app, { ...emptyState(), record: { authorizationRound: round } }).url);
+    return { url, state: url.searchParams.get('state') ?? '' };
+  };
+  return { authorizations, signer, requests, events, stored, authorizationURL };
+}
+
+describe('the authorization URL', () => {
+  it('carries a PKCE S256 challenge of the verifier for the app and its current round', () => {
+    const app = oauthApp();
+    const { signer, authorizationURL } = setUp(app);
+    for (const round of [0, 1, 7]) {
+      const { url } = authorizationURL(round);
+      expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+      expect(url.searchParams.get('code_challenge')).toBe(codeChallengeS256(signer.codeVerifier({ uid: app.metadata.uid, round })));
+    }
+    expect(authorizationURL(0).url.searchParams.get('code_challenge')).not.toBe(authorizationURL(1).url.searchParams.get('code_challenge'));
+  });
+
+  it('names the app nowhere in clear', () => {
+    const app = oauthApp();
+    const { url } = setUp(app).authorizationURL();
+    for (const reading of [url.href, decodeURIComponent(url.href), Buffer.from(url.searchParams.get('state') ?? '', 'base64url').toString('latin1')]) {
+      for (const word of [app.metadata.namespace, app.metadata.name, app.metadata.uid]) expect(reading).not.toContain(word);
+    }
+  });
+});
+
+describe('the code exchange', () => {
+  it('sends the code_verifier of the round the state was issued for', async () => {
+    const app = oauthApp();
+    const { authorizations, signer, requests, authorizationURL } = setUp(app);
+    const { url, state } = authorizationURL();
+
+    expect(await authorizations.complete({ state, code: 'code-1' })).toMatchObject({ ok: true });
+
+    expect(requests).toHaveLength(1);
+    const grant = requests[0]?.grant;
+    expect(grant).toMatchObject({ type: 'authorization_code', code: 'code-1', codeVerifier: signer.codeVerifier({ uid: app.metadata.uid, round: 0 }) });
+    expect(codeChallengeS256(grant?.type === 'authorization_code' ? (grant.codeVerifier ?? '') : '')).toBe(url.searchParams.get('code_challenge'));
+  });
+});
+
+describe('RFC 9207: iss in the authorization response', () => {
+  it('is accepted when it equals the custom provider\'s spec.issuer', async () => {
+    const { authorizations, requests, authorizationURL } = setUp(oauthApp({ issuer }));
+    expect(await authorizations.complete({ state: authorizationURL().state, code: 'code-1', iss: issuer })).toMatchObject({ ok: true });
+    expect(requests).toHaveLength(1);
+  });
+
+  it.each([
+    ['missing', undefined, 'issuer_missing'],
+    ['different', 'https://evil.example.com', 'issuer_mismatch'],
+    ['different by a trailing slash', `${issuer}/`, 'issuer_mismatch'],
+    ['empty', '', 'issuer_mismatch'],
+  ] as const)('is refused when %s: no code exchange, a 403 page, Authorized=False IssuerMismatch and an Event', async (_title, iss, reason) => {
+    const { authorizations, requests, events, stored, authorizationURL } = setUp(oauthApp({ issuer }));
+
+    const outcome = await authorizations.complete({ state: authorizationURL().state, code: 'code-1', ...(iss === undefined ? {} : { iss }) });
+
+    expect(outcome).toMatchObject({ ok: false, status: 403, reason });
+    expect(requests).toHaveLength(0);
+    expect(stored().authorizationFailure).toMatchObject({ reason: 'IssuerMismatch' });
+    expect(events).toEqual([expect.objectContaining({ reason: 'IssuerMismatch' })]);
+    // The state is used up: the next URL is for the next round.
+    expect(stored().authorizationRound).toBe(1);
+  });
+
+  it('is checked on an error response too: a refusal from another issuer is reported as such', async () => {
+    const { authorizations, events, authorizationURL } = setUp(oauthApp({ issuer }));
+    const outcome = await authorizations.refused({ state: authorizationURL().state, error: 'access_denied', iss: 'https://evil.example.com' });
+    expect(outcome).toMatchObject({ ok: false, status: 403, reason: 'issuer_mismatch' });
+    expect(events.map((event) => event.reason)).toEqual(['IssuerMismatch']);
+  });
+
+  it('is ignored when the provider is not known to send it (the pipedrive preset, a custom provider without spec.issuer)', async () => {
+    for (const app of [oauthApp({ provider: 'pipedrive', tokenURL: undefined, authorizeURL: undefined }), oauthApp()]) {
+      for (const iss of [undefined, 'https://anything.example.com']) {
+        const { authorizations, requests, authorizationURL } = setUp(app);
+        expect(await authorizations.complete({ state: authorizationURL().state, code: 'code-1', ...(iss === undefined ? {} : { iss }) })).toMatchObject({ ok: true });
+        expect(requests).toHaveLength(1);
+      }
+    }
+  });
+});
+
+describe('issuerProblem', () => {
+  it('compares as simple strings (RFC 3986 §6.2.1), and names what it expected', () => {
+    expect(issuerProblem(undefined, 'x')).toBeUndefined();
+    expect(issuerProblem(issuer, issuer)).toBeUndefined();
+    expect(issuerProblem(issuer, 'HTTPS://IDP.EXAMPLE.COM')?.reason).toBe('issuer_mismatch');
+    expect(issuerProblem(issuer, undefined)).toEqual({ reason: 'issuer_missing', message: expect.stringContaining(issuer) });
+  });
+
+  it('shows a received issuer on one line, quoted and capped', () => {
+    const message = issuerProblem(issuer, `https://evil\n${'x'.repeat(500)}`)?.message ?? '';
+    expect(message).not.toContain('\n');
+    expect(message.length).toBeLessThan(400);
+  });
+});
