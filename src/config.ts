@@ -1,5 +1,6 @@
 // Flags and their OAUTHAPP_* environment variables, validated with zod. A flag wins over its
 // variable; a bad value is reported in one line that names the flag and what it accepts.
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
@@ -12,6 +13,37 @@ const positiveInt = (max: number) =>
   z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(max, `must be at most ${max}`);
 
 const namespaceName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be namespace names (lowercase RFC 1123 labels)');
+
+/** What one process runs: the OAuth callback server, the controller (reconciles, leader election), or both. */
+export const componentNames = ['callback', 'controller'] as const;
+export type Component = (typeof componentNames)[number];
+const components = z
+  .string()
+  .transform((value) => [...new Set(value.split(',').map((name) => name.trim()).filter(Boolean))])
+  .pipe(z.array(z.enum(componentNames, 'must be callback, controller or both (callback,controller)')).min(1, 'must name at least one component: callback, controller'));
+
+/** `N/s`, `N/min` or `N/h`: requests per client IP per window. */
+const ratePeriods: Record<string, number> = { s: 1_000, sec: 1_000, second: 1_000, m: 60_000, min: 60_000, minute: 60_000, h: 3_600_000, hour: 3_600_000 };
+const rateLimit = z
+  .string()
+  .regex(/^\d{1,6}\/[a-z]+$/, 'must be N/PERIOD, e.g. 60/min (PERIOD: s, min or h)')
+  .transform((value, context) => {
+    const [count = '', period = ''] = value.split('/');
+    const windowMs = ratePeriods[period];
+    if (windowMs === undefined || Number(count) < 1) {
+      context.addIssue({ code: 'custom', message: 'must be N/PERIOD with N at least 1 and PERIOD s, min or h, e.g. 60/min' });
+      return z.NEVER;
+    }
+    return { max: Number(count), windowMs };
+  });
+
+/** An IP address or a CIDR block, as fastify's trustProxy (proxy-addr) takes them. */
+const proxyAddress = z.string().refine((value) => {
+  const [address = '', prefix, extra] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+}, 'must be IP addresses or CIDR blocks, such as 10.0.0.0/8 or fd00::/8');
 
 const booleanFlag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1')]);
 
@@ -29,6 +61,16 @@ const flags = {
   'leader-elect': { schema: booleanFlag, type: 'boolean' },
   'metrics-addr': { schema: hostPort, type: 'string' },
   'callback-addr': { schema: hostPort, type: 'string' },
+  components: { schema: components, type: 'string' },
+  'callback-rate-limit': { schema: rateLimit, type: 'string' },
+  'callback-max-connections': { schema: positiveInt(65_536), type: 'string' },
+  'callback-trusted-proxies': {
+    schema: z
+      .string()
+      .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean))
+      .pipe(z.array(proxyAddress)),
+    type: 'string',
+  },
   'log-level': { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), type: 'string' },
   workers: { schema: positiveInt(256), type: 'string' },
   'provider-concurrency': { schema: positiveInt(1024), type: 'string' },
@@ -48,6 +90,14 @@ export interface Config {
   leaderElect: boolean;
   metricsAddr: string;
   callbackAddr: string;
+  /** What this process runs (`--components`); both by default. */
+  components: Component[];
+  /** Requests per client IP per window at the callback server; more get 429. */
+  callbackRateLimit: { max: number; windowMs: number };
+  /** Connections the callback server keeps open at once; more are dropped. */
+  callbackMaxConnections: number;
+  /** Proxies (IPs, CIDRs) whose X-Forwarded-For names the callback's client. */
+  callbackTrustedProxies: string[];
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   workers: number;
   /** Concurrent token requests per provider (token URL host). */
@@ -98,6 +148,10 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
     leaderElect: read('leader-elect'),
     metricsAddr: read('metrics-addr'),
     callbackAddr: read('callback-addr'),
+    components: read('components'),
+    callbackRateLimit: read('callback-rate-limit'),
+    callbackMaxConnections: read('callback-max-connections'),
+    callbackTrustedProxies: read('callback-trusted-proxies'),
     logLevel: read('log-level'),
     workers: read('workers'),
     providerConcurrency: read('provider-concurrency'),
@@ -117,6 +171,11 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
       leaderElect: value(results.leaderElect) ?? true,
       metricsAddr: value(results.metricsAddr) ?? ':8080',
       callbackAddr: value(results.callbackAddr) ?? ':8081',
+      components: value(results.components) ?? ['callback', 'controller'],
+      // The callback server's defaults (src/http/callback-server.ts, defaultCallbackLimits).
+      callbackRateLimit: value(results.callbackRateLimit) ?? { max: 60, windowMs: 60_000 },
+      callbackMaxConnections: value(results.callbackMaxConnections) ?? 256,
+      callbackTrustedProxies: value(results.callbackTrustedProxies) ?? [],
       logLevel: value(results.logLevel) ?? 'info',
       workers: value(results.workers) ?? 8,
       providerConcurrency: value(results.providerConcurrency) ?? 8,

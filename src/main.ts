@@ -23,7 +23,7 @@ if (!parsed.ok) {
 }
 const { config } = parsed;
 const logger = createLogger({ level: config.logLevel });
-logger.info({ namespaces: config.namespaces.length ? config.namespaces : 'all', operatorNamespace: config.operatorNamespace }, 'starting');
+logger.info({ namespaces: config.namespaces.length ? config.namespaces : 'all', operatorNamespace: config.operatorNamespace, components: config.components }, 'starting');
 
 const operator = await startOperator(config, logger);
 void operator.ended.then(() => {

@@ -16,6 +16,7 @@ import { startMetricsServer } from './http/metrics-server.ts';
 import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { KubeHTTP } from './kube/http.ts';
+import { noCache } from './kube/informer.ts';
 import { createLeaderElector } from './kube/leader-election.ts';
 import type { Logger } from './log.ts';
 import { createStateSigner } from './oauth/state-token.ts';
@@ -39,7 +40,7 @@ export interface RunningOperator {
   readonly synced: Promise<void>;
   /** Where /metrics, /healthz and /readyz are served. */
   readonly metricsURL: string;
-  /** Where the OAuth callback (/oauth/callback) is served. */
+  /** Where the OAuth callback (/oauth/callback) is served; '' when this process runs no callback component. */
   readonly callbackURL: string;
   /** Resolves with 'lost' when this replica lost its leadership (the process should exit). */
   readonly ended: Promise<'lost'>;
@@ -85,13 +86,20 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const metrics = createMetrics();
 
   const caches = createCaches({ http, namespaces: config.namespaces, operatorNamespace: config.operatorNamespace, logger });
+  // --components: the internet-facing callback server may run in a Deployment of its own, with a
+  // ServiceAccount that reaches only what a callback needs (deploy/overlays/split-callback): the
+  // OAuthApps (cached), a referenced client secret (one live get per callback: no Secret is listed
+  // or cached), and the state and signing-key Secrets in the operator namespace (live reads and
+  // guarded writes). It runs no workers, no leader election, no target writes, no restarts.
+  const runsCallback = config.components.includes('callback');
+  const runsController = config.components.includes('controller');
   const queue = new WorkQueue({ clock: systemClock, onDepthChange: metrics.setWorkqueueDepth, onLatency: metrics.observeQueueDuration });
   enqueueOnChanges(caches, (key) => queue.add(key));
   caches.apps.on((event, app) => {
     if (event === 'deleted') metrics.forgetApp(app.metadata.namespace ?? '', app.metadata.name);
   });
 
-  const states = new StateStore(kube, caches.states, config.operatorNamespace, {
+  const states = new StateStore(kube, runsController ? caches.states : noCache(), config.operatorNamespace, {
     now,
     onAnswerDropped: (app, why) => logger.warn({ app: `${app.namespace}/${app.name}`, why }, 'gave up a provider answer that could not be stored'),
   });
@@ -102,7 +110,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const events = new EventRecorder(kube, identity, logger, now);
   const slots = new RefreshSlots(Math.random, now);
   const pickRefreshTime = (earliest: number, latest: number) => slots.pick(earliest, latest);
-  const sources = new SourceSecrets(kube, caches.sources);
+  const sources = new SourceSecrets(kube, runsController ? caches.sources : undefined);
   const tokens = createTokenClient({ timeoutMs: requestTimeoutMs, defaultExpiresInSeconds: config.defaultTokenLifetimeSeconds });
   const authorizations = new Authorizations({
     signer: createStateSigner({ key: await loadOrCreateSigningKey(kube, config.operatorNamespace), now }),
@@ -112,8 +120,12 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     tokens,
     limit: (key, task) => limiter.run(key, task),
     kube,
-    events,
-    enqueue: (key) => queue.add(key),
+    // A callback's outcome is stored in the state Secret; the controller's reconcile turns it into
+    // conditions, and every transition into an Event. So the callback component records none and
+    // needs no write in app namespaces; in one process the callback adds its own Events as before.
+    events: runsController ? events : { record: async () => undefined },
+    // The controller of another process sees the state Secret change through its informer.
+    enqueue: (key) => (runsController ? queue.add(key) : undefined),
     now,
     random: Math.random,
     pickRefreshTime,
@@ -149,7 +161,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     },
   });
 
-  const all = [caches.apps, caches.targets, caches.sources, caches.states];
+  const all = runsController ? [caches.apps, caches.targets, caches.sources, caches.states] : [caches.apps];
   for (const cache of all) cache.start();
   const synced = Promise.all(all.map((cache) => cache.synced)).then(() => logger.info({ identity }, 'caches synced'));
   // Standbys keep warm caches, so they are ready; only the leader reconciles.
@@ -161,7 +173,16 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   });
 
   // Any replica may answer a callback: the state's round is claimed with a guarded write.
-  const callbacks = await startCallbackServer({ address: config.callbackAddr, handler: authorizations, logger });
+  const callbacks = runsCallback
+    ? await startCallbackServer({
+        address: config.callbackAddr,
+        handler: authorizations,
+        logger,
+        rateLimit: config.callbackRateLimit,
+        maxConnections: config.callbackMaxConnections,
+        trustedProxies: config.callbackTrustedProxies,
+      })
+    : undefined;
 
   let workers: { stopped: Promise<void> } | undefined;
   const startWorkers = async (leadership?: AbortSignal) => {
@@ -192,7 +213,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
 
   let lost!: () => void;
   const ended = new Promise<'lost'>((resolve) => (lost = () => resolve('lost')));
-  const elector = config.leaderElect
+  const elector = runsController && config.leaderElect
     ? createLeaderElector({ http, namespace: config.operatorNamespace, identity, logger })
     : undefined;
   if (elector) {
@@ -214,14 +235,14 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
         }
       },
     });
-  } else {
+  } else if (runsController) {
     void startWorkers();
   }
 
   return {
     synced,
     metricsURL: server.url,
-    callbackURL: `${callbacks.url}/oauth/callback`,
+    callbackURL: callbacks ? `${callbacks.url}/oauth/callback` : '',
     ended,
     async stop() {
       // The kubelet kills the pod terminationGracePeriodSeconds after SIGTERM, so every step
@@ -235,7 +256,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       await flushUnsaved(writesDeadline);
       const closed = settledBefore((async () => {
         await elector?.stop();
-        await Promise.all([server.close(), callbacks.close()]);
+        await Promise.all([server.close(), callbacks?.close()]);
         await Promise.all(all.map((cache) => cache.stop()));
         await http.close();
       })(), deadline);

@@ -7,8 +7,18 @@
 // The query carries a live authorization code and a state: neither is ever shown on a page or
 // written to a log line, and anything the provider or the handler says is scrubbed of both.
 // Requests that cannot be a callback get a clear 4xx page without reaching the handler.
+//
+// The server faces the internet, so a flood must cost little and be seen little: each client IP
+// (an IPv6 /64 counts as one) gets `rateLimit.max` requests per window and then 429 with
+// Retry-After, before any routing or apiserver work; at most `maxConnections` connections are
+// open at once (more are dropped on accept); the request line and headers must arrive within
+// `headersTimeoutMs` (a slowloris client is cut off with 408), and idle keep-alive connections
+// close after 5 s. Every rejection (429, 4xx) is logged at debug only: a flood neither fills the
+// log nor slows the process. The kubelet's probes go to the metrics server, a separate listener
+// with none of these limits, so a full callback server does not fail them.
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
+import rateLimit from '@fastify/rate-limit';
 import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
 import { pino } from 'pino';
 import { z } from 'zod';
@@ -49,7 +59,36 @@ export interface CallbackAppOptions {
   logger?: Logger | undefined;
   /** Longest query string accepted; longer ones get 414. */
   maxQueryLength?: number | undefined;
+  /** Requests per client IP per window; more get 429. Default: defaultCallbackLimits.rateLimit. */
+  rateLimit?: CallbackRateLimit | undefined;
+  /** Connections open at once; more are dropped on accept. Default 256. */
+  maxConnections?: number | undefined;
+  /** Time for the request line and headers to arrive; then 408 and the connection closes. Default 10 s. */
+  headersTimeoutMs?: number | undefined;
+  /**
+   * Peers (IP addresses or CIDRs: an Ingress controller's pods) whose X-Forwarded-For names the
+   * client. Default none: the peer address is the client (behind a proxy, every request then
+   * counts against the proxy's one limit).
+   */
+  trustedProxies?: readonly string[] | undefined;
 }
+
+export interface CallbackRateLimit {
+  max: number;
+  windowMs: number;
+}
+
+export const defaultCallbackLimits = {
+  // A person authorizing an app sends one or two callbacks; an office behind one NAT a few more.
+  rateLimit: { max: 60, windowMs: 60_000 },
+  maxConnections: 256,
+  headersTimeoutMs: 10_000,
+} as const satisfies { rateLimit: CallbackRateLimit; maxConnections: number; headersTimeoutMs: number };
+
+/** Idle keep-alive connections hold a connection slot: a browser reconnects, so this is short. */
+const keepAliveTimeoutMs = 5_000;
+/** How often Node looks for connections past their headers or request timeout (its default is 30 s). */
+const timeoutCheckIntervalMs = 1_000;
 
 export interface CallbackServerOptions extends CallbackAppOptions {
   /** `HOST:PORT`; an empty HOST listens on all interfaces, port 0 on a free port. */
@@ -78,7 +117,7 @@ const errorQuery = z.object({
 type CallbackQuery = ({ kind: 'code'; code: string; state: string } | { kind: 'error'; error: string; description: string | undefined; state: string }) & { iss?: string };
 
 interface Rejection {
-  status: 400 | 404 | 405 | 414 | 431 | 500;
+  status: 400 | 404 | 405 | 414 | 429 | 431 | 500;
   reason: string;
   title: string;
   message: string;
@@ -154,6 +193,7 @@ const rejections = {
   method: { status: 405, reason: 'method_not_allowed', title: 'Method not allowed', message: `The OAuth callback only answers GET ${callbackPath}.` },
   badPath: { status: 400, reason: 'malformed_path', title: 'Bad request', message: 'The request path has broken percent-encoding.' },
   longPath: { status: 414, reason: 'path_too_long', title: 'Request address too long', message: 'The request path is too long.' },
+  rateLimited: { status: 429, reason: 'rate_limited', title: 'Too many requests', message: 'Too many requests came from your address. Wait a minute, then open the authorization link again.' },
   internal: {
     status: 500,
     reason: 'internal_error',
@@ -163,7 +203,15 @@ const rejections = {
 } as const satisfies Record<string, Rejection>;
 
 /** The routes, without listening (tests use `inject`). */
-export function buildCallbackApp({ handler, logger, maxQueryLength = defaultMaxQueryLength }: CallbackAppOptions): CallbackApp {
+export function buildCallbackApp({
+  handler,
+  logger,
+  maxQueryLength = defaultMaxQueryLength,
+  rateLimit: limit = defaultCallbackLimits.rateLimit,
+  maxConnections = defaultCallbackLimits.maxConnections,
+  headersTimeoutMs = defaultCallbackLimits.headersTimeoutMs,
+  trustedProxies = [],
+}: CallbackAppOptions): CallbackApp {
   const log = logger ?? silent;
 
   const app = fastify({
@@ -173,8 +221,12 @@ export function buildCallbackApp({ handler, logger, maxQueryLength = defaultMaxQ
     exposeHeadRoutes: false,
     // Only GET is served and it has no body; other methods are answered before their body is read.
     bodyLimit: 1024,
-    // A browser sends the whole request at once; a slow one is not a browser.
-    requestTimeout: 30_000,
+    // A browser sends the whole request at once; a slow one is not a browser (slowloris). Node
+    // checks these every timeoutCheckIntervalMs, so a client is cut off within a second of its time.
+    http: { headersTimeout: headersTimeoutMs, connectionsCheckingInterval: timeoutCheckIntervalMs },
+    requestTimeout: headersTimeoutMs,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    trustProxy: trustedProxies.length > 0 ? [...trustedProxies] : false,
     frameworkErrors: (error, _request, reply) => {
       const rejection = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? rejections.longPath : rejections.badPath;
       log.debug({ outcome: 'rejected', status: rejection.status, reason: rejection.reason }, 'oauth callback: request rejected');
@@ -182,20 +234,35 @@ export function buildCallbackApp({ handler, logger, maxQueryLength = defaultMaxQ
     },
     clientErrorHandler: (error, socket) => answerClientError(error, socket, log),
   });
+  // Past the cap Node accepts a connection and closes it at once, before reading anything.
+  app.server.maxConnections = maxConnections;
+  app.server.on('drop', () => log.debug({ outcome: 'rejected', reason: 'max_connections', maxConnections }, 'oauth callback: connection dropped'));
 
-  // Unknown paths and other methods are answered here, before any body would be parsed.
-  app.addHook('onRequest', async (request, reply) => {
-    if (!request.is404) return;
-    const path = request.url.split('?', 1)[0];
-    const rejection = path === callbackPath ? rejections.method : rejections.notFound;
-    log.debug({ outcome: 'rejected', status: rejection.status, reason: rejection.reason }, 'oauth callback: request rejected');
-    if (rejection === rejections.method) void reply.header('allow', 'GET');
-    return sendRejection(reply, rejection);
+  // Every request counts against its client's limit, whatever its path or method: the limit is the
+  // first onRequest hook, ahead of the one below (both are added once the plugin has loaded).
+  // The counters live in an LRU of at most 10,000 clients. A refused request throws a 429 error
+  // (the error handler answers it); the plugin sets Retry-After.
+  void app.register(rateLimit, { global: false, cache: 10_000 });
+  app.after(() => {
+    app.addHook('onRequest', app.rateLimit({ max: limit.max, timeWindow: limit.windowMs }));
+    // Unknown paths and other methods are answered here, before any body would be parsed.
+    app.addHook('onRequest', async (request, reply) => {
+      if (!request.is404) return;
+      const path = request.url.split('?', 1)[0];
+      const rejection = path === callbackPath ? rejections.method : rejections.notFound;
+      log.debug({ outcome: 'rejected', status: rejection.status, reason: rejection.reason }, 'oauth callback: request rejected');
+      if (rejection === rejections.method) void reply.header('allow', 'GET');
+      return sendRejection(reply, rejection);
+    });
   });
   app.setNotFoundHandler(async (_request, reply) => sendRejection(reply, rejections.notFound));
 
   app.setErrorHandler(async (error, _request, reply) => {
     const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 500;
+    if (status === 429) {
+      log.debug({ outcome: 'rejected', status, reason: rejections.rateLimited.reason }, 'oauth callback: request rejected');
+      return sendRejection(reply, rejections.rateLimited);
+    }
     if (status >= 400 && status < 500) {
       log.debug({ outcome: 'rejected', status, reason: 'bad_request' }, 'oauth callback: request rejected');
       return reply.code(status).headers(pageHeaders).send(problemPage(STATUS_CODES[status] ?? 'Bad request', 'This request cannot be an OAuth callback.'));
@@ -208,7 +275,7 @@ export function buildCallbackApp({ handler, logger, maxQueryLength = defaultMaxQ
     const questionMark = request.url.indexOf('?');
     const read = readCallbackQuery(questionMark === -1 ? '' : request.url.slice(questionMark + 1), maxQueryLength);
     if (!read.ok) {
-      log.info({ outcome: 'rejected', status: read.rejection.status, reason: read.rejection.reason }, 'oauth callback: request rejected');
+      log.debug({ outcome: 'rejected', status: read.rejection.status, reason: read.rejection.reason }, 'oauth callback: request rejected');
       return sendRejection(reply, read.rejection);
     }
     const { query } = read;
@@ -231,7 +298,10 @@ export function buildCallbackApp({ handler, logger, maxQueryLength = defaultMaxQ
       log.info({ outcome: 'authorized', app: qualified(outcome.app) }, 'oauth callback: authorized');
       return reply.code(200).headers(pageHeaders).send(authorizedPage(outcome.app));
     }
-    log.warn(
+    // A 4xx is the request's fault (a forged, expired or used link; a refusal at the provider), and
+    // anyone can send those by the thousand: debug only. What a person must act on reaches the
+    // OAuthApp's conditions and Events. A 5xx (the provider did not take the code) is ours: warn.
+    log[outcome.status >= 500 ? 'warn' : 'debug'](
       {
         outcome: 'failed',
         status: outcome.status,

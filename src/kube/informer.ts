@@ -391,3 +391,21 @@ export class NamespacedInformers<T extends KubeObject> implements ObjectCache<T>
     await Promise.all([...this.byNamespace.values()].map((informer) => informer.stop()));
   }
 }
+
+/**
+ * A cache that keeps nothing: for a process that writes objects of a kind without watching them
+ * (the callback component's state Secrets: it reads each one live and may not list them).
+ */
+export function noCache<T extends KubeObject>(): ObjectCache<T> {
+  return {
+    get: () => undefined,
+    list: () => [],
+    on: () => undefined,
+    observeWrite: () => undefined,
+    observeDelete: () => undefined,
+    hasSynced: () => true,
+    synced: Promise.resolve(),
+    start: () => undefined,
+    stop: async () => undefined,
+  };
+}

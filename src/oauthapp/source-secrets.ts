@@ -1,6 +1,7 @@
 // The Secrets users name in clientSecretRef and refreshTokenRef. Only their metadata is watched
 // (most Secrets in a cluster are none of our business); a referenced one's data is read on
-// demand and kept only while its resourceVersion stays the same.
+// demand and kept only while its resourceVersion stays the same. Without a metadata cache (the
+// callback component, which may not list Secrets) every read is a live get, and nothing is kept.
 import type { KubeClient } from '../kube/client.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import { decodeData, objectKey, type KubeObject } from '../kube/objects.ts';
@@ -14,28 +15,28 @@ interface CachedData {
 
 export class SourceSecrets {
   private readonly kube: KubeClient;
-  private readonly metadata: ObjectCache<KubeObject>;
+  private readonly metadata: ObjectCache<KubeObject> | undefined;
   private readonly data = new Map<string, CachedData>();
 
-  constructor(kube: KubeClient, metadata: ObjectCache<KubeObject>) {
+  constructor(kube: KubeClient, metadata: ObjectCache<KubeObject> | undefined) {
     this.kube = kube;
     this.metadata = metadata;
-    metadata.on((event, object) => {
+    metadata?.on((event, object) => {
       if (event === 'deleted') this.data.delete(objectKey(object.metadata.namespace, object.metadata.name));
     });
   }
 
   async read(namespace: string, ref: { name: string; key: string }): Promise<SecretValue> {
     const source = `Secret ${namespace}/${ref.name}, key ${ref.key}`;
-    const meta = this.metadata.get(namespace, ref.name);
-    if (!meta) return { found: false, source, problem: `Secret ${namespace}/${ref.name} does not exist` };
+    const meta = this.metadata?.get(namespace, ref.name);
+    if (this.metadata && !meta) return { found: false, source, problem: `Secret ${namespace}/${ref.name} does not exist` };
     const cacheKey = objectKey(namespace, ref.name);
-    let cached = this.data.get(cacheKey);
-    if (!cached || cached.resourceVersion !== meta.metadata.resourceVersion) {
+    let cached = this.metadata ? this.data.get(cacheKey) : undefined;
+    if (!cached || cached.resourceVersion !== meta?.metadata.resourceVersion) {
       const secret = await this.kube.getSecret(namespace, ref.name);
       if (!secret) return { found: false, source, problem: `Secret ${namespace}/${ref.name} does not exist` };
       cached = { resourceVersion: secret.metadata.resourceVersion, data: decodeData(secret.data) };
-      this.data.set(cacheKey, cached);
+      if (this.metadata) this.data.set(cacheKey, cached);
     }
     // An own-property lookup: a key such as __proto__ or constructor must read as missing, not as
     // Object.prototype's member.

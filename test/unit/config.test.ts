@@ -26,6 +26,10 @@ describe('parseConfig', () => {
       leaderElect: true,
       metricsAddr: ':8080',
       callbackAddr: ':8081',
+      components: ['callback', 'controller'],
+      callbackRateLimit: { max: 60, windowMs: 60_000 },
+      callbackMaxConnections: 256,
+      callbackTrustedProxies: [],
       logLevel: 'info',
       workers: 8,
       providerConcurrency: 8,
@@ -42,6 +46,12 @@ describe('parseConfig', () => {
     ['operator-namespace', 'platform', { operatorNamespace: 'platform' }],
     ['metrics-addr', '127.0.0.1:9090', { metricsAddr: '127.0.0.1:9090' }],
     ['callback-addr', '[::1]:9443', { callbackAddr: '[::1]:9443' }],
+    ['components', 'callback', { components: ['callback'] }],
+    ['components', ' controller ,callback,controller', { components: ['controller', 'callback'] }],
+    ['callback-rate-limit', '10/s', { callbackRateLimit: { max: 10, windowMs: 1_000 } }],
+    ['callback-rate-limit', '600/h', { callbackRateLimit: { max: 600, windowMs: 3_600_000 } }],
+    ['callback-max-connections', '64', { callbackMaxConnections: 64 }],
+    ['callback-trusted-proxies', '10.0.0.0/8, fd00::/8,192.0.2.1', { callbackTrustedProxies: ['10.0.0.0/8', 'fd00::/8', '192.0.2.1'] }],
     ['log-level', 'debug', { logLevel: 'debug' }],
     ['workers', '16', { workers: 16 }],
     ['provider-concurrency', '2', { providerConcurrency: 2 }],
@@ -146,6 +156,18 @@ describe('parseConfig', () => {
     ['metrics-addr', 'http://0.0.0.0:8080'],
     ['callback-addr', ':port'],
     ['callback-addr', ':123456'],
+    ['components', 'webhook'],
+    ['components', 'callback,web'],
+    ['components', ' , '], // a list that trims to nothing would silently run nothing
+    ['callback-rate-limit', '60'],
+    ['callback-rate-limit', '0/min'],
+    ['callback-rate-limit', '60/day'],
+    ['callback-rate-limit', '-1/s'],
+    ['callback-max-connections', '0'],
+    ['callback-max-connections', '65537'],
+    ['callback-trusted-proxies', 'ingress.example.com'],
+    ['callback-trusted-proxies', '10.0.0.0/33'],
+    ['callback-trusted-proxies', '10.0.0.0/8/8'],
     ['log-level', 'verbose'],
     ['log-level', 'INFO'],
     ['workers', '0'],
@@ -200,5 +222,26 @@ describe('parseConfig', () => {
 
   it('ignores variables for flags it does not have', () => {
     expect(parse({ env: { OAUTHAPP_UNKNOWN: 'x' } }).ok).toBe(true);
+  });
+});
+
+describe('the callback flags', () => {
+  it("default to the callback server's own defaults", async () => {
+    const { defaultCallbackLimits } = await import('../../src/http/callback-server.ts');
+    const { callbackRateLimit, callbackMaxConnections } = config();
+    expect({ rateLimit: callbackRateLimit, maxConnections: callbackMaxConnections }).toEqual({
+      rateLimit: defaultCallbackLimits.rateLimit,
+      maxConnections: defaultCallbackLimits.maxConnections,
+    });
+  });
+
+  it.each(['deploy/base/deployment.yaml', 'deploy/overlays/split-callback/callback-deployment.yaml'])('are what %s passes, and its args parse', async (file) => {
+    const { readFile } = await import('node:fs/promises');
+    const { parse } = await import('yaml');
+    const deployment = parse(await readFile(new URL(`../../${file}`, import.meta.url), 'utf8')) as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+    const args = deployment.spec.template.spec.containers[0]?.args ?? [];
+    expect(args).toEqual(expect.arrayContaining(['--callback-rate-limit=60/min', '--callback-max-connections=256']));
+    const result = parseConfig({ argv: args, env: {}, podNamespace: undefined });
+    expect(result.ok ? 'ok' : result.error).toBe('ok');
   });
 });

@@ -246,7 +246,8 @@ describe('callback server: a failed authorization', () => {
     if (outcome.app === undefined) expect(response.body).not.toContain('OAuthApp:');
     else expect(response.body).toContain('OAuthApp: <code>crm/pipedrive</code>');
     expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0] ?? '')).toMatchObject({ level: 40, outcome: 'failed', status: outcome.status, reason: outcome.reason });
+    // A 4xx is the request's fault and anyone can send it: debug. A provider that failed: warn.
+    expect(JSON.parse(lines[0] ?? '')).toMatchObject({ level: outcome.status >= 500 ? 40 : 20, outcome: 'failed', status: outcome.status, reason: outcome.reason });
     expectNoCanary(response.body + lines.join(''));
   });
 
