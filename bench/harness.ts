@@ -149,6 +149,9 @@ export function operatorArgs(cluster: BenchCluster, namespaces: string[], operat
     '--log-level=warn',
     `--metrics-addr=127.0.0.1:${metricsPort}`,
     '--callback-addr=127.0.0.1:0',
+    // The sandbox provider listens on loopback and stands in for the pipedrive preset.
+    '--allow-loopback-providers',
+    '--allow-preset-overrides',
     ...extra,
   ];
 }

@@ -78,6 +78,8 @@ try {
     '--log-level=warn',
     '--metrics-addr=127.0.0.1:0',
     '--callback-addr=127.0.0.1:0',
+    '--allow-loopback-providers',
+    '--allow-preset-overrides',
   ]);
   const copier = spawn(process.execPath, [fileURLToPath(new URL('./baseline-copier.ts', import.meta.url)), cluster.controlPlane.adminKubeconfigPath, baselineNamespace], { stdio: ['ignore', 'ignore', 'inherit'] });
   try {

@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { parseCIDR } from './oauth/address-policy.ts';
 
 const hostPort = z
   .string()
@@ -45,6 +46,23 @@ const proxyAddress = z.string().refine((value) => {
   return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
 }, 'must be IP addresses or CIDR blocks, such as 10.0.0.0/8 or fd00::/8');
 
+const commaList = (value: string) => value.split(',').map((item) => item.trim()).filter(Boolean);
+
+// A host name, IPv4 address or bracketed IPv6 address, where `*` stands for any run of characters.
+const hostGlob = z
+  .string()
+  .regex(/^(?:[A-Za-z0-9*](?:[A-Za-z0-9*.-]*[A-Za-z0-9*])?|\[[0-9A-Fa-f:.*]+\])$/, 'must be host names or globs such as *.example.com, or * for any host')
+  .transform((glob) => glob.toLowerCase());
+
+const cidr = z.string().refine((value) => {
+  try {
+    parseCIDR(value);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be IP networks in CIDR notation, such as 10.0.0.0/8 or fd00::/8');
+
 const booleanFlag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1')]);
 
 /** Each flag: its schema, and its default when neither flag nor variable is set. */
@@ -77,6 +95,10 @@ const flags = {
   'token-request-timeout': { schema: positiveInt(300), type: 'string' },
   'shutdown-timeout': { schema: positiveInt(3600), type: 'string' },
   'default-token-lifetime': { schema: positiveInt(7 * 24 * 3600), type: 'string' },
+  'provider-hosts': { schema: z.string().transform(commaList).pipe(z.array(hostGlob).min(1, 'must name at least one host glob (* for any host)')), type: 'string' },
+  'allow-provider-networks': { schema: z.string().transform(commaList).pipe(z.array(cidr)), type: 'string' },
+  'allow-loopback-providers': { schema: booleanFlag, type: 'boolean' },
+  'allow-preset-overrides': { schema: booleanFlag, type: 'boolean' },
 } as const;
 
 type FlagName = keyof typeof flags;
@@ -110,6 +132,14 @@ export interface Config {
   shutdownTimeoutSeconds: number;
   /** The access-token lifetime assumed when a token response has no expires_in (RFC 6749 only recommends it). */
   defaultTokenLifetimeSeconds: number;
+  /** Host globs a custom provider or an overridden preset may use (`*`: any host). */
+  providerHosts: string[];
+  /** Private or link-local networks (CIDR) token requests may connect to. */
+  allowProviderNetworks: string[];
+  /** Token requests may connect to loopback addresses (development and tests only). */
+  allowLoopbackProviders: boolean;
+  /** spec.tokenURL / spec.authorizeURL may replace a preset's endpoints. */
+  allowPresetOverrides: boolean;
 }
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; error: string };
@@ -158,6 +188,10 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
     tokenRequestTimeoutSeconds: read('token-request-timeout'),
     shutdownTimeoutSeconds: read('shutdown-timeout'),
     defaultTokenLifetimeSeconds: read('default-token-lifetime'),
+    providerHosts: read('provider-hosts'),
+    allowProviderNetworks: read('allow-provider-networks'),
+    allowLoopbackProviders: read('allow-loopback-providers'),
+    allowPresetOverrides: read('allow-preset-overrides'),
   };
   for (const result of Object.values(results)) if (!result.ok) return result;
   const value = <T>(result: { ok: true; value: T | undefined } | { ok: false; error: string }) => (result.ok ? result.value : undefined);
@@ -184,6 +218,10 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
       shutdownTimeoutSeconds: value(results.shutdownTimeoutSeconds) ?? 25,
       // Pipedrive's access tokens live an hour.
       defaultTokenLifetimeSeconds: value(results.defaultTokenLifetimeSeconds) ?? 3600,
+      providerHosts: value(results.providerHosts) ?? ['*'],
+      allowProviderNetworks: value(results.allowProviderNetworks) ?? [],
+      allowLoopbackProviders: value(results.allowLoopbackProviders) ?? false,
+      allowPresetOverrides: value(results.allowPresetOverrides) ?? false,
     },
   };
 }

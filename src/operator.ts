@@ -21,6 +21,8 @@ import { createLeaderElector } from './kube/leader-election.ts';
 import type { Logger } from './log.ts';
 import { createStateSigner } from './oauth/state-token.ts';
 import { createTokenClient } from './oauth/token-client.ts';
+import { createAddressPolicy } from './oauth/address-policy.ts';
+import { createProviderPolicy } from './oauth/provider-policy.ts';
 import { Authorizations } from './oauthapp/authorization.ts';
 import { loadOrCreateSigningKey } from './oauthapp/signing-key.ts';
 import { createCaches, enqueueOnChanges } from './oauthapp/controller.ts';
@@ -111,8 +113,15 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const slots = new RefreshSlots(Math.random, now);
   const pickRefreshTime = (earliest: number, latest: number) => slots.pick(earliest, latest);
   const sources = new SourceSecrets(kube, runsController ? caches.sources : undefined);
-  const tokens = createTokenClient({ timeoutMs: requestTimeoutMs, defaultExpiresInSeconds: config.defaultTokenLifetimeSeconds });
+  // Where token requests may go: hosts checked on the spec, addresses on each connection.
+  const providerPolicy = createProviderPolicy({ hosts: config.providerHosts, allowPresetOverrides: config.allowPresetOverrides });
+  const tokens = createTokenClient({
+    timeoutMs: requestTimeoutMs,
+    defaultExpiresInSeconds: config.defaultTokenLifetimeSeconds,
+    addresses: createAddressPolicy({ allowNetworks: config.allowProviderNetworks, allowLoopback: config.allowLoopbackProviders }),
+  });
   const authorizations = new Authorizations({
+    providerPolicy,
     signer: createStateSigner({ key: await loadOrCreateSigningKey(kube, config.operatorNamespace), now }),
     apps: caches.apps,
     states,
@@ -131,6 +140,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     pickRefreshTime,
   });
   const reconciler = new Reconciler({
+    providerPolicy,
     apps: caches.apps,
     sources,
     states,

@@ -65,6 +65,9 @@ export async function runDemo({ exitAfterRefresh, print, interrupted }: DemoOpti
         `--callback-addr=127.0.0.1:${callbackPort}`,
         '--metrics-addr=127.0.0.1:0',
         '--log-level=warn',
+        // The sandbox listens on loopback and stands in for the pipedrive preset's endpoints.
+        '--allow-loopback-providers',
+        '--allow-preset-overrides',
       ],
       env: {},
       podNamespace: undefined,

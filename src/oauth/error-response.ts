@@ -103,11 +103,20 @@ export const fromErrorAnswer = (answer: ErrorAnswer, context: ErrorAnswerContext
   const description = says.description === undefined ? undefined : providerText(says.description, context.redact);
   const retryAfterMs =
     code === 'rate_limited' || code === 'server_error' ? parseRetryAfter(answer.retryAfter, context.now) : undefined;
-  // Only the status, the provider's code and its (redacted, capped) description: never the body.
+  // The message reaches status and Events: the status and a registered RFC 6749 code only, never
+  // text from the body. The provider's own words (redacted, capped) are the debug-log detail.
   const said = [providerError, description].filter((part) => part !== undefined && part !== '').join(': ');
+  const registered = says.code !== undefined && registeredCodes.has(says.code) ? ` ${says.code}` : '';
   const wait = retryAfterMs === undefined ? '' : `, retry after ${Math.ceil(retryAfterMs / 1000)}s`;
-  const message = `${summaries[code]} (HTTP ${answer.status}${said === '' ? '' : ` ${said}`}${wait})`;
-  return new TokenRequestError(message, { code, delivery: 'answered', status: answer.status, retryAfterMs, providerError });
+  const message = `${summaries[code]} (HTTP ${answer.status}${registered}${wait})`;
+  return new TokenRequestError(message, {
+    code,
+    delivery: 'answered',
+    status: answer.status,
+    retryAfterMs,
+    providerError,
+    ...(said === '' ? {} : { detail: said }),
+  });
 };
 
 /** A 2xx whose body is not a usable token response (but may still carry a new refresh token). */

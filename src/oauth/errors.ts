@@ -43,9 +43,17 @@ export interface TokenRequestErrorDetails {
   readonly providerError?: string | undefined;
   /** A refresh token found in a 2xx that was otherwise unusable (see TokenRequestError.refreshToken). */
   readonly refreshToken?: string | undefined;
+  /** What the provider or the connection said (see TokenRequestError.detail). */
+  readonly detail?: string | undefined;
   readonly cause?: TransportError | undefined;
 }
 
+/**
+ * `message` is coarse ("connection refused", "TLS verification failed", "HTTP 404"): it reaches
+ * status, Events and the callback page, which people without access to the provider read. It never
+ * carries a remote certificate's names, an address the host resolved to, or the answer's body;
+ * those are in `detail`, for debug logs only.
+ */
 export class TokenRequestError extends Error {
   override readonly name = 'TokenRequestError';
 
@@ -63,6 +71,15 @@ export class TokenRequestError extends Error {
     this.retryAfterMs = details.retryAfterMs;
     this.providerError = details.providerError;
     this.#refreshToken = details.refreshToken;
+    this.#detail = details.detail;
+  }
+
+  // Private, so a logger that serializes the error at a level above debug does not print it.
+  readonly #detail: string | undefined;
+
+  /** What the provider or the connection said, secrets removed: for debug logs, never status. */
+  get detail(): string | undefined {
+    return this.#detail ?? (this.cause instanceof Error ? this.cause.message : undefined);
   }
 
   // A private field: loggers and util.inspect (even with showHidden) never print it, and it is a secret.

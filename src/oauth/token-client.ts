@@ -3,6 +3,7 @@
 import got, { type ExtendOptions, type Got, type OptionsInit } from 'got';
 import http from 'node:http';
 import https from 'node:https';
+import { AddressNotAllowedError, guardedLookup, literalAddress, publicAddressesOnly, type AddressPolicy, type LookupFunction } from './address-policy.ts';
 import { fromErrorAnswer, malformedAnswer } from './error-response.ts';
 import { TokenRequestError } from './errors.ts';
 import { postForExchange } from './http-exchange.ts';
@@ -27,6 +28,14 @@ export interface TokenClientOptions {
   readonly maxResponseBytes?: number | undefined;
   /** The lifetime assumed for an access token whose answer has no expires_in. Default 3600 s. */
   readonly defaultExpiresInSeconds?: number | undefined;
+  /**
+   * Which addresses a request may connect to, checked on the resolved address at connect time.
+   * Default: public addresses only. Applies to the agents this client creates (not to a got
+   * instance passed in `got`) and to literal-IP URLs.
+   */
+  readonly addresses?: AddressPolicy | undefined;
+  /** Resolves host names (tests). Default dns.lookup. */
+  readonly lookup?: LookupFunction | undefined;
 }
 
 export interface RequestTokenOptions {
@@ -43,22 +52,26 @@ export const defaultTimeoutMs = 10_000;
 export const defaultMaxResponseBytes = 64 * 1024;
 export const defaultUserAgent = 'oauthapp-operator';
 
-const freshConnections = (): ExtendOptions => ({
-  agent: { http: new http.Agent({ keepAlive: false }), https: new https.Agent({ keepAlive: false }) },
+const freshConnections = (lookup: LookupFunction): ExtendOptions => ({
+  agent: { http: new http.Agent({ keepAlive: false, lookup }), https: new https.Agent({ keepAlive: false, lookup }) },
 });
 
-const instanceFrom = (option: TokenClientOptions['got']): Got => {
+const instanceFrom = (option: TokenClientOptions['got'], lookup: LookupFunction): Got => {
   if (typeof option === 'function') return option;
-  return got.extend(freshConnections(), option ?? {});
+  return got.extend(freshConnections(lookup), option ?? {});
 };
 
 export const createTokenClient = (options: TokenClientOptions = {}): TokenClient => {
-  const instance = instanceFrom(options.got);
+  const addresses = options.addresses ?? publicAddressesOnly;
+  const instance = instanceFrom(options.got, guardedLookup(addresses, options.lookup));
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
   const now = options.now ?? Date.now;
   const userAgent = options.userAgent ?? defaultUserAgent;
   const maxResponseBytes = options.maxResponseBytes ?? defaultMaxResponseBytes;
-  const responseOptions = { defaultExpiresInSeconds: options.defaultExpiresInSeconds ?? defaultExpiresInSeconds };
+  const responseOptions = {
+    defaultExpiresInSeconds: options.defaultExpiresInSeconds ?? defaultExpiresInSeconds,
+    allowLoopbackAPIDomain: addresses.allowsLoopback,
+  };
   if (!(timeoutMs > 0) || !(maxResponseBytes > 0)) throw new RangeError('timeoutMs and maxResponseBytes must be positive');
 
   const requestToken = async (request: TokenRequest, call: RequestTokenOptions = {}): Promise<TokenSet> => {
@@ -66,6 +79,13 @@ export const createTokenClient = (options: TokenClientOptions = {}): TokenClient
     // would have to read as `unknown`.
     if (call.signal?.aborted === true) {
       throw new TokenRequestError('token request aborted before it was sent', { code: 'aborted', delivery: 'not_sent' });
+    }
+    // A literal IP is connected to without a lookup, so the lookup hook never sees it.
+    const literal = literalAddress(request.tokenURL);
+    const verdict = literal === undefined ? undefined : addresses.check(literal);
+    if (literal !== undefined && verdict?.allowed === false) {
+      const refused = new AddressNotAllowedError(literal, [{ address: literal, category: verdict.category }]);
+      throw fromTransportError(refused, { status: undefined, secure: request.tokenURL.toLowerCase().startsWith('https:'), redact: (text) => text });
     }
     const encoded = encodeTokenRequest(request);
     const redact = redactor(encoded.secrets);

@@ -1,5 +1,6 @@
 // What a token endpoint answers (RFC 6749 §5.1 and §5.2), read with zod since it comes from outside.
 import { z } from 'zod';
+import { isSecureOrLoopbackURL } from '../api/fields.ts';
 
 /** A token response, normalized. */
 export interface TokenSet {
@@ -77,7 +78,17 @@ export type TokenResponseParse =
 export interface TokenResponseOptions {
   /** The lifetime of an access token whose answer has no expires_in. */
   readonly defaultExpiresInSeconds: number;
+  /**
+   * Whether an `http://` api_domain on a loopback host is kept (a local sandbox; the operator's
+   * --allow-loopback-providers). Otherwise only `https://` is: anything else is dropped, and the
+   * api_domain stored before stays.
+   */
+  readonly allowLoopbackAPIDomain?: boolean | undefined;
 }
+
+/** Whether a provider's api_domain may be handed to workloads (they send the access token there). */
+export const acceptableAPIDomain = (url: string, allowLoopback: boolean): boolean =>
+  url.toLowerCase().startsWith('https://') || (allowLoopback && isSecureOrLoopbackURL(url));
 
 /** Pipedrive's access tokens live an hour; a server that does not say is assumed to do the same. */
 export const defaultExpiresInSeconds = 3600;
@@ -113,7 +124,7 @@ export const parseTokenResponse = (text: string, options: TokenResponseOptions =
       refreshToken: body.refresh_token,
       expiresInSeconds: body.expires_in ?? options.defaultExpiresInSeconds,
       scope: body.scope,
-      apiDomain: body.api_domain,
+      apiDomain: body.api_domain !== undefined && acceptableAPIDomain(body.api_domain, options.allowLoopbackAPIDomain === true) ? body.api_domain : undefined,
     },
   };
 };

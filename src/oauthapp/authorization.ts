@@ -16,6 +16,7 @@ import { buildAuthorizeURL } from '../oauth/authorize-url.ts';
 import { codeChallengeS256 } from '../oauth/pkce.ts';
 import { isTokenRequestError } from '../oauth/errors.ts';
 import { resolveProvider } from '../oauth/providers.ts';
+import type { ProviderPolicy } from '../oauth/provider-policy.ts';
 import type { StateSigner } from '../oauth/state-token.ts';
 import type { TokenClient } from '../oauth/token-client.ts';
 import { parseDurationMs } from '../api/fields.ts';
@@ -40,6 +41,8 @@ export interface AuthorizationDependencies {
   states: StateStore;
   sources: SourceSecrets;
   tokens: TokenClient;
+  /** Which providers the admin allows; a code is never sent to one it refuses. Default: any. */
+  providerPolicy?: ProviderPolicy | undefined;
   /** The same per-provider cap on concurrent token requests as refreshes. */
   limit: <T>(providerKey: string, task: () => Promise<T>) => Promise<T>;
   kube: Pick<KubeClient, 'getOAuthApp' | 'deleteSecret'>;
@@ -106,6 +109,12 @@ export class Authorizations {
     if (!claimed.ok) return claimed.failure;
     const { app, identity, stored, clientSecret } = claimed;
     const provider = resolveProvider(app.spec);
+    // The spec may have changed since the URL was shown: the code and secret go nowhere not allowed.
+    const notAllowed = this.deps.providerPolicy?.refusal(app.spec);
+    if (notAllowed !== undefined) {
+      await this.recordFailure(app, identity, stored, 'ProviderNotAllowed', notAllowed);
+      return { ok: false, status: 403, reason: 'provider_not_allowed', message: `The operator may not send this app's code to its provider: ${notAllowed}. No code was exchanged.`, app: identity };
+    }
     const wrongIssuer = issuerProblem(provider.issuer, iss);
     if (wrongIssuer) return this.refuseIssuer(app, identity, stored, wrongIssuer);
     const round = stored.state.record.authorizationRound;

@@ -8,6 +8,7 @@ import type { ObjectCache } from '../kube/informer.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { objectKey, splitKey } from '../kube/objects.ts';
 import { resolveProvider } from '../oauth/providers.ts';
+import type { ProviderPolicy } from '../oauth/provider-policy.ts';
 import { parseDurationMs } from '../api/fields.ts';
 import type { Logger } from '../log.ts';
 import { finalizerName, rotateAnnotation } from './labels.ts';
@@ -37,6 +38,8 @@ export interface ReconcilerDependencies {
   kube: KubeClient;
   now: () => number;
   logger: Logger;
+  /** Which providers the admin allows (--provider-hosts, --allow-preset-overrides). Default: any. */
+  providerPolicy?: ProviderPolicy;
   /** Sees each app's readiness and token expiry (metrics). */
   observe?: (appKey: string, facts: { ready: boolean; accessTokenExpiresAt: number | undefined }) => void;
 }
@@ -85,6 +88,8 @@ export class Reconciler {
     const seeding = await this.plantSeed(identity, app, states.load(identity), leading);
     let stored = seeding.stored;
 
+    // Refused before anything is sent there, or shown as where to authorize.
+    const providerNotAllowed = this.deps.providerPolicy?.refusal(spec);
     const rotate = rotateRequestOf(app, stored.state);
     const decision = decideRefresh({
       now: now(),
@@ -104,7 +109,9 @@ export class Reconciler {
       await states.save(identity, recordStaleClaim(stored.state, now()), stored.resourceVersion);
       return { requeueAfterMs: 0, reason: 'resolved a stale refresh claim' };
     }
-    if (decision.action === 'refresh' && clientSecret.found) {
+    if (decision.action === 'refresh' && providerNotAllowed !== undefined) {
+      log.debug({ reason: decision.reason }, 'refresh not sent: the provider is not allowed');
+    } else if (decision.action === 'refresh' && clientSecret.found) {
       const outcome = await refresher.refresh({
         app: identity,
         stored,
@@ -118,7 +125,11 @@ export class Reconciler {
       });
       stored = outcome.stored;
       if (outcome.ok) log.info({ reason: decision.reason, nextRefreshAt: stored.state.record.refreshAt }, 'refreshed the access token');
-      else log.warn({ reason: decision.reason, error: outcome.error.code, delivery: outcome.error.delivery, message: outcome.error.message }, 'token refresh failed');
+      else {
+        log.warn({ reason: decision.reason, error: outcome.error.code, delivery: outcome.error.delivery, message: outcome.error.message }, 'token refresh failed');
+        // What the provider or the connection said (certificate names, addresses): debug only.
+        log.debug({ error: outcome.error.code, detail: outcome.error.detail }, 'token refresh failure detail');
+      }
     }
 
     let targetConflict: string | undefined;
@@ -132,7 +143,7 @@ export class Reconciler {
     // Acted on (recorded with its claim), or nothing to act on while blocked: either way, handled.
     const handled = rotate.value !== undefined && (stored.state.record.lastRotateRequest === rotate.value || (rotate.requested && decision.action === 'blocked'));
     const lastRotateRequest = handled ? rotate.value : app.status?.lastRotateRequest;
-    const authorization = needsAuthorization(stored.state) ? this.deps.authorizations.authorizationURL(app, stored.state) : undefined;
+    const authorization = needsAuthorization(stored.state) && providerNotAllowed === undefined ? this.deps.authorizations.authorizationURL(app, stored.state) : undefined;
     const status = deriveStatus({
       now: now(),
       state: stored.state,
@@ -142,6 +153,7 @@ export class Reconciler {
       ...(rotate.refused ? { rotateRequestRefused: rotate.refused } : {}),
       ...(seeding.seedAlreadyUsed ? { seedAlreadyUsed: true } : {}),
       ...(authorization ? { authorizationURL: authorization.url } : {}),
+      ...(providerNotAllowed !== undefined ? { providerNotAllowed } : {}),
     });
     leading();
     await this.deps.status.write(app, status, now());

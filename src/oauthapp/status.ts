@@ -23,6 +23,7 @@ export const reasons = {
   invalidRotateRequest: 'InvalidRotateRequest',
   seedAlreadyUsed: 'SeedAlreadyUsed',
   authorizationURLTooLong: 'AuthorizationURLTooLong',
+  providerNotAllowed: 'ProviderNotAllowed',
 } as const;
 
 /** The CRD's bounds on status fields (src/api/oauthapp.ts): a longer value could never be written. */
@@ -44,6 +45,8 @@ export interface StatusInput {
   rotateRequestRefused?: string;
   /** spec.refreshTokenRef holds a seed an earlier OAuthApp already used. */
   seedAlreadyUsed?: boolean;
+  /** Why the operator may not send requests to the spec's provider (--provider-hosts, --allow-preset-overrides). */
+  providerNotAllowed?: string;
 }
 
 export interface DerivedStatus {
@@ -64,7 +67,7 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
   const clientSecretValid = clientSecretCondition(input);
   const ready = readyCondition(input, authorized, clientSecretValid);
   const { tokens, record } = input.state;
-  const waitingForPerson = authorized.status === 'False' || clientSecretValid.status === 'False';
+  const waitingForPerson = authorized.status === 'False' || clientSecretValid.status === 'False' || input.providerNotAllowed !== undefined;
   const next = waitingForPerson ? undefined : nextRefresh(input.state);
   return {
     conditions: [ready, authorized, clientSecretValid],
@@ -84,7 +87,10 @@ function nextRefresh({ record }: AppState): string | undefined {
 
 const usableURL = (url: string | undefined): boolean => url !== undefined && url.length <= limits.authorizationURL;
 
-function authorizedCondition({ state, authorizationURL, seedAlreadyUsed }: StatusInput): ConditionInput {
+function authorizedCondition({ state, authorizationURL, seedAlreadyUsed, providerNotAllowed }: StatusInput): ConditionInput {
+  if (providerNotAllowed !== undefined && needsAuthorization(state)) {
+    return { type: 'Authorized', status: 'False', reason: reasons.providerNotAllowed, message: `no authorization URL: ${providerNotAllowed}` };
+  }
   if (needsAuthorization(state) && authorizationURL !== undefined && authorizationURL.length > limits.authorizationURL) {
     return {
       type: 'Authorized',
@@ -149,7 +155,8 @@ function clientSecretCondition({ state, clientSecret }: StatusInput): ConditionI
 }
 
 function readyCondition(input: StatusInput, authorized: ConditionInput, clientSecretValid: ConditionInput): ConditionInput {
-  const { state, now, targetConflict, rotateRequestRefused } = input;
+  const { state, now, targetConflict, rotateRequestRefused, providerNotAllowed } = input;
+  if (providerNotAllowed !== undefined) return { type: 'Ready', status: 'False', reason: reasons.providerNotAllowed, message: providerNotAllowed };
   if (targetConflict) return { type: 'Ready', status: 'False', reason: reasons.targetConflict, message: targetConflict };
   if (rotateRequestRefused) return { type: 'Ready', status: 'False', reason: reasons.invalidRotateRequest, message: rotateRequestRefused };
   const failure = state.record.failure;

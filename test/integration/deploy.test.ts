@@ -90,9 +90,9 @@ afterAll(async () => {
 });
 
 describe('kubectl apply -k deploy/', () => {
-  it('installs the CRD, the namespace, the ServiceAccount, its RBAC, the Deployment and the Service', async () => {
+  it('installs the CRD, the namespace, the ServiceAccount, its RBAC, the Deployment, the Service and the NetworkPolicies', async () => {
     expect(installed.map((object) => object.kind).sort()).toEqual(
-      ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'].sort(),
+      ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'NetworkPolicy', 'NetworkPolicy', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'].sort(),
     );
     // Every one of them is on the apiserver now.
     await kubectlOK(['get', '-f', '-'], { input: toYAML(installed) });
@@ -195,6 +195,60 @@ describe("the operator's pod", () => {
       { name: 'metrics', port: 8080, targetPort: 'metrics' },
       { name: 'callback', port: 8081, targetPort: 'callback' },
     ]);
+  });
+});
+
+describe("the operator's network", () => {
+  interface PolicyPort {
+    protocol: string;
+    port: number | string;
+  }
+  interface NetworkPolicy extends Manifest {
+    spec: {
+      podSelector: { matchLabels: Record<string, string> };
+      policyTypes: string[];
+      egress?: Array<{ to?: Array<Record<string, unknown>>; ports?: PolicyPort[] }>;
+      ingress?: Array<{ from?: Array<Record<string, unknown>>; ports?: PolicyPort[] }>;
+    };
+  }
+  let podLabels: Record<string, string>;
+  let args: string[];
+  const policy = async (name: string) => JSON.parse(await kubectlOK(['get', 'networkpolicy', name, '-n', operatorNamespace, '-o', 'json'])) as NetworkPolicy;
+  beforeAll(async () => {
+    const deployment = JSON.parse(await kubectlOK(['get', 'deployment', 'oauthapp-operator', '-n', operatorNamespace, '-o', 'json'])) as Deployment;
+    podLabels = deployment.spec.template.metadata.labels;
+    args = deployment.spec.template.spec.containers[0]?.args ?? [];
+  });
+
+  it('lets the pods reach only the cluster DNS, and TCP 443 and 6443 anywhere but link-local (cloud metadata)', async () => {
+    const egress = await policy('oauthapp-operator-egress');
+    expect(podLabels).toMatchObject(egress.spec.podSelector.matchLabels);
+    expect(egress.spec.policyTypes).toEqual(['Egress']);
+    expect(egress.spec.egress).toEqual([
+      {
+        to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }],
+        ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }],
+      },
+      {
+        to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['169.254.0.0/16'] } }, { ipBlock: { cidr: '::/0', except: ['fe80::/10'] } }],
+        ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }],
+      },
+    ]);
+  });
+
+  it('lets anyone reach the callback port, and the metrics port only from namespaces labelled oauthapp.dev/metrics-scraper=true', async () => {
+    const ingress = await policy('oauthapp-operator-ingress');
+    expect(podLabels).toMatchObject(ingress.spec.podSelector.matchLabels);
+    expect(ingress.spec.policyTypes).toEqual(['Ingress']);
+    expect(ingress.spec.ingress).toEqual([
+      { ports: [{ protocol: 'TCP', port: 'callback' }] },
+      { from: [{ namespaceSelector: { matchLabels: { 'oauthapp.dev/metrics-scraper': 'true' } } }], ports: [{ protocol: 'TCP', port: 'metrics' }] },
+    ]);
+  });
+
+  it('runs the operator with --provider-hosts and without loopback providers or preset overrides', () => {
+    expect(args).toContain('--provider-hosts=*');
+    expect(args.filter((arg) => /^--(no-)?allow-(loopback-providers|preset-overrides)/.test(arg))).toEqual([]);
   });
 });
 

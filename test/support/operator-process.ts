@@ -12,8 +12,14 @@ export interface OperatorProcess {
   kill(signal: NodeJS.Signals): Promise<number | NodeJS.Signals>;
 }
 
+/**
+ * Test providers are sandboxes on loopback that stand in for the pipedrive preset, so loopback
+ * providers and preset overrides are allowed through the environment (a flag, or `env`, wins).
+ */
+const testProviderEnv = { OAUTHAPP_ALLOW_LOOPBACK_PROVIDERS: 'true', OAUTHAPP_ALLOW_PRESET_OVERRIDES: 'true' };
+
 export function startOperatorProcess(args: string[], env: Record<string, string> = {}): OperatorProcess {
-  const child = spawn(process.execPath, [mainPath, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [mainPath, ...args], { env: { PATH: process.env.PATH ?? '', ...testProviderEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const chunks: string[] = [];
   child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk.toString('utf8')));
   child.stderr.on('data', (chunk: Buffer) => chunks.push(chunk.toString('utf8')));

@@ -20,6 +20,10 @@ export async function startTestOperator(overrides: { namespaces: string[]; opera
       '--log-level=debug',
       '--metrics-addr=127.0.0.1:0',
       '--callback-addr=127.0.0.1:0',
+      // The sandbox providers listen on loopback and stand in for the pipedrive preset; a test of
+      // the provider policy turns these off again (--no-allow-loopback-providers: the last flag wins).
+      '--allow-loopback-providers',
+      '--allow-preset-overrides',
       ...(overrides.argv ?? []),
     ],
     env: {},

@@ -46,6 +46,9 @@ export async function startPrivateCluster(name: string, [namespace, operatorName
       leaderElect ? '--leader-elect' : '--no-leader-elect',
       `--metrics-addr=${metricsAddr}`,
       '--callback-addr=127.0.0.1:0',
+      // Sandbox providers on loopback, standing in for the pipedrive preset.
+      '--allow-loopback-providers',
+      '--allow-preset-overrides',
       ...flags,
     ],
     async applySeededApp(appName, provider, tokenURL = provider.tokenURL) {

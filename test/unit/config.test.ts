@@ -36,6 +36,10 @@ describe('parseConfig', () => {
       tokenRequestTimeoutSeconds: 10,
       shutdownTimeoutSeconds: 25,
       defaultTokenLifetimeSeconds: 3600,
+      providerHosts: ['*'],
+      allowProviderNetworks: [],
+      allowLoopbackProviders: false,
+      allowPresetOverrides: false,
     });
   });
 
@@ -58,6 +62,8 @@ describe('parseConfig', () => {
     ['token-request-timeout', '30', { tokenRequestTimeoutSeconds: 30 }],
     ['shutdown-timeout', '50', { shutdownTimeoutSeconds: 50 }],
     ['default-token-lifetime', '600', { defaultTokenLifetimeSeconds: 600 }],
+    ['provider-hosts', '*.Example.com, login.acme.io,[fd00::1]', { providerHosts: ['*.example.com', 'login.acme.io', '[fd00::1]'] }],
+    ['allow-provider-networks', '10.20.0.0/16,fd00::/8', { allowProviderNetworks: ['10.20.0.0/16', 'fd00::/8'] }],
   ];
 
   it.each(settings)('reads --%s from its flag', (flag, raw, expected) => {
@@ -184,6 +190,11 @@ describe('parseConfig', () => {
     ['shutdown-timeout', '3601'],
     ['default-token-lifetime', '0'],
     ['default-token-lifetime', '1.5'],
+    ['provider-hosts', ','], // a list that trims to nothing would silently mean no host at all
+    ['provider-hosts', 'https://idp.example.com'],
+    ['provider-hosts', 'idp.example.com:443'],
+    ['allow-provider-networks', '10.0.0.0/33'],
+    ['allow-provider-networks', 'internal'],
   ];
 
   it.each(bad)('refuses --%s %j with an error naming the flag', (flag, raw) => {
@@ -202,6 +213,18 @@ describe('parseConfig', () => {
 
   it.each(['yes', 'on', 'TRUE'])('refuses OAUTHAPP_LEADER_ELECT=%s with an error naming --leader-elect', (raw) => {
     expect(error({ env: { OAUTHAPP_LEADER_ELECT: raw } })).toContain('--leader-elect');
+  });
+
+  describe('where token requests may go', () => {
+    it('allows loopback providers and preset overrides only when asked, by flag or variable', () => {
+      expect(config({ argv: ['--allow-loopback-providers', '--allow-preset-overrides'] })).toMatchObject({ allowLoopbackProviders: true, allowPresetOverrides: true });
+      expect(config({ env: { OAUTHAPP_ALLOW_LOOPBACK_PROVIDERS: 'true', OAUTHAPP_ALLOW_PRESET_OVERRIDES: '1' } })).toMatchObject({ allowLoopbackProviders: true, allowPresetOverrides: true });
+    });
+
+    it('lets a later --no- flag turn them off again (test harnesses add them first)', () => {
+      expect(config({ argv: ['--allow-loopback-providers', '--no-allow-loopback-providers'] })).toMatchObject({ allowLoopbackProviders: false });
+      expect(config({ argv: ['--no-allow-preset-overrides'], env: { OAUTHAPP_ALLOW_PRESET_OVERRIDES: 'true' } })).toMatchObject({ allowPresetOverrides: false });
+    });
   });
 
   it('says what a bad address should look like', () => {

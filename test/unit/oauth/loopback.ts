@@ -20,12 +20,13 @@ export interface Loopback {
   close(): Promise<void>;
 }
 
-const listen = async (server: net.Server): Promise<number> => {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+const listen = async (server: net.Server, host = '127.0.0.1'): Promise<number> => {
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   return (server.address() as AddressInfo).port;
 };
 
-export const startLoopback = async (initial: Handler): Promise<Loopback> => {
+/** `host`: another address of this machine to listen on (default 127.0.0.1). */
+export const startLoopback = async (initial: Handler, host = '127.0.0.1'): Promise<Loopback> => {
   let handler = initial;
   const requests: RecordedRequest[] = [];
   const server = http.createServer((incoming, response) => {
@@ -42,9 +43,9 @@ export const startLoopback = async (initial: Handler): Promise<Loopback> => {
       handler(request, response);
     });
   });
-  const port = await listen(server);
+  const port = await listen(server, host);
   return {
-    url: `http://127.0.0.1:${port}/oauth/token`,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/oauth/token`,
     requests,
     handle: (next) => {
       handler = next;

@@ -2,8 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { inspect } from 'node:util';
 import { TokenRequestError } from '../../../src/oauth/errors.ts';
 import { createTokenClient } from '../../../src/oauth/token-client.ts';
+import { createAddressPolicy } from '../../../src/oauth/address-policy.ts';
 import { basicCredentials, type TokenGrant, type TokenRequest } from '../../../src/oauth/token-request.ts';
 import { closedPort, json, startLoopback, type Handler, type Loopback } from './loopback.ts';
+
+// These specs talk to servers on loopback, which the operator refuses unless --allow-loopback-providers.
+const loopbackAllowed = createAddressPolicy({ allowLoopback: true });
 
 // Every canary contains CANARY and characters that encodings change, so that a leak in any
 // encoding shows up as "CANARY" (or as the base64 credentials, checked separately).
@@ -48,7 +52,7 @@ interface Scenario {
   readonly grant: TokenGrant;
   readonly clientAuthentication: TokenRequest['clientAuthentication'];
   readonly code: TokenRequestError['code'];
-  /** Whether the server's echo reaches the message, redacted (proves the check is not vacuous). */
+  /** Whether the server's echo reaches the debug-log detail, redacted (proves the check is not vacuous). */
   readonly redacts: boolean;
 }
 
@@ -88,6 +92,7 @@ const failure = async (promise: Promise<unknown>): Promise<TokenRequestError> =>
 const expectNoSecrets = (error: TokenRequestError) => {
   const texts = [
     error.message,
+    error.detail ?? '',
     error.cause instanceof Error ? error.cause.message : '',
     inspect(error, { depth: Infinity, showHidden: true }),
     JSON.stringify(error),
@@ -98,7 +103,7 @@ const expectNoSecrets = (error: TokenRequestError) => {
   }
 };
 
-const client = createTokenClient({ timeoutMs: 300 });
+const client = createTokenClient({ timeoutMs: 300, addresses: loopbackAllowed });
 
 describe('secret values never appear in errors', () => {
   it.each(scenarios)('not in $name ($code)', async (scenario) => {
@@ -106,7 +111,7 @@ describe('secret values never appear in errors', () => {
     const error = await failure(client.requestToken(request(scenario.grant, scenario.clientAuthentication)));
     expect(error.code).toBe(scenario.code);
     expectNoSecrets(error);
-    if (scenario.redacts) expect(error.message).toContain('[redacted]');
+    if (scenario.redacts) expect(error.detail).toContain('[redacted]');
   });
 
   it('not in a network error', async () => {

@@ -58,6 +58,21 @@ describe('parseTokenResponse', () => {
     expect(tokenSet({ ...valid, api_domain: 'javascript:alert(1)' })).toMatchObject({ accessToken: 'a', apiDomain: undefined });
   });
 
+  it('keeps an https:// api_domain', () => {
+    expect(tokenSet({ ...valid, api_domain: 'https://acme.pipedrive.com' }).apiDomain).toBe('https://acme.pipedrive.com');
+  });
+
+  it.each(['http://acme.pipedrive.com', 'http://127.0.0.1:8080', 'ftp://acme.example.com'])('drops the api_domain %s: workloads would send the access token there in clear', (apiDomain) => {
+    expect(tokenSet({ ...valid, api_domain: apiDomain })).toMatchObject({ accessToken: 'a', apiDomain: undefined });
+  });
+
+  it('keeps a loopback http:// api_domain only when loopback providers are allowed', () => {
+    const withLoopback = parseTokenResponse(JSON.stringify({ ...valid, api_domain: 'http://127.0.0.1:8080' }), { defaultExpiresInSeconds: 3600, allowLoopbackAPIDomain: true });
+    expect(withLoopback.success && withLoopback.tokenSet.apiDomain).toBe('http://127.0.0.1:8080');
+    const elsewhere = parseTokenResponse(JSON.stringify({ ...valid, api_domain: 'http://crm.example.com' }), { defaultExpiresInSeconds: 3600, allowLoopbackAPIDomain: true });
+    expect(elsewhere.success && elsewhere.tokenSet.apiDomain).toBeUndefined();
+  });
+
   it('drops a scope that is not a string instead of refusing the tokens', () => {
     expect(tokenSet({ ...valid, scope: ['base'] })).toMatchObject({ accessToken: 'a', scope: undefined });
   });

@@ -101,6 +101,12 @@ describe('the Ready condition', () => {
     expect(condition(healthy(), 'Ready', { targetConflict })).toEqual({ type: 'Ready', status: 'False', reason: 'TargetConflict', message: targetConflict });
     expect(condition({ record: {} }, 'Ready', { targetConflict, clientSecret: missing })).toMatchObject({ reason: 'TargetConflict' });
   });
+
+  it('is False with ProviderNotAllowed when the admin does not allow the provider, even with a valid token', () => {
+    const providerNotAllowed = 'the host "evil.example" of spec.tokenURL is not one this operator may send credentials to (--provider-hosts); ask its admin';
+    expect(condition(healthy(), 'Ready', { providerNotAllowed })).toEqual({ type: 'Ready', status: 'False', reason: 'ProviderNotAllowed', message: providerNotAllowed });
+    expect(condition({ record: {} }, 'Ready', { providerNotAllowed, authorizationURL: undefined })).toMatchObject({ status: 'False', reason: 'ProviderNotAllowed' });
+  });
 });
 
 describe('the Authorized condition', () => {
@@ -187,6 +193,13 @@ describe('the status fields', () => {
   it('carry the authorization URL while Authorized is False', () => {
     expect(derive({ record: {} }).fields.authorizationURL).toBe(authorizationURL);
     expect(derive(healthy({ ...deadMarker, failure: failure('invalid_grant') })).fields.authorizationURL).toBe(authorizationURL);
+  });
+
+  it('say why there is no authorization URL when the provider is not allowed, and no next refresh', () => {
+    const derived = derive({ record: {} }, { providerNotAllowed: 'not allowed here', authorizationURL: undefined });
+    expect(derived.conditions.find((c) => c.type === 'Authorized')).toMatchObject({ status: 'False', reason: 'ProviderNotAllowed' });
+    expect(derived.fields).not.toHaveProperty('authorizationURL');
+    expect(derive(healthy(), { providerNotAllowed: 'not allowed here' }).fields).not.toHaveProperty('nextRefreshTime');
   });
 
   it('carry no authorization URL while Authorized is True', () => {
