@@ -95,6 +95,7 @@ const flags = {
   'token-request-timeout': { schema: positiveInt(300), type: 'string' },
   'shutdown-timeout': { schema: positiveInt(3600), type: 'string' },
   'default-token-lifetime': { schema: positiveInt(7 * 24 * 3600), type: 'string' },
+  'min-refresh-interval': { schema: positiveInt(24 * 3600), type: 'string' },
   'provider-hosts': { schema: z.string().transform(commaList).pipe(z.array(hostGlob).min(1, 'must name at least one host glob (* for any host)')), type: 'string' },
   'allow-provider-networks': { schema: z.string().transform(commaList).pipe(z.array(cidr)), type: 'string' },
   'allow-loopback-providers': { schema: booleanFlag, type: 'boolean' },
@@ -132,6 +133,8 @@ export interface Config {
   shutdownTimeoutSeconds: number;
   /** The access-token lifetime assumed when a token response has no expires_in (RFC 6749 only recommends it). */
   defaultTokenLifetimeSeconds: number;
+  /** No app sends token requests more often than once per this many seconds (a floor against providers issuing tiny lifetimes). */
+  minRefreshIntervalSeconds: number;
   /** Host globs a custom provider or an overridden preset may use (`*`: any host). */
   providerHosts: string[];
   /** Private or link-local networks (CIDR) token requests may connect to. */
@@ -188,6 +191,7 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
     tokenRequestTimeoutSeconds: read('token-request-timeout'),
     shutdownTimeoutSeconds: read('shutdown-timeout'),
     defaultTokenLifetimeSeconds: read('default-token-lifetime'),
+    minRefreshIntervalSeconds: read('min-refresh-interval'),
     providerHosts: read('provider-hosts'),
     allowProviderNetworks: read('allow-provider-networks'),
     allowLoopbackProviders: read('allow-loopback-providers'),
@@ -218,6 +222,7 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
       shutdownTimeoutSeconds: value(results.shutdownTimeoutSeconds) ?? 25,
       // Pipedrive's access tokens live an hour.
       defaultTokenLifetimeSeconds: value(results.defaultTokenLifetimeSeconds) ?? 3600,
+      minRefreshIntervalSeconds: value(results.minRefreshIntervalSeconds) ?? 30,
       providerHosts: value(results.providerHosts) ?? ['*'],
       allowProviderNetworks: value(results.allowProviderNetworks) ?? [],
       allowLoopbackProviders: value(results.allowLoopbackProviders) ?? false,

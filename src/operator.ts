@@ -25,7 +25,7 @@ import { createAddressPolicy } from './oauth/address-policy.ts';
 import { createProviderPolicy } from './oauth/provider-policy.ts';
 import { Authorizations } from './oauthapp/authorization.ts';
 import { loadOrCreateSigningKey } from './oauthapp/signing-key.ts';
-import { createCaches, enqueueOnChanges } from './oauthapp/controller.ts';
+import { createCaches, enqueueOnChanges, type Caches } from './oauthapp/controller.ts';
 import { Reconciler } from './oauthapp/reconciler.ts';
 import { Refresher } from './oauthapp/refresher.ts';
 import { RefreshSlots } from './oauthapp/refresh-slots.ts';
@@ -46,6 +46,8 @@ export interface RunningOperator {
   readonly callbackURL: string;
   /** Resolves with 'lost' when this replica lost its leadership (the process should exit). */
   readonly ended: Promise<'lost'>;
+  /** What this process holds in memory (for tests and diagnostics: which objects, which fields). */
+  readonly caches: Caches;
   /** Finishes in-flight reconciles (and their writes), starts no new one, releases the Lease. */
   stop(): Promise<void>;
 }
@@ -154,6 +156,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       backoffMs: (attempt) => exponentialBackoff({ attempt, random: Math.random }),
       holder: identity,
       requestTimeoutMs,
+      minRefreshIntervalMs: config.minRefreshIntervalSeconds * 1000,
       onResult: metrics.recordTokenRefresh,
     }),
     targets: new TargetWriter(kube, caches.targets),
@@ -164,6 +167,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     kube,
     now,
     logger,
+    minRefreshIntervalMs: config.minRefreshIntervalSeconds * 1000,
     observe: (key, { ready, accessTokenExpiresAt }) => {
       const { namespace, name } = splitKey(key);
       metrics.setAppReady({ namespace, name }, ready);
@@ -254,6 +258,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     metricsURL: server.url,
     callbackURL: callbacks ? `${callbacks.url}/oauth/callback` : '',
     ended,
+    caches,
     async stop() {
       // The kubelet kills the pod terminationGracePeriodSeconds after SIGTERM, so every step
       // shares one budget; whatever has not finished by its deadline is abandoned, not waited for.
@@ -264,6 +269,8 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       queue.shutDown();
       if (!(await settledBefore(workers?.stopped, writesDeadline))) logger.error({ identity }, 'reconciles still running at the shutdown deadline: abandoned');
       await flushUnsaved(writesDeadline);
+      // Held-back Events are best effort: not worth the budget, and no timer may outlive us.
+      events.stop();
       const closed = settledBefore((async () => {
         await elector?.stop();
         await Promise.all([server.close(), callbacks?.close()]);

@@ -20,13 +20,26 @@ export const restartableKinds = ['Deployment', 'StatefulSet', 'DaemonSet'] as co
 /** Query parameters the operator sets itself on the authorize URL; spec.authorizeParams may not. */
 export const reservedAuthorizeParams = ['client_id', 'redirect_uri', 'state', 'response_type', 'scope', 'code_challenge', 'code_challenge_method'] as const;
 
+/**
+ * Bounds on what a spec may ask the operator to copy or send, so one OAuthApp cannot make it hold
+ * or write unbounded data: maxProperties in the CRD, the same check in zod.
+ */
+export const specLimits = { labels: 64, annotations: 32, annotationValue: 4096, authorizeParams: 32 } as const;
+
+const atMost = (max: number) => (map: Record<string, string>) => Object.keys(map).length <= max;
+
 const labelMap = z
   .record(z.string().min(1).max(317), z.string().max(63))
-  .describe('Labels copied onto the target Secret.');
+  .refine(atMost(specLimits.labels), `must have at most ${specLimits.labels} labels`)
+  .meta({ maxProperties: specLimits.labels })
+  .describe(`Labels copied onto the target Secret (at most ${specLimits.labels}).`);
 
+// 32 annotations of 4 KiB each stay well inside the apiserver's 256 KiB of annotations per object.
 const annotationMap = z
-  .record(z.string().min(1).max(317), z.string().max(65_536))
-  .describe('Annotations copied onto the target Secret.');
+  .record(z.string().min(1).max(317), z.string().max(specLimits.annotationValue))
+  .refine(atMost(specLimits.annotations), `must have at most ${specLimits.annotations} annotations`)
+  .meta({ maxProperties: specLimits.annotations })
+  .describe(`Annotations copied onto the target Secret (at most ${specLimits.annotations}, each value at most ${specLimits.annotationValue} characters).`);
 
 export const targetSpec = z
   .strictObject({
@@ -108,6 +121,8 @@ export const oauthAppSpec = z
       .describe('Scopes requested on authorize, sent space-separated. Pipedrive sets scopes in its portal.'),
     authorizeParams: z
       .record(z.string().min(1).max(128), z.string().max(1024))
+      .refine(atMost(specLimits.authorizeParams), `must have at most ${specLimits.authorizeParams} parameters`)
+      .meta({ maxProperties: specLimits.authorizeParams })
       .optional()
       .meta(celRules(authorizeParamsRule))
       .describe('Extra query parameters for the authorize URL, such as access_type: offline.'),

@@ -24,7 +24,12 @@ export interface EventInput {
   message: string;
   action: string;
   reportingInstance: string;
+  /** The same Event seen `count` (at least 2) times, the last at `lastObservedTime` (events.k8s.io/v1 series). */
+  series?: { count: number; lastObservedTime: Date };
 }
+
+/** MicroTime, as events.k8s.io/v1 wants it. */
+const microTime = (time: Date) => time.toISOString().replace(/Z$/, '000Z');
 
 export class KubeClient {
   private readonly http: KubeHTTP;
@@ -125,6 +130,7 @@ export class KubeClient {
     }
   }
 
+  /** `now`: when the Event (the first of its series) was observed. */
   async createEvent(namespace: string, event: EventInput, now: Date): Promise<void> {
     const name = `${event.regarding.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`;
     await this.http.json({
@@ -134,7 +140,8 @@ export class KubeClient {
         apiVersion: 'events.k8s.io/v1',
         kind: 'Event',
         metadata: { name, namespace },
-        eventTime: now.toISOString().replace(/Z$/, '000Z'),
+        eventTime: microTime(now),
+        ...(event.series ? { series: { count: event.series.count, lastObservedTime: microTime(event.series.lastObservedTime) } } : {}),
         regarding: event.regarding,
         type: event.type,
         reason: event.reason,

@@ -33,7 +33,7 @@ export interface ObjectCache<T extends KubeObject> {
   stop(): Promise<void>;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   /** For logs and metrics: "oauthapps", "source-secrets", … */
   name: string;
   http: Pick<KubeHTTP, 'json' | 'stream'>;
@@ -42,6 +42,11 @@ export interface InformerOptions {
   labelSelector?: string;
   /** Cache metadata only (PartialObjectMetadata): for objects whose data is none of our business. */
   metadataOnly?: boolean;
+  /**
+   * What of each object is kept (after managedFields are dropped), for list items, watch events and
+   * write-through alike: e.g. the data of Secrets that match the selector but are not ours.
+   */
+  keep?: (object: T) => T;
   logger: Logger;
   /** A watch with no event and no bookmark for this long is assumed stalled and restarted. */
   stallTimeoutMs?: number;
@@ -55,7 +60,7 @@ const metadataListAccept = 'application/json;as=PartialObjectMetadataList;g=meta
 const metadataWatchAccept = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 
 export class Informer<T extends KubeObject> implements ObjectCache<T> {
-  private readonly options: Required<Omit<InformerOptions, 'labelSelector' | 'onListed'>> & Pick<InformerOptions, 'labelSelector' | 'onListed'>;
+  private readonly options: Required<Omit<InformerOptions<T>, 'labelSelector' | 'onListed' | 'keep'>> & Pick<InformerOptions<T>, 'labelSelector' | 'onListed' | 'keep'>;
   private readonly store = new Map<string, T>();
   /**
    * uids of objects seen deleted since the last list, by key: a late response to a write made
@@ -71,7 +76,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   readonly synced: Promise<void> = new Promise((resolve) => (this.syncedResolve = resolve));
   private isSynced = false;
 
-  constructor(options: InformerOptions) {
+  constructor(options: InformerOptions<T>) {
     this.options = { stallTimeoutMs: 150_000, relistIntervalMs: 30 * 60_000, metadataOnly: false, pageSize: 500, ...options };
   }
 
@@ -148,7 +153,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
         signal: this.abort.signal,
       });
       // An empty PartialObjectMetadataList comes with "items": null.
-      for (const item of page.items ?? []) listed.set(objectKey(item.metadata.namespace, item.metadata.name), trimmed(item));
+      for (const item of page.items ?? []) listed.set(objectKey(item.metadata.namespace, item.metadata.name), this.kept(item));
       continueToken = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion ?? resourceVersion;
     } while (continueToken);
@@ -249,7 +254,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     const key = objectKey(object.metadata.namespace, object.metadata.name);
     const cached = this.store.get(key);
     if (cached ? !isNewer(object.metadata.resourceVersion, cached.metadata.resourceVersion) : this.seenDeleted(key, object)) return;
-    const written = trimmed(object);
+    const written = this.kept(object);
     this.store.set(key, written);
     this.deletedUids.delete(key);
     this.emit(cached ? 'updated' : 'added', written, cached);
@@ -275,10 +280,15 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
       return;
     }
     if (old && !isNewer(event.object.metadata.resourceVersion, old.metadata.resourceVersion)) return;
-    const object = trimmed(event.object);
+    const object = this.kept(event.object);
     this.store.set(key, object);
     this.deletedUids.delete(key);
     this.emit(old ? 'updated' : 'added', object, old);
+  }
+
+  private kept(object: T): T {
+    const { keep } = this.options;
+    return keep ? keep(trimmed(object)) : trimmed(object);
   }
 
   /** Whether `object` is a copy of one the cache has seen deleted (a write response arriving late). */

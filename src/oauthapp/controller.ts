@@ -6,11 +6,15 @@ import { Informer, NamespacedInformers, type ObjectCache } from '../kube/informe
 import { objectKey, type KubeObject, type Secret } from '../kube/objects.ts';
 import type { Logger } from '../log.ts';
 import { appAnnotation, roleLabel } from './state.ts';
-import { kind } from '../api/oauthapp.ts';
+import { managedByLabel, managedByValue } from './labels.ts';
+import { group, kind } from '../api/oauthapp.ts';
 
 export interface Caches {
   apps: ObjectCache<KubeObject>;
-  /** Secrets the operator writes for workloads (label-selected, full objects). */
+  /**
+   * Secrets the operator writes for workloads: label-selected, full objects only for those an
+   * OAuthApp controls (see ownTargetsOnly).
+   */
   targets: ObjectCache<Secret>;
   /** Every other Secret in the watched namespaces, metadata only: where client secrets live. */
   sources: ObjectCache<KubeObject>;
@@ -29,17 +33,34 @@ export interface CacheOptions {
 
 export function createCaches({ http, namespaces, operatorNamespace, logger, onListed }: CacheOptions): Caches {
   const common = { http, logger, ...(onListed ? { onListed } : {}) };
-  const watched = <T extends KubeObject>(name: string, path: (namespace?: string) => string, extra: { labelSelector?: string; metadataOnly?: boolean }): ObjectCache<T> =>
+  const watched = <T extends KubeObject>(name: string, path: (namespace?: string) => string, extra: { labelSelector?: string; metadataOnly?: boolean; keep?: (object: T) => T }): ObjectCache<T> =>
     namespaces.length === 0
       ? new Informer<T>({ ...common, name, path: path(), ...extra })
       : new NamespacedInformers<T>(namespaces, (namespace) => new Informer<T>({ ...common, name: `${name}/${namespace}`, path: path(namespace), ...extra }));
   const secrets = (namespace?: string) => (namespace ? secretPath(namespace) : '/api/v1/secrets');
   return {
     apps: watched('oauthapps', (namespace) => (namespace ? oauthAppsPath(namespace) : oauthAppsPath()), {}),
-    targets: watched('target-secrets', secrets, { labelSelector: `${roleLabel}=credentials` }),
+    targets: watched<Secret>('target-secrets', secrets, { labelSelector: targetSelector, keep: ownTargetsOnly }),
     sources: watched('source-secrets', secrets, { labelSelector: `!${roleLabel}`, metadataOnly: true }),
     states: new Informer<Secret>({ ...common, name: 'state-secrets', path: secretPath(operatorNamespace), labelSelector: `${roleLabel}=state` }),
   };
+}
+
+/** Both labels every target Secret carries (desired.ts): anyone may set one of them on a Secret of theirs. */
+export const targetSelector = `${roleLabel}=credentials,${managedByLabel}=${managedByValue}`;
+
+/**
+ * A Secret the selector matched is kept whole only when an OAuthApp controls it. One labelled so by
+ * someone else keeps its name, labels and owners (so an app whose target name it takes reports a
+ * conflict without a live read), never its data or annotations (where a client-side apply keeps a
+ * copy of the data): the operator does not hold other people's secrets, nor their size.
+ */
+export function ownTargetsOnly(secret: Secret): Secret {
+  const controlled = secret.metadata.ownerReferences?.some((owner) => owner.controller === true && owner.kind === kind && owner.apiVersion.split('/')[0] === group) ?? false;
+  if (controlled) return secret;
+  const { annotations: _annotations, ...metadata } = secret.metadata;
+  const { data: _data, stringData: _stringData, ...rest } = secret as Secret & { stringData?: unknown };
+  return { ...rest, metadata };
 }
 
 type SecretRef = { name?: unknown };

@@ -16,7 +16,7 @@ export type BlockedReason = 'client-secret-missing' | 'no-refresh-token' | 'refr
 
 export type RefreshDecision =
   | { action: 'refresh'; reason: RefreshReason }
-  | { action: 'wait'; until: number; reason: 'scheduled' | 'backoff' | 'retry-after' | 'claimed-elsewhere' }
+  | { action: 'wait'; until: number; reason: 'scheduled' | 'backoff' | 'retry-after' | 'claimed-elsewhere' | 'min-refresh-interval' }
   | { action: 'blocked'; reason: BlockedReason }
   /** A claim's holder never reported back: decide what its request means before anything else. */
   | { action: 'resolve-stale-claim'; claim: RefreshClaim }
@@ -35,9 +35,36 @@ export interface RefreshPolicyInput {
    * it (the claim's write may have committed although its answer was lost).
    */
   claimNeverSent?: (claim: RefreshClaim) => boolean;
+  /**
+   * --min-refresh-interval: no token request sooner than this after the last one answered, whatever
+   * asks for it (the schedule, a retry, a new client secret, a rotate request). Default 0.
+   */
+  minRefreshIntervalMs?: number;
 }
 
-export function decideRefresh({ now, state, clientSecretFingerprint, rotateRequested, claimNeverSent }: RefreshPolicyInput): RefreshDecision {
+/** When the last token request for this app was answered (success or failure), if known. */
+export function lastTokenRequestAt(record: Bookkeeping): number | undefined {
+  const times = [record.lastRefreshTime, record.failure?.at].filter((at): at is string => at !== undefined).map((at) => Date.parse(at)).filter(Number.isFinite);
+  return times.length === 0 ? undefined : Math.max(...times);
+}
+
+/** The earliest time --min-refresh-interval allows the next token request. */
+export function earliestNextRequest(record: Bookkeeping, minRefreshIntervalMs: number | undefined): number {
+  const last = lastTokenRequestAt(record);
+  return last === undefined || !minRefreshIntervalMs ? Number.NEGATIVE_INFINITY : last + minRefreshIntervalMs;
+}
+
+/**
+ * Whether the provider's access tokens live shorter than --min-refresh-interval: the operator then
+ * refreshes once per interval and does not chase them, so the token is expired part of the time.
+ */
+export function tokenLifetimeTooShort(state: AppState, minRefreshIntervalMs: number | undefined): { lifetimeMs: number } | undefined {
+  if (!minRefreshIntervalMs || !state.tokens || !state.record.issuedAt) return undefined;
+  const lifetimeMs = Date.parse(state.tokens.expiresAt) - Date.parse(state.record.issuedAt);
+  return Number.isFinite(lifetimeMs) && lifetimeMs < minRefreshIntervalMs ? { lifetimeMs } : undefined;
+}
+
+export function decideRefresh({ now, state, clientSecretFingerprint, rotateRequested, claimNeverSent, minRefreshIntervalMs }: RefreshPolicyInput): RefreshDecision {
   const { record } = state;
   if (clientSecretFingerprint === undefined) return { action: 'blocked', reason: 'client-secret-missing' };
   if (!state.refreshToken) return { action: 'blocked', reason: 'no-refresh-token' };
@@ -56,16 +83,20 @@ export function decideRefresh({ now, state, clientSecretFingerprint, rotateReque
   if ((failure?.kind === 'rate_limited' || failure?.providerAskedToWait) && failure.retryAt && Date.parse(failure.retryAt) > now) {
     return { action: 'wait', until: Date.parse(failure.retryAt), reason: 'retry-after' };
   }
-  if (rotateRequested) return { action: 'refresh', reason: 'rotate-request' };
+  // The floor on refresh frequency holds for every reason, a person's rotate request included: it
+  // is deferred to the end of the interval, not dropped.
+  const notBefore = earliestNextRequest(record, minRefreshIntervalMs);
+  const refresh = (reason: RefreshReason): RefreshDecision => (notBefore > now ? { action: 'wait', until: notBefore, reason: 'min-refresh-interval' } : { action: 'refresh', reason });
+  if (rotateRequested) return refresh('rotate-request');
   // invalid_client backs off like any failure: when ops update the Secret before the provider's
   // portal, a later retry succeeds once the portal catches up; a new secret retries at once.
   if (failure?.retryAt && Date.parse(failure.retryAt) > now) {
-    return secretChanged ? { action: 'refresh', reason: 'client-secret-changed' } : { action: 'wait', until: Date.parse(failure.retryAt), reason: 'backoff' };
+    return secretChanged ? refresh('client-secret-changed') : { action: 'wait', until: Date.parse(failure.retryAt), reason: 'backoff' };
   }
-  if (failure) return { action: 'refresh', reason: 'retry' };
-  if (!state.tokens) return { action: 'refresh', reason: 'initial' };
+  if (failure) return refresh('retry');
+  if (!state.tokens) return refresh('initial');
   const refreshAt = record.refreshAt ? Date.parse(record.refreshAt) : now;
-  return refreshAt <= now ? { action: 'refresh', reason: 'due' } : { action: 'wait', until: refreshAt, reason: 'scheduled' };
+  return refreshAt <= now ? refresh('due') : { action: 'wait', until: refreshAt, reason: 'scheduled' };
 }
 
 /**
@@ -104,6 +135,8 @@ export interface FailureInput {
   backoffMs: (attempt: number) => number;
   /** A refresh token an otherwise unusable 2xx carried: it replaces the sent one. */
   rotatedRefreshToken?: string | undefined;
+  /** --min-refresh-interval: the retry is never sooner. */
+  minRefreshIntervalMs?: number | undefined;
 }
 
 const retryAfterDefaultMs = 60_000;
@@ -128,7 +161,7 @@ export function recordFailure(input: FailureInput): AppState {
   }
   // Retry-After (429, and 503 from a provider that keeps its tokens) is the provider's word.
   const askedToWait = input.retryAfterMs !== undefined;
-  const delay = input.retryAfterMs ?? (kind === 'rate_limited' ? retryAfterDefaultMs : cappedByExpiry(input.backoffMs(attempts), now, state));
+  const delay = Math.max(input.minRefreshIntervalMs ?? 0, input.retryAfterMs ?? (kind === 'rate_limited' ? retryAfterDefaultMs : cappedByExpiry(input.backoffMs(attempts), now, state)));
   return {
     ...state,
     ...(input.rotatedRefreshToken ? { refreshToken: input.rotatedRefreshToken } : {}),
@@ -215,10 +248,12 @@ export interface SuccessInput {
   random: () => number;
   /** Chooses the refresh time inside the jitter window (see refresh-slots.ts); default random. */
   pickRefreshTime?: (earliest: number, latest: number) => number;
+  /** --min-refresh-interval: the next refresh is never sooner, however short the token lives. */
+  minRefreshIntervalMs?: number | undefined;
 }
 
 /** The state after a successful token request: the newest tokens and the next refresh time. */
-export function recordSuccess({ now, state, sentRefreshToken, response, renewBeforeMs, clientSecretFingerprint, random, pickRefreshTime }: SuccessInput): AppState {
+export function recordSuccess({ now, state, sentRefreshToken, response, renewBeforeMs, clientSecretFingerprint, random, pickRefreshTime, minRefreshIntervalMs }: SuccessInput): AppState {
   const expiresAt = now + response.expiresInSeconds * 1000;
   const { claim: _claim, failure: _failure, deadRefreshTokenFingerprint: _dead, ...record } = state.record;
   // A code exchange that brings no refresh token keeps the stored one only if it is still usable:
@@ -242,7 +277,10 @@ export function recordSuccess({ now, state, sentRefreshToken, response, renewBef
       issuedAt: new Date(now).toISOString(),
       lastRefreshTime: new Date(now).toISOString(),
       refreshAt: new Date(
-        refreshTime({ issuedAt: now, expiresAt, ...(renewBeforeMs !== undefined ? { renewBeforeMs } : {}), random, ...(pickRefreshTime ? { pick: pickRefreshTime } : {}) }),
+        Math.max(
+          now + (minRefreshIntervalMs ?? 0),
+          refreshTime({ issuedAt: now, expiresAt, ...(renewBeforeMs !== undefined ? { renewBeforeMs } : {}), random, ...(pickRefreshTime ? { pick: pickRefreshTime } : {}) }),
+        ),
       ).toISOString(),
       verifiedClientSecretFingerprint: clientSecretFingerprint,
       ...(rotates !== undefined ? { rotatesRefreshTokens: rotates } : {}),

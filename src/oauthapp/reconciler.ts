@@ -40,6 +40,8 @@ export interface ReconcilerDependencies {
   logger: Logger;
   /** Which providers the admin allows (--provider-hosts, --allow-preset-overrides). Default: any. */
   providerPolicy?: ProviderPolicy;
+  /** --min-refresh-interval in ms: no app sends token requests more often. Default: no floor. */
+  minRefreshIntervalMs?: number;
   /** Sees each app's readiness and token expiry (metrics). */
   observe?: (appKey: string, facts: { ready: boolean; accessTokenExpiresAt: number | undefined }) => void;
 }
@@ -97,6 +99,7 @@ export class Reconciler {
       clientSecretFingerprint: clientSecret.found ? fingerprint(clientSecret.value) : undefined,
       rotateRequested: rotate.requested,
       claimNeverSent: (claim) => refresher.claimNeverSent(identity, claim),
+      ...(this.deps.minRefreshIntervalMs !== undefined ? { minRefreshIntervalMs: this.deps.minRefreshIntervalMs } : {}),
     });
 
     if (decision.action === 'release-claim') {
@@ -152,6 +155,8 @@ export class Reconciler {
       ...(lastRotateRequest !== undefined ? { lastRotateRequest } : {}),
       ...(rotate.refused ? { rotateRequestRefused: rotate.refused } : {}),
       ...(seeding.seedAlreadyUsed ? { seedAlreadyUsed: true } : {}),
+      ...(seeding.seedProblem ? { refreshTokenSourceProblem: seeding.seedProblem } : {}),
+      ...(this.deps.minRefreshIntervalMs !== undefined ? { minRefreshIntervalMs: this.deps.minRefreshIntervalMs } : {}),
       ...(authorization ? { authorizationURL: authorization.url } : {}),
       ...(providerNotAllowed !== undefined ? { providerNotAllowed } : {}),
     });
@@ -168,10 +173,17 @@ export class Reconciler {
    * spec.refreshTokenRef seeds the app when the operator has no usable refresh token of its own,
    * unless an earlier OAuthApp already used that seed (sending it again would be a replay).
    */
-  private async plantSeed(identity: AppIdentity, app: OAuthApp, stored: StoredState, leading: () => void): Promise<{ stored: StoredState; seedAlreadyUsed?: boolean }> {
+  private async plantSeed(
+    identity: AppIdentity,
+    app: OAuthApp,
+    stored: StoredState,
+    leading: () => void,
+  ): Promise<{ stored: StoredState; seedAlreadyUsed?: boolean; seedProblem?: { reason: string; message: string } }> {
     const ref = app.spec.refreshTokenRef;
     if (!ref) return { stored };
     const seed: SecretValue = await this.deps.sources.read(identity.namespace, ref);
+    // A missing seed is the usual "authorize instead"; one refused for its size is worth saying.
+    if (!seed.found && seed.reason !== undefined) return { stored, seedProblem: { reason: seed.reason, message: seed.problem } };
     const seeded = seedRefreshToken(stored.state, seed.found ? seed.value : undefined);
     if (seeded === stored.state || !seeded.record.seedFingerprint) return { stored };
     if (await this.deps.seeds.usedByAnother(seeded.record.seedFingerprint, identity.uid)) return { stored, seedAlreadyUsed: true };

@@ -32,6 +32,8 @@ export interface RefresherDependencies {
   /** This process: pod name plus a per-start id, so a restarted operator never trusts its old claims. */
   holder: string;
   requestTimeoutMs: number;
+  /** --min-refresh-interval: stored refresh and retry times are never sooner after an answer. */
+  minRefreshIntervalMs?: number;
   onResult?: (result: 'success' | TokenRequestError['code'], seconds: number) => void;
 }
 
@@ -81,7 +83,7 @@ export class Refresher {
   }
 
   private async claimAndSend({ app, stored, provider, clientId, clientSecret, renewBeforeMs, rotateRequest, leadership }: RefreshRequest): Promise<RefreshOutcome> {
-    const { store, tokens, now, random, pickRefreshTime } = this.deps;
+    const { store, tokens, now, random, pickRefreshTime, minRefreshIntervalMs } = this.deps;
     const refreshToken = stored.state.refreshToken;
     if (!refreshToken) throw new Error('refresh requested without a refresh token');
     if (leadership?.aborted) throw new NotLeadingError();
@@ -115,7 +117,7 @@ export class Refresher {
     const success = (state: AppState) =>
       holdsClaim(state, claim)
         ? recordRotateRequest(
-            recordSuccess({ now: answeredAt, state, sentRefreshToken: refreshToken, response, renewBeforeMs, clientSecretFingerprint, random, ...(pickRefreshTime ? { pickRefreshTime } : {}) }),
+            recordSuccess({ now: answeredAt, state, sentRefreshToken: refreshToken, response, renewBeforeMs, clientSecretFingerprint, random, ...(pickRefreshTime ? { pickRefreshTime } : {}), minRefreshIntervalMs }),
             rotateRequest,
           )
         : undefined;
@@ -152,6 +154,7 @@ export class Refresher {
             clientSecretFingerprint,
             backoffMs: this.deps.backoffMs,
             rotatedRefreshToken: error.refreshToken,
+            minRefreshIntervalMs: this.deps.minRefreshIntervalMs,
           }), rotateRequest)
         : undefined;
     return { ok: false, stored: await store.saveAnswer(app, base, failed, heldRefreshAnswerMs), error };

@@ -6,7 +6,15 @@ import type { KubeClient } from '../kube/client.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import { decodeData, objectKey, type KubeObject } from '../kube/objects.ts';
 
-export type SecretValue = { found: true; value: string; source: string } | { found: false; source: string; problem: string };
+export type SecretValue = { found: true; value: string; source: string } | { found: false; source: string; problem: string; reason?: string };
+
+/**
+ * The largest value the operator takes from a referenced Secret key (64 KiB): a client secret or
+ * refresh token is a few hundred bytes; a larger value is a mistake or an attack on memory, copied
+ * into the target Secret and every token request otherwise.
+ */
+export const maxSecretValueBytes = 64 * 1024;
+export const secretValueTooLarge = 'SecretValueTooLarge';
 
 interface CachedData {
   resourceVersion: string | undefined;
@@ -43,6 +51,11 @@ export class SourceSecrets {
     const value = Object.hasOwn(cached.data, ref.key) ? cached.data[ref.key] : undefined;
     if (value === undefined || value.trim() === '') {
       return { found: false, source, problem: `Secret ${namespace}/${ref.name} has no value under key ${ref.key}` };
+    }
+    // Never copied: the message names the Secret, the key and the size, not the value.
+    const bytes = Buffer.byteLength(value, 'utf8');
+    if (bytes > maxSecretValueBytes) {
+      return { found: false, source, reason: secretValueTooLarge, problem: `Secret ${namespace}/${ref.name}, key ${ref.key}, holds ${bytes} bytes; at most ${maxSecretValueBytes} are used` };
     }
     // Files made with `echo … > file` end in a newline that is not part of the secret.
     return { found: true, value: value.replace(/[\r\n]+$/, ''), source };

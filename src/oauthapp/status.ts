@@ -3,7 +3,7 @@
 import type { ConditionInput } from '../api/conditions.ts';
 import type { OAuthAppStatus } from '../api/oauthapp.ts';
 import { rfc3339 } from './desired.ts';
-import { needsAuthorization } from './policies.ts';
+import { needsAuthorization, tokenLifetimeTooShort } from './policies.ts';
 import { fingerprint, type AppState } from './state.ts';
 
 export const reasons = {
@@ -24,6 +24,8 @@ export const reasons = {
   seedAlreadyUsed: 'SeedAlreadyUsed',
   authorizationURLTooLong: 'AuthorizationURLTooLong',
   providerNotAllowed: 'ProviderNotAllowed',
+  tokenLifetimeTooShort: 'TokenLifetimeTooShort',
+  secretValueTooLarge: 'SecretValueTooLarge',
 } as const;
 
 /** The CRD's bounds on status fields (src/api/oauthapp.ts): a longer value could never be written. */
@@ -31,7 +33,7 @@ export const limits = { rotateRequest: 256, authorizationURL: 8192 } as const;
 
 export type ClientSecretLookup =
   | { found: true; value: string; source: string }
-  | { found: false; source: string; problem: string };
+  | { found: false; source: string; problem: string; reason?: string };
 
 export interface StatusInput {
   now: number;
@@ -47,6 +49,10 @@ export interface StatusInput {
   seedAlreadyUsed?: boolean;
   /** Why the operator may not send requests to the spec's provider (--provider-hosts, --allow-preset-overrides). */
   providerNotAllowed?: string;
+  /** --min-refresh-interval, to report tokens that live shorter than it. */
+  minRefreshIntervalMs?: number;
+  /** Why spec.refreshTokenRef's value was not used (e.g. too large); shown while no refresh token is held. */
+  refreshTokenSourceProblem?: { reason: string; message: string };
 }
 
 export interface DerivedStatus {
@@ -87,7 +93,7 @@ function nextRefresh({ record }: AppState): string | undefined {
 
 const usableURL = (url: string | undefined): boolean => url !== undefined && url.length <= limits.authorizationURL;
 
-function authorizedCondition({ state, authorizationURL, seedAlreadyUsed, providerNotAllowed }: StatusInput): ConditionInput {
+function authorizedCondition({ state, authorizationURL, seedAlreadyUsed, providerNotAllowed, refreshTokenSourceProblem }: StatusInput): ConditionInput {
   if (providerNotAllowed !== undefined && needsAuthorization(state)) {
     return { type: 'Authorized', status: 'False', reason: reasons.providerNotAllowed, message: `no authorization URL: ${providerNotAllowed}` };
   }
@@ -100,6 +106,9 @@ function authorizedCondition({ state, authorizationURL, seedAlreadyUsed, provide
     };
   }
   const where = authorizationURL ? ' at status.authorizationURL' : '';
+  if (refreshTokenSourceProblem && needsAuthorization(state)) {
+    return { type: 'Authorized', status: 'False', reason: refreshTokenSourceProblem.reason, message: `${refreshTokenSourceProblem.message}; fix it or authorize${where}` };
+  }
   if (seedAlreadyUsed && !state.refreshToken) {
     return {
       type: 'Authorized',
@@ -131,7 +140,7 @@ function authorizedCondition({ state, authorizationURL, seedAlreadyUsed, provide
 
 function clientSecretCondition({ state, clientSecret }: StatusInput): ConditionInput {
   if (!clientSecret.found) {
-    return { type: 'ClientSecretValid', status: 'False', reason: reasons.secretNotFound, message: clientSecret.problem };
+    return { type: 'ClientSecretValid', status: 'False', reason: clientSecret.reason ?? reasons.secretNotFound, message: clientSecret.problem };
   }
   const current = fingerprint(clientSecret.value);
   const failure = state.record.failure;
@@ -171,6 +180,18 @@ function readyCondition(input: StatusInput, authorized: ConditionInput, clientSe
       : { type: 'Ready', status: 'False', reason: reasons.pending, message: `waiting for the first access token${lastFailure}` };
   }
   const expiresAt = rfc3339(state.tokens.expiresAt);
+  // Not chased: one refresh per interval, and one steady reason whether the token is valid or
+  // expired at the moment (a condition flipping with every cycle would be an Event each time).
+  const tooShort = blocker ? undefined : tokenLifetimeTooShort(state, input.minRefreshIntervalMs);
+  if (tooShort && input.minRefreshIntervalMs) {
+    const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: reasons.tokenLifetimeTooShort,
+      message: `the provider's access tokens live ${seconds(tooShort.lifetimeMs)}, less than --min-refresh-interval (${seconds(input.minRefreshIntervalMs)}): the operator refreshes at most once per interval and does not chase them, so the access token is expired part of the time: lengthen the provider's token lifetime or lower --min-refresh-interval${lastFailure}`,
+    };
+  }
   if (Date.parse(state.tokens.expiresAt) <= now) {
     return { type: 'Ready', status: 'False', reason: reasons.tokenExpired, message: `the access token expired at ${expiresAt}${blockedBy || lastFailure}` };
   }

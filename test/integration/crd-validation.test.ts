@@ -67,7 +67,19 @@ const invalidCases: InvalidCase[] = [
     field: 'spec.rolloutRestartTargets[1]',
   },
   { title: 'refreshTokenRef without a name', change: (s) => (s.refreshTokenRef = { key: 'refresh_token' }), field: 'spec.refreshTokenRef.name' },
+  // Size limits: one OAuthApp must not make the operator copy, send or hold unbounded data.
+  { title: 'more than 64 target labels', change: (s) => (s.target = { labels: manyEntries(65, 'v') }), field: 'spec.target.labels' },
+  { title: 'more than 32 target annotations', change: (s) => (s.target = { annotations: manyEntries(33, 'v') }), field: 'spec.target.annotations' },
+  { title: 'a target annotation longer than 4096 characters', change: (s) => (s.target = { annotations: { note: 'x'.repeat(4097) } }), field: 'spec.target.annotations.note' },
+  { title: 'more than 32 authorizeParams', base: customExample, change: (s) => (s.authorizeParams = manyEntries(33, 'v')), field: 'spec.authorizeParams' },
+  { title: 'an authorizeParams value longer than 1024 characters', base: customExample, change: (s) => (s.authorizeParams = { prompt: 'x'.repeat(1025) }), field: 'spec.authorizeParams.prompt' },
+  { title: 'more than 64 scopes', change: (s) => (s.scopes = Array.from({ length: 65 }, (_, index) => `scope-${index}`)), field: 'spec.scopes' },
+  { title: 'a scope longer than 256 characters', change: (s) => (s.scopes = ['x'.repeat(257)]), field: 'spec.scopes[0]' },
 ];
+
+function manyEntries(count: number, value: string): Record<string, string> {
+  return Object.fromEntries(Array.from({ length: count }, (_, index) => [`key-${index}`, value]));
+}
 
 let namespace: string;
 

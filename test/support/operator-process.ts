@@ -14,9 +14,15 @@ export interface OperatorProcess {
 
 /**
  * Test providers are sandboxes on loopback that stand in for the pipedrive preset, so loopback
- * providers and preset overrides are allowed through the environment (a flag, or `env`, wins).
+ * providers and preset overrides are allowed through the environment (a flag, or `env`, wins);
+ * their short-lived tokens need a low --min-refresh-interval.
  */
-const testProviderEnv = { OAUTHAPP_ALLOW_LOOPBACK_PROVIDERS: 'true', OAUTHAPP_ALLOW_PRESET_OVERRIDES: 'true' };
+const testProviderEnv = {
+  OAUTHAPP_ALLOW_LOOPBACK_PROVIDERS: 'true',
+  OAUTHAPP_ALLOW_PRESET_OVERRIDES: 'true',
+  // Test tokens live a few seconds; the default floor on refresh frequency (30 s) would outlast them.
+  OAUTHAPP_MIN_REFRESH_INTERVAL: '1',
+};
 
 export function startOperatorProcess(args: string[], env: Record<string, string> = {}): OperatorProcess {
   const child = spawn(process.execPath, [mainPath, ...args], { env: { PATH: process.env.PATH ?? '', ...testProviderEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

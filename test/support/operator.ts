@@ -24,6 +24,9 @@ export async function startTestOperator(overrides: { namespaces: string[]; opera
       // the provider policy turns these off again (--no-allow-loopback-providers: the last flag wins).
       '--allow-loopback-providers',
       '--allow-preset-overrides',
+      // Tests use tokens of a few seconds; the default floor (30 s) would leave them expired. A
+      // test of the floor sets its own (the last flag wins).
+      '--min-refresh-interval=1',
       ...(overrides.argv ?? []),
     ],
     env: {},
