@@ -95,6 +95,7 @@ const flags = {
   'token-request-timeout': { schema: positiveInt(300), type: 'string' },
   'shutdown-timeout': { schema: positiveInt(3600), type: 'string' },
   'default-token-lifetime': { schema: positiveInt(7 * 24 * 3600), type: 'string' },
+  'orphan-sweep-interval': { schema: positiveInt(24 * 3600), type: 'string' },
   'min-refresh-interval': { schema: positiveInt(24 * 3600), type: 'string' },
   'provider-hosts': { schema: z.string().transform(commaList).pipe(z.array(hostGlob).min(1, 'must name at least one host glob (* for any host)')), type: 'string' },
   'allow-provider-networks': { schema: z.string().transform(commaList).pipe(z.array(cidr)), type: 'string' },
@@ -133,6 +134,8 @@ export interface Config {
   shutdownTimeoutSeconds: number;
   /** The access-token lifetime assumed when a token response has no expires_in (RFC 6749 only recommends it). */
   defaultTokenLifetimeSeconds: number;
+  /** How often the leader looks for state Secrets whose OAuthApp is gone (finalizer bypassed). */
+  orphanSweepIntervalSeconds: number;
   /** No app sends token requests more often than once per this many seconds (a floor against providers issuing tiny lifetimes). */
   minRefreshIntervalSeconds: number;
   /** Host globs a custom provider or an overridden preset may use (`*`: any host). */
@@ -191,6 +194,7 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
     tokenRequestTimeoutSeconds: read('token-request-timeout'),
     shutdownTimeoutSeconds: read('shutdown-timeout'),
     defaultTokenLifetimeSeconds: read('default-token-lifetime'),
+    orphanSweepIntervalSeconds: read('orphan-sweep-interval'),
     minRefreshIntervalSeconds: read('min-refresh-interval'),
     providerHosts: read('provider-hosts'),
     allowProviderNetworks: read('allow-provider-networks'),
@@ -222,6 +226,7 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
       shutdownTimeoutSeconds: value(results.shutdownTimeoutSeconds) ?? 25,
       // Pipedrive's access tokens live an hour.
       defaultTokenLifetimeSeconds: value(results.defaultTokenLifetimeSeconds) ?? 3600,
+      orphanSweepIntervalSeconds: value(results.orphanSweepIntervalSeconds) ?? 600,
       minRefreshIntervalSeconds: value(results.minRefreshIntervalSeconds) ?? 30,
       providerHosts: value(results.providerHosts) ?? ['*'],
       allowProviderNetworks: value(results.allowProviderNetworks) ?? [],

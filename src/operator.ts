@@ -33,6 +33,7 @@ import { Rollouts } from './oauthapp/rollout.ts';
 import { SourceSecrets } from './oauthapp/source-secrets.ts';
 import { StateStore } from './oauthapp/state-store.ts';
 import { SeedLedger } from './oauthapp/seed-ledger.ts';
+import { OrphanSweep } from './oauthapp/orphan-sweep.ts';
 import { StatusWriter } from './oauthapp/status-writer.ts';
 import { TargetWriter } from './oauthapp/target-writer.ts';
 import { splitKey } from './kube/objects.ts';
@@ -141,6 +142,15 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     random: Math.random,
     pickRefreshTime,
   });
+  const seeds = new SeedLedger(kube, config.operatorNamespace, now);
+  const sweep = new OrphanSweep({
+    states: caches.states,
+    apps: caches.apps,
+    kube,
+    seeds,
+    watches: (namespace) => config.namespaces.length === 0 || config.namespaces.includes(namespace),
+    logger,
+  });
   const reconciler = new Reconciler({
     providerPolicy,
     apps: caches.apps,
@@ -163,7 +173,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     rollouts: new Rollouts({ states, kube, events, now }),
     authorizations,
     status: new StatusWriter(kube, caches.apps, events),
-    seeds: new SeedLedger(kube, config.operatorNamespace, now),
+    seeds,
     kube,
     now,
     logger,
@@ -213,7 +223,11 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       onReconcile: metrics.recordReconcile,
       reconcile: (key, { reconcileId }) => reconciler.reconcile(key, logger.child({ key, reconcileId }), leadership),
     });
+    const sweeping = setInterval(() => {
+      if (!leadership?.aborted) sweep.sweep().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'orphaned state sweep failed'));
+    }, config.orphanSweepIntervalSeconds * 1000);
     await workers.stopped;
+    clearInterval(sweeping);
   };
 
   /** Tokens the provider issued but the apiserver has not stored yet must not leave with us. */

@@ -36,6 +36,7 @@ describe('parseConfig', () => {
       tokenRequestTimeoutSeconds: 10,
       shutdownTimeoutSeconds: 25,
       defaultTokenLifetimeSeconds: 3600,
+      orphanSweepIntervalSeconds: 600,
       minRefreshIntervalSeconds: 30,
       providerHosts: ['*'],
       allowProviderNetworks: [],
@@ -63,6 +64,7 @@ describe('parseConfig', () => {
     ['token-request-timeout', '30', { tokenRequestTimeoutSeconds: 30 }],
     ['shutdown-timeout', '50', { shutdownTimeoutSeconds: 50 }],
     ['default-token-lifetime', '600', { defaultTokenLifetimeSeconds: 600 }],
+    ['orphan-sweep-interval', '60', { orphanSweepIntervalSeconds: 60 }],
     ['min-refresh-interval', '5', { minRefreshIntervalSeconds: 5 }],
     ['provider-hosts', '*.Example.com, login.acme.io,[fd00::1]', { providerHosts: ['*.example.com', 'login.acme.io', '[fd00::1]'] }],
     ['allow-provider-networks', '10.20.0.0/16,fd00::/8', { allowProviderNetworks: ['10.20.0.0/16', 'fd00::/8'] }],
@@ -191,6 +193,7 @@ describe('parseConfig', () => {
     ['shutdown-timeout', '2.5'],
     ['shutdown-timeout', '3601'],
     ['default-token-lifetime', '0'],
+    ['orphan-sweep-interval', '0'],
     ['min-refresh-interval', '0'], // no floor at all is not an option: a provider could make it spin
     ['min-refresh-interval', '0.5'],
     ['default-token-lifetime', '1.5'],
