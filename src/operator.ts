@@ -19,12 +19,12 @@ import { KubeHTTP } from './kube/http.ts';
 import { noCache } from './kube/informer.ts';
 import { createLeaderElector } from './kube/leader-election.ts';
 import type { Logger } from './log.ts';
-import { createStateSigner } from './oauth/state-token.ts';
+import { createStateSigner, defaultStateTtlMs, replaceableStateSigner, type ReplaceableStateSigner } from './oauth/state-token.ts';
 import { createTokenClient } from './oauth/token-client.ts';
 import { createAddressPolicy } from './oauth/address-policy.ts';
 import { createProviderPolicy } from './oauth/provider-policy.ts';
 import { Authorizations } from './oauthapp/authorization.ts';
-import { loadOrCreateSigningKey } from './oauthapp/signing-key.ts';
+import { signingKeySecretName, startSigningKeyRefresh, type SigningKeys } from './oauthapp/signing-key.ts';
 import { createCaches, enqueueOnChanges, type Caches } from './oauthapp/controller.ts';
 import { Reconciler } from './oauthapp/reconciler.ts';
 import { Refresher } from './oauthapp/refresher.ts';
@@ -36,7 +36,7 @@ import { SeedLedger } from './oauthapp/seed-ledger.ts';
 import { OrphanSweep } from './oauthapp/orphan-sweep.ts';
 import { StatusWriter } from './oauthapp/status-writer.ts';
 import { TargetWriter } from './oauthapp/target-writer.ts';
-import { splitKey } from './kube/objects.ts';
+import { objectKey, splitKey } from './kube/objects.ts';
 
 export interface RunningOperator {
   /** Resolves once every cache has listed its objects. */
@@ -123,9 +123,35 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     defaultExpiresInSeconds: config.defaultTokenLifetimeSeconds,
     addresses: createAddressPolicy({ allowNetworks: config.allowProviderNetworks, allowLoopback: config.allowLoopbackProviders }),
   });
+  // The state-signing keys, re-read every 10 s by every replica; a replica that sees a new
+  // oauthapp.dev/rotate value on their Secret rotates them (one wins: a guarded update). States
+  // sealed with the previous key stay good for their lifetime (docs/runbooks/rotate-state-signing-key.md).
+  const signerFor = (keys: SigningKeys) => createStateSigner({ key: keys.key, previousKey: keys.previous, now });
+  let signer: ReplaceableStateSigner | undefined;
+  const signingKeySecret = `${config.operatorNamespace}/${signingKeySecretName}`;
+  const signingKeys = await startSigningKeyRefresh({
+    kube,
+    namespace: config.operatorNamespace,
+    now,
+    onChange: (keys, { rotatedFor, lostRace }) => {
+      signer?.replace(signerFor(keys));
+      const previousKeyAcceptedUntil = keys.previous ? new Date(keys.previous.rotatedAt + defaultStateTtlMs).toISOString() : null;
+      if (rotatedFor !== undefined) logger.info({ secret: signingKeySecret, rotateRequest: rotatedFor, previousKeyAcceptedUntil }, 'state signing key rotated: new states use the new key');
+      else logger.info({ secret: signingKeySecret, previousKeyAcceptedUntil, ...(lostRace ? { lostRace } : {}) }, 'state signing key changed: new states use the new key');
+      // Authorization URLs in status are renewed with the new key now; the ones shown so far keep
+      // working until previousKeyAcceptedUntil.
+      if (runsController) {
+        for (const app of caches.apps.list()) {
+          if ((app as { status?: { authorizationURL?: string } }).status?.authorizationURL) queue.add(objectKey(app.metadata.namespace ?? '', app.metadata.name));
+        }
+      }
+    },
+    onProblem: (message) => logger.warn({ secret: signingKeySecret }, message),
+  });
+  signer = replaceableStateSigner(signerFor(signingKeys.keys));
   const authorizations = new Authorizations({
     providerPolicy,
-    signer: createStateSigner({ key: await loadOrCreateSigningKey(kube, config.operatorNamespace), now }),
+    signer,
     apps: caches.apps,
     states,
     sources,
@@ -280,6 +306,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       const deadline = Date.now() + budgetMs;
       const writesDeadline = deadline - Math.min(releaseReserveMs, budgetMs / 5);
       clearInterval(heldAnswerRetry);
+      signingKeys.stop();
       queue.shutDown();
       if (!(await settledBefore(workers?.stopped, writesDeadline))) logger.error({ identity }, 'reconciles still running at the shutdown deadline: abandoned');
       await flushUnsaved(writesDeadline);

@@ -14,6 +14,13 @@
 //
 // Single use is not tracked here: the claims carry the app's authorization round, and the caller
 // bumps the round once a callback has been processed, so a replayed state names a stale round.
+//
+// Key rotation (docs/runbooks/rotate-state-signing-key.md): a signer may also hold the key it
+// replaced. New states and verifiers always use the current key; a state that opens only with the
+// previous key is accepted for one state lifetime after the rotation (it was sealed before it, so
+// it would expire by then anyway; the cut-off also bounds states a replica sealed with the old key
+// while it had not yet seen the rotation), and verify says so, so that the code exchange sends the
+// PKCE verifier of the same key (`codeVerifier({ ..., key: 'previous' })`).
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { deriveCodeVerifier, pkceKey } from './pkce.ts';
@@ -30,26 +37,43 @@ export interface StateClaims {
 /** `bad_signature`: the token does not open with this installation's key (forged, changed, or foreign). */
 export type StateVerifyErrorCode = 'malformed' | 'bad_signature' | 'expired';
 
-/** `expiresAt` (ms epoch) lets a caller reuse a state it handed out while it is still good for a while. */
-export type VerifyResult = { ok: true; claims: StateClaims; expiresAt: number } | { ok: false; code: StateVerifyErrorCode };
+/** Which of a signer's keys opened a state: the current one, or the one it replaced (within the grace). */
+export type StateKeyName = 'current' | 'previous';
+
+/**
+ * `expiresAt` (ms epoch) lets a caller reuse a state it handed out while it is still good for a
+ * while: the earlier of the state's own expiry and, for the previous key, the end of its grace.
+ * `key` says which key opened it; the PKCE verifier for it must come from the same key.
+ */
+export type VerifyResult = { ok: true; claims: StateClaims; expiresAt: number; key: StateKeyName } | { ok: false; code: StateVerifyErrorCode };
 
 export interface StateSigner {
+  /** Seals with the current key. */
   sign(claims: StateClaims): string;
   verify(token: string): VerifyResult;
-  /** The PKCE code_verifier (RFC 7636) for one app and authorization round: derived, never stored. */
-  codeVerifier(request: Pick<StateClaims, 'uid' | 'round'>): string;
+  /**
+   * The PKCE code_verifier (RFC 7636) for one app and authorization round: derived, never stored.
+   * With the current key unless `key` says otherwise: for a state verify opened, pass its `key`.
+   * Whether a previous-key state is still accepted is verify's call; this only derives.
+   */
+  codeVerifier(request: Pick<StateClaims, 'uid' | 'round'> & { key?: StateKeyName }): string;
 }
 
 export interface StateSignerOptions {
   /** The installation's signing key; at least 32 bytes of randomness. */
   key: Buffer;
+  /**
+   * The key `key` replaced in a rotation, and when (ms epoch): states it sealed are accepted until
+   * `rotatedAt` plus the state lifetime, never later.
+   */
+  previousKey?: { key: Buffer; rotatedAt: number } | undefined;
   /** Milliseconds since the epoch. */
   now: () => number;
   /** How long a state is accepted after it was signed. Default: 10 minutes. */
   ttlMs?: number;
 }
 
-export type StateTokenErrorCode = 'key_too_short' | 'invalid_ttl' | 'invalid_claims';
+export type StateTokenErrorCode = 'key_too_short' | 'invalid_ttl' | 'invalid_rotation_time' | 'invalid_claims' | 'no_previous_key';
 
 export class StateTokenError extends Error {
   override readonly name = 'StateTokenError';
@@ -92,17 +116,50 @@ const payloadSchema = z.strictObject({
 const stateKey = (signingKey: Buffer): Buffer =>
   Buffer.from(hkdfSync('sha256', signingKey, Buffer.alloc(0), 'oauthapp.dev/state-encryption/v1', 32));
 
-export function createStateSigner({ key, now, ttlMs = defaultStateTtlMs }: StateSignerOptions): StateSigner {
-  if (key.length < minKeyBytes) {
-    throw new StateTokenError('key_too_short', `the state signing key has ${key.length} bytes; it needs at least ${minKeyBytes}`);
+/** One key's derived keys; `acceptedUntil` (ms epoch) only for the previous key. */
+interface DerivedKeys {
+  name: StateKeyName;
+  sealingKey: Buffer;
+  verifierKey: Buffer;
+  acceptedUntil: number;
+}
+
+export function createStateSigner({ key, previousKey, now, ttlMs = defaultStateTtlMs }: StateSignerOptions): StateSigner {
+  for (const each of [key, ...(previousKey ? [previousKey.key] : [])]) {
+    if (each.length < minKeyBytes) {
+      throw new StateTokenError('key_too_short', `the state signing key has ${each.length} bytes; it needs at least ${minKeyBytes}`);
+    }
   }
   if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
     throw new StateTokenError('invalid_ttl', `the state lifetime must be a positive whole number of milliseconds, not ${ttlMs}`);
   }
+  // NaN would make the comparison with the grace's end false forever: the previous key for good.
+  if (previousKey && !Number.isSafeInteger(previousKey.rotatedAt)) {
+    throw new StateTokenError('invalid_rotation_time', `the time of the key rotation must be whole milliseconds since the epoch, not ${previousKey.rotatedAt}`);
+  }
   // Derived once, from a private copy: a caller that later overwrites its buffer changes nothing.
-  const sealingKey = stateKey(Buffer.from(key));
-  const verifierKey = pkceKey(Buffer.from(key));
+  const derive = (name: StateKeyName, signingKey: Buffer, acceptedUntil: number): DerivedKeys => ({
+    name,
+    sealingKey: stateKey(Buffer.from(signingKey)),
+    verifierKey: pkceKey(Buffer.from(signingKey)),
+    acceptedUntil,
+  });
+  const current = derive('current', key, Number.POSITIVE_INFINITY);
+  const previous = previousKey ? derive('previous', previousKey.key, previousKey.rotatedAt + ttlMs) : undefined;
+  const { sealingKey } = current;
   const header = Buffer.from([version]);
+
+  /** The plaintext, if the token opens with this key. */
+  const open = (keys: DerivedKeys, iv: Buffer, ciphertext: Buffer, tag: Buffer): Buffer | undefined => {
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', keys.sealingKey, iv, { authTagLength: tagBytes });
+      decipher.setAAD(header);
+      decipher.setAuthTag(tag);
+      return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+    } catch {
+      return undefined;
+    }
+  };
 
   return {
     sign(claims) {
@@ -125,24 +182,51 @@ export function createStateSigner({ key, now, ttlMs = defaultStateTtlMs }: State
       const iv = bytes.subarray(1, 1 + ivBytes);
       const ciphertext = bytes.subarray(1 + ivBytes, bytes.length - tagBytes);
       const tag = bytes.subarray(bytes.length - tagBytes);
-      let plaintext: Buffer;
-      try {
-        const decipher = createDecipheriv('aes-256-gcm', sealingKey, iv, { authTagLength: tagBytes });
-        decipher.setAAD(header);
-        decipher.setAuthTag(tag);
-        plaintext = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
-      } catch {
-        return { ok: false, code: 'bad_signature' };
+      let opened: { keys: DerivedKeys; plaintext: Buffer } | undefined;
+      for (const keys of previous ? [current, previous] : [current]) {
+        const plaintext = open(keys, iv, ciphertext, tag);
+        if (plaintext) {
+          opened = { keys, plaintext };
+          break;
+        }
       }
-      const payload = payloadSchema.safeParse(parseJson(plaintext.toString('utf8')));
+      if (!opened) return { ok: false, code: 'bad_signature' };
+      const payload = payloadSchema.safeParse(parseJson(opened.plaintext.toString('utf8')));
       if (!payload.success) return { ok: false, code: 'malformed' };
       const { ns, n, u, r, exp } = payload.data;
-      if (now() >= exp) return { ok: false, code: 'expired' };
-      return { ok: true, claims: { namespace: ns, name: n, uid: u, round: r }, expiresAt: exp };
+      // A previous-key state past the grace reads as expired: it was ours, its time is over.
+      const expiresAt = Math.min(exp, opened.keys.acceptedUntil);
+      if (now() >= expiresAt) return { ok: false, code: 'expired' };
+      return { ok: true, claims: { namespace: ns, name: n, uid: u, round: r }, expiresAt, key: opened.keys.name };
     },
 
-    codeVerifier({ uid, round }) {
-      return deriveCodeVerifier(verifierKey, uid, round);
+    codeVerifier({ uid, round, key: which = 'current' }) {
+      const keys = which === 'current' ? current : previous;
+      if (!keys) throw new StateTokenError('no_previous_key', 'this state signer holds no previous key');
+      return deriveCodeVerifier(keys.verifierKey, uid, round);
+    },
+  };
+}
+
+/** A StateSigner whose keys can change while the operator runs (a rotation). */
+export interface ReplaceableStateSigner extends StateSigner {
+  /** From now on, every call goes to `next`. */
+  replace(next: StateSigner): void;
+}
+
+/**
+ * Delegates each call to the signer of that moment. A caller that needs a state's verifier from
+ * the key that opened it calls verify and codeVerifier in the same synchronous turn, so that no
+ * replacement comes between them (a second rotation can retire the key that opened it).
+ */
+export function replaceableStateSigner(initial: StateSigner): ReplaceableStateSigner {
+  let signer = initial;
+  return {
+    sign: (claims) => signer.sign(claims),
+    verify: (token) => signer.verify(token),
+    codeVerifier: (request) => signer.codeVerifier(request),
+    replace(next) {
+      signer = next;
     },
   };
 }

@@ -65,7 +65,10 @@ export class Authorizations {
 
   /**
    * The provider's authorize URL for this app's current round. The one already in status is kept
-   * while it stays valid for a while, so status is not rewritten on every reconcile.
+   * while it stays valid for a while, so status is not rewritten on every reconcile. One sealed
+   * with the key a rotation replaced is renewed at once (the operator reconciles such apps when
+   * the keys change): status shows only current-key URLs, while the old URL, wherever it was
+   * copied to, keeps working in the callback until the previous key's grace ends.
    */
   authorizationURL(app: OAuthApp, state: AppState): { url: string; renewAt: number } {
     const { signer, now } = this.deps;
@@ -89,6 +92,7 @@ export class Authorizations {
       const verified = signer.verify(shownState);
       if (
         verified.ok &&
+        verified.key === 'current' &&
         verified.claims.uid === app.metadata.uid &&
         verified.claims.round === round &&
         verified.expiresAt - stateRenewalMarginMs > now() &&
@@ -118,8 +122,7 @@ export class Authorizations {
     const wrongIssuer = issuerProblem(provider.issuer, iss);
     if (wrongIssuer) return this.refuseIssuer(app, identity, stored, wrongIssuer);
     const round = stored.state.record.authorizationRound;
-    // The verifier of the round the state was issued for (the claim has bumped the stored one).
-    const codeVerifier = this.deps.signer.codeVerifier({ uid: identity.uid, round: claimed.round });
+    const { codeVerifier } = claimed;
     try {
       const response = await this.deps.limit(new URL(provider.tokenURL).host, () =>
         this.deps.tokens.requestToken({
@@ -222,7 +225,7 @@ export class Authorizations {
   /** Checks the state and consumes its round; every refusal here means no code exchange. */
   private async claimRound(
     state: string,
-  ): Promise<{ ok: true; app: OAuthApp; identity: AppIdentity; stored: StoredState; clientSecret: string; round: number } | { ok: false; failure: Failure }> {
+  ): Promise<{ ok: true; app: OAuthApp; identity: AppIdentity; stored: StoredState; clientSecret: string; round: number; codeVerifier: string } | { ok: false; failure: Failure }> {
     const verified = this.deps.signer.verify(state);
     if (!verified.ok) {
       return verified.code === 'expired'
@@ -230,6 +233,11 @@ export class Authorizations {
         : refuse(403, 'state_invalid', 'This authorization link was not issued by this operator.');
     }
     const { namespace, name, uid, round } = verified.claims;
+    // The PKCE verifier of the round the state was issued for (the claim below bumps the stored
+    // one), from the key that opened the state: after a rotation, the authorize request of a
+    // previous-key state carried the previous key's challenge. Derived in the same turn as verify,
+    // so that no key change comes between them.
+    const codeVerifier = this.deps.signer.codeVerifier({ uid, round, key: verified.key });
     const parsed = oauthApp.safeParse(this.deps.apps.get(namespace, name));
     if (!parsed.success || parsed.data.metadata.uid !== uid || parsed.data.metadata.deletionTimestamp) {
       return refuse(404, 'app_not_found', `OAuthApp ${namespace}/${name} no longer exists or was re-created; use its current status.authorizationURL.`);
@@ -245,7 +253,7 @@ export class Authorizations {
     try {
       const next: AppState = { ...live.state, record: { ...live.state.record, authorizationRound: round + 1 } };
       const stored = await this.deps.states.save(identity, next, live.resourceVersion);
-      return { ok: true, app, identity, stored, clientSecret: clientSecret.value, round };
+      return { ok: true, app, identity, stored, clientSecret: clientSecret.value, round, codeVerifier };
     } catch (error) {
       if (isConflict(error) || isAlreadyExists(error) || isNotFound(error)) {
         return refuse(409, 'state_used', 'This authorization link is being used by another request.', identity);

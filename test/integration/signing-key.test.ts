@@ -1,10 +1,14 @@
 // The Secret holding the key that signs OAuth `state` values, on the real apiserver: made once,
 // shared by replicas, and repaired when it exists without a usable key (issue 10: a Secret
 // without `key` used to send the operator round get → create → AlreadyExists → get forever).
+// Rotated on request (issue 12: `kubectl annotate ... oauthapp.dev/rotate=...`), by exactly one
+// of the replicas that see the request at once.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeClient } from '../../src/kube/client.ts';
 import type { Secret } from '../../src/kube/objects.ts';
-import { loadOrCreateSigningKey, signingKeySecretName, type SigningKeySecrets } from '../../src/oauthapp/signing-key.ts';
+import { rotateAnnotation } from '../../src/oauthapp/labels.ts';
+import { lastRotateRequestAnnotation, loadOrCreateSigningKey, previousKeyField, rotatedAtAnnotation, signingKeySecretName, syncSigningKeys, type SigningKeySecrets } from '../../src/oauthapp/signing-key.ts';
+import { kubectlOK } from '../support/kubectl.ts';
 import { adminClient, type AdminClient } from '../support/kube.ts';
 import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
 
@@ -93,5 +97,50 @@ describe('loadOrCreateSigningKey', () => {
     const keys = await Promise.all(Array.from({ length: 4 }, () => loadOrCreateSigningKey(countingClient(admin.kube), namespace)));
     const stored = await storedKey(namespace);
     for (const key of keys) expect(key.toString('base64')).toBe(stored);
+  });
+});
+
+describe('a rotation requested with kubectl annotate', () => {
+  it('is performed by exactly one of the replicas that see it at once: one new key, the old one kept as previous-key', async () => {
+    const namespace = await freshNamespace();
+    const original = await loadOrCreateSigningKey(countingClient(admin.kube), namespace);
+    await kubectlOK(['-n', namespace, 'annotate', 'secret', signingKeySecretName, `${rotateAnnotation}=1767225600`, '--overwrite']);
+
+    const replicas = await Promise.all(Array.from({ length: 4 }, () => syncSigningKeys(countingClient(admin.kube), namespace)));
+
+    expect(replicas.filter((replica) => replica.wrote?.kind === 'rotated')).toHaveLength(1);
+    const stored = await admin.kube.getSecret(namespace, signingKeySecretName);
+    const key = stored?.data?.key ?? '';
+    expect(key).not.toBe(original.toString('base64'));
+    expect(Buffer.from(key, 'base64')).toHaveLength(32);
+    expect(stored?.data?.[previousKeyField]).toBe(original.toString('base64'));
+    expect(stored?.metadata.annotations).toMatchObject({ [rotateAnnotation]: '1767225600', [lastRotateRequestAnnotation]: '1767225600', [rotatedAtAnnotation]: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+    for (const replica of replicas) {
+      expect(replica.keys.key.toString('base64')).toBe(key);
+      expect(replica.keys.previous?.key).toEqual(original);
+    }
+
+    // As the runbook checks it: the value acted on equals the one requested.
+    const jsonpath = `jsonpath={.metadata.annotations.${lastRotateRequestAnnotation.replaceAll('.', '\\.')}}`;
+    expect(jsonpath).toBe('jsonpath={.metadata.annotations.oauthapp\\.dev/last-rotate-request}');
+    expect(await kubectlOK(['-n', namespace, 'get', 'secret', signingKeySecretName, '-o', jsonpath])).toBe('1767225600');
+
+    // Read again, the request acted on is not acted on twice.
+    const again = await syncSigningKeys(countingClient(admin.kube), namespace);
+    expect(again.wrote).toBeUndefined();
+    expect((await admin.kube.getSecret(namespace, signingKeySecretName))?.metadata.resourceVersion).toBe(stored?.metadata.resourceVersion);
+  });
+
+  it('rotated twice, keeps only the last two keys: the first one is gone (emergency rotation)', async () => {
+    const namespace = await freshNamespace();
+    const original = await loadOrCreateSigningKey(countingClient(admin.kube), namespace);
+    await kubectlOK(['-n', namespace, 'annotate', 'secret', signingKeySecretName, `${rotateAnnotation}=first`, '--overwrite']);
+    const first = await syncSigningKeys(countingClient(admin.kube), namespace);
+    await kubectlOK(['-n', namespace, 'annotate', 'secret', signingKeySecretName, `${rotateAnnotation}=second`, '--overwrite']);
+    const second = await syncSigningKeys(countingClient(admin.kube), namespace);
+
+    expect(second.keys.previous?.key).toEqual(first.keys.key);
+    const data = (await admin.kube.getSecret(namespace, signingKeySecretName))?.data ?? {};
+    expect(Object.values(data)).not.toContain(original.toString('base64'));
   });
 });

@@ -2,7 +2,7 @@ import { createCipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { codeChallengeS256 } from '../../../src/oauth/pkce.ts';
-import { createStateSigner, StateTokenError, type StateClaims } from '../../../src/oauth/state-token.ts';
+import { createStateSigner, replaceableStateSigner, StateTokenError, type StateClaims } from '../../../src/oauth/state-token.ts';
 
 const key = Buffer.alloc(32, 7);
 const otherKey = Buffer.alloc(32, 8);
@@ -37,7 +37,7 @@ const readings = (token: string): string[] => {
 describe('createStateSigner', () => {
   it('verifies what it signed and returns the claims and when the state expires', () => {
     const { signer } = signerAt({ ttlMs: 60_000 });
-    expect(signer.verify(signer.sign(claims))).toEqual({ ok: true, claims, expiresAt: start + 60_000 });
+    expect(signer.verify(signer.sign(claims))).toEqual({ ok: true, claims, expiresAt: start + 60_000, key: 'current' });
   });
 
   it('gives each state its own IV, so two states for one round differ', () => {
@@ -256,5 +256,92 @@ describe('the PKCE code verifier of a state signer', () => {
       expect(reading).not.toContain(verifier);
       expect(reading).not.toContain(codeChallengeS256(verifier));
     }
+  });
+});
+
+describe('after a rotation: the current key and the one it replaced', () => {
+  // The previous key is `key`, replaced by `otherKey` at `rotatedAt`.
+  const rotatedAt = start + 4 * 60_000;
+  const ttlMs = 10 * 60_000;
+  const before = () => createStateSigner({ key, now: () => start });
+  const after = (clock: { now: number }) => createStateSigner({ key: otherKey, previousKey: { key, rotatedAt }, now: () => clock.now });
+
+  it('opens a state sealed with the previous key within the grace, and says which key opened it', () => {
+    const old = before().sign(claims);
+    const clock = { now: rotatedAt + 1000 };
+    expect(after(clock).verify(old)).toEqual({ ok: true, claims, expiresAt: start + ttlMs, key: 'previous' });
+  });
+
+  it('refuses it once the grace is over, even when the state itself would live longer', () => {
+    // Sealed with the old key by a replica that had not seen the rotation yet, after it.
+    const late = createStateSigner({ key, now: () => rotatedAt + 8000 }).sign(claims);
+    const clock = { now: rotatedAt + ttlMs - 1 };
+    const signer = after(clock);
+    expect(signer.verify(late)).toMatchObject({ ok: true, key: 'previous', expiresAt: rotatedAt + ttlMs });
+    clock.now = rotatedAt + ttlMs;
+    expect(signer.verify(late)).toEqual({ ok: false, code: 'expired' });
+    clock.now = rotatedAt + ttlMs + 60_000;
+    expect(signer.verify(late)).toEqual({ ok: false, code: 'expired' });
+  });
+
+  it('counts the grace as one state lifetime after the rotation (ttlMs)', () => {
+    const late = createStateSigner({ key, now: () => rotatedAt, ttlMs: 60_000 }).sign(claims);
+    const clock = { now: rotatedAt + 59_999 };
+    const signer = createStateSigner({ key: otherKey, previousKey: { key, rotatedAt }, now: () => clock.now, ttlMs: 60_000 });
+    expect(signer.verify(late).ok).toBe(true);
+    clock.now = rotatedAt + 60_000;
+    expect(signer.verify(late)).toEqual({ ok: false, code: 'expired' });
+  });
+
+  it('seals new states with the new key only: they open without the previous key, and not with it alone', () => {
+    const clock = { now: rotatedAt + 1000 };
+    const fresh = after(clock).sign(claims);
+    expect(after(clock).verify(fresh)).toEqual({ ok: true, claims, expiresAt: clock.now + ttlMs, key: 'current' });
+    expect(createStateSigner({ key: otherKey, now: () => clock.now }).verify(fresh)).toMatchObject({ ok: true, key: 'current' });
+    expect(createStateSigner({ key, now: () => clock.now }).verify(fresh)).toEqual({ ok: false, code: 'bad_signature' });
+  });
+
+  it('derives the PKCE verifier from the key that opened the state', () => {
+    const oldSigner = before();
+    const old = oldSigner.sign(claims);
+    const clock = { now: rotatedAt + 1000 };
+    const signer = after(clock);
+    const opened = signer.verify(old);
+    if (!opened.ok) throw new Error('the previous-key state did not open');
+    // The authorize request of that state carried the old key's challenge: its verifier is the old one.
+    expect(signer.codeVerifier({ ...opened.claims, key: opened.key })).toBe(oldSigner.codeVerifier(claims));
+    // New authorize requests use the new key's verifier, which differs.
+    expect(signer.codeVerifier(claims)).toBe(createStateSigner({ key: otherKey, now: () => clock.now }).codeVerifier(claims));
+    expect(signer.codeVerifier(claims)).not.toBe(oldSigner.codeVerifier(claims));
+    const fresh = signer.verify(signer.sign(claims));
+    if (!fresh.ok) throw new Error('a new state did not open');
+    expect(signer.codeVerifier({ ...fresh.claims, key: fresh.key })).toBe(signer.codeVerifier(claims));
+  });
+
+  it('opens nothing with a key it never held, and derives no previous-key verifier without a previous key', () => {
+    const clock = { now: rotatedAt + 1000 };
+    const foreign = createStateSigner({ key: Buffer.alloc(32, 9), now: () => start }).sign(claims);
+    expect(after(clock).verify(foreign)).toEqual({ ok: false, code: 'bad_signature' });
+    expect(() => before().codeVerifier({ ...claims, key: 'previous' })).toThrow(expect.objectContaining({ code: 'no_previous_key' }));
+  });
+
+  it('refuses a previous key shorter than 32 bytes, or a rotation time that is not a time', () => {
+    expect(() => createStateSigner({ key, previousKey: { key: Buffer.alloc(31), rotatedAt }, now: () => start })).toThrow(expect.objectContaining({ code: 'key_too_short' }));
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, 1.5]) {
+      expect(() => createStateSigner({ key, previousKey: { key: otherKey, rotatedAt: bad }, now: () => start })).toThrow(expect.objectContaining({ code: 'invalid_rotation_time' }));
+    }
+  });
+});
+
+describe('replaceableStateSigner', () => {
+  it('sends every call to the signer of that moment', () => {
+    const signer = replaceableStateSigner(createStateSigner({ key, now: () => start }));
+    const old = signer.sign(claims);
+    const oldVerifier = signer.codeVerifier(claims);
+    signer.replace(createStateSigner({ key: otherKey, previousKey: { key, rotatedAt: start }, now: () => start + 1000 }));
+    expect(signer.verify(old)).toMatchObject({ ok: true, key: 'previous' });
+    expect(signer.codeVerifier({ ...claims, key: 'previous' })).toBe(oldVerifier);
+    expect(signer.codeVerifier(claims)).not.toBe(oldVerifier);
+    expect(signer.verify(signer.sign(claims))).toMatchObject({ ok: true, key: 'current' });
   });
 });

@@ -9,7 +9,7 @@ import { KubeAPIError } from '../../../src/kube/errors.ts';
 import type { ObjectCache } from '../../../src/kube/informer.ts';
 import { decodeData, type KubeObject, type Secret } from '../../../src/kube/objects.ts';
 import { codeChallengeS256 } from '../../../src/oauth/pkce.ts';
-import { createStateSigner } from '../../../src/oauth/state-token.ts';
+import { createStateSigner, replaceableStateSigner } from '../../../src/oauth/state-token.ts';
 import type { TokenClient } from '../../../src/oauth/token-client.ts';
 import type { TokenRequest } from '../../../src/oauth/token-request.ts';
 import { Authorizations, issuerProblem } from '../../../src/oauthapp/authorization.ts';
@@ -77,7 +77,8 @@ const noSecretCache: ObjectCache<Secret> = {
 
 function setUp(app: OAuthApp) {
   const secrets = new SecretsStandIn();
-  const signer = createStateSigner({ key, now: () => now });
+  // Replaceable, as in the operator: a test may rotate the keys.
+  const signer = replaceableStateSigner(createStateSigner({ key, now: () => now }));
   const requests: TokenRequest[] = [];
   const events: Array<{ reason: string; message: string }> = [];
   const apps = { ...noSecretCache, get: (namespace: string | undefined, name: string) => (namespace === app.metadata.namespace && name === app.metadata.name ? app : undefined) } as unknown as ObjectCache<KubeObject>;
@@ -144,6 +145,53 @@ describe('the code exchange', () => {
     const grant = requests[0]?.grant;
     expect(grant).toMatchObject({ type: 'authorization_code', code: 'code-1', codeVerifier: signer.codeVerifier({ uid: app.metadata.uid, round: 0 }) });
     expect(codeChallengeS256(grant?.type === 'authorization_code' ? (grant.codeVerifier ?? '') : '')).toBe(url.searchParams.get('code_challenge'));
+  });
+});
+
+describe('after a rotation of the signing key', () => {
+  const newKey = Buffer.alloc(32, 6);
+  const rotate = (signer: ReturnType<typeof setUp>['signer']) => signer.replace(createStateSigner({ key: newKey, previousKey: { key, rotatedAt: now }, now: () => now }));
+  const verifierOf = (grant: TokenRequest['grant'] | undefined) => (grant?.type === 'authorization_code' ? (grant.codeVerifier ?? '') : '');
+
+  it('a URL sealed with the previous key completes with the previous key\'s verifier, whose challenge it carried', async () => {
+    const app = oauthApp();
+    const { authorizations, signer, requests, authorizationURL } = setUp(app);
+    const old = authorizationURL();
+    const oldVerifier = signer.codeVerifier({ uid: app.metadata.uid, round: 0 });
+    rotate(signer);
+
+    expect(await authorizations.complete({ state: old.state, code: 'code-1' })).toMatchObject({ ok: true });
+
+    expect(verifierOf(requests[0]?.grant)).toBe(oldVerifier);
+    expect(codeChallengeS256(verifierOf(requests[0]?.grant))).toBe(old.url.searchParams.get('code_challenge'));
+  });
+
+  it('a URL sealed after it completes with the new key\'s verifier', async () => {
+    const app = oauthApp();
+    const { authorizations, signer, requests, authorizationURL } = setUp(app);
+    rotate(signer);
+    const fresh = authorizationURL();
+
+    expect(await authorizations.complete({ state: fresh.state, code: 'code-1' })).toMatchObject({ ok: true });
+
+    expect(verifierOf(requests[0]?.grant)).toBe(createStateSigner({ key: newKey, now: () => now }).codeVerifier({ uid: app.metadata.uid, round: 0 }));
+    expect(codeChallengeS256(verifierOf(requests[0]?.grant))).toBe(fresh.url.searchParams.get('code_challenge'));
+  });
+
+  it('the URL in status is renewed with the new key at the next reconcile (kept while the key stays)', () => {
+    const app = oauthApp();
+    const { authorizations, signer } = setUp(app);
+    const state = { ...emptyState(), record: { authorizationRound: 0 } };
+    const shown = authorizations.authorizationURL(app, state).url;
+    const showing = { ...app, status: { authorizationURL: shown } } as OAuthApp;
+    expect(authorizations.authorizationURL(showing, state).url).toBe(shown);
+
+    rotate(signer);
+    const renewed = new URL(authorizations.authorizationURL(showing, state).url);
+
+    expect(renewed.href).not.toBe(shown);
+    expect(signer.verify(renewed.searchParams.get('state') ?? '')).toMatchObject({ ok: true, key: 'current' });
+    expect(renewed.searchParams.get('code_challenge')).toBe(codeChallengeS256(signer.codeVerifier({ uid: app.metadata.uid, round: 0 })));
   });
 });
 
