@@ -9,6 +9,7 @@
 //   CHAOS_SEEDS=N        how many seeds (default 2; `npm run test:chaos` runs 200)
 //   CHAOS_SEED_BASE=B    seeds B, B+1, … (default: drawn at random and printed)
 //   CHAOS_SEED=S         replay one seed
+//   CHAOS_EVIDENCE=keep  write every seed's evidence, not only a failing one's
 //
 // A failing seed prints its violations, a replay command and where its evidence (operator logs,
 // timeline, every token request, the proxy's faults) was written.
@@ -44,7 +45,7 @@ const evidenceDir = join(tmpdir(), `oauthapp-chaos-randomized-${process.pid}`);
 
 let admin: AdminClient;
 let provider: RandomizedProvider;
-const results: Array<{ figures: RunFigures; failed: boolean }> = [];
+const results: Array<{ figures: RunFigures; failed: boolean; violations: string[] }> = [];
 const startedAt = Date.now();
 
 beforeAll(async () => {
@@ -63,9 +64,12 @@ afterAll(async () => {
   const changes = {} as Record<ChangeKind, number>;
   for (const { figures } of results) for (const [kind, count] of Object.entries(figures.changes) as Array<[ChangeKind, number]>) changes[kind] = (changes[kind] ?? 0) + count;
   const failed = results.filter((result) => result.failed).map((result) => result.figures.seed);
+  // Violations by check (1-5, leak, run), to see at a glance what a long run found.
+  const byCheck: Record<string, number> = {};
+  for (const { violations } of results) for (const violation of violations) byCheck[violation.split(':')[0] ?? '?'] = (byCheck[violation.split(':')[0] ?? '?'] ?? 0) + 1;
   report(
     `randomized total: ${results.length} seeds in ${((Date.now() - startedAt) / 60_000).toFixed(1)} min (mean ${(sum((f) => f.totalMs) / results.length / 1000).toFixed(1)} s), ` +
-      `${failed.length} failed${failed.length ? ` (${failed.join(', ')})` : ''}; ${sum((f) => f.sends)} refresh-token sends, ${sum((f) => f.refreshes)} refreshes, ` +
+      `${failed.length} failed${failed.length ? ` (${failed.join(', ')}; violations by check: ${formatCounts(byCheck)})` : ''}; ${sum((f) => f.sends)} refresh-token sends, ${sum((f) => f.refreshes)} refreshes, ` +
       `${sum((f) => f.invalidClient)} invalid_client, ${sum((f) => f.claims)} claims, ${sum((f) => f.lostGrants)} grants lost where allowed; ` +
       `${sum((f) => f.proxyRequests)} apiserver requests, faults ${formatCounts(faults)}, ${sum((f) => f.committedWritesLost)} committed writes answered with a reset; ` +
       `user changes ${formatCounts(changes)} (${sum((f) => f.skippedChanges)} skipped); kills ${results.filter((r) => r.figures.disruption !== 'none').length}, ` +
@@ -85,10 +89,10 @@ describe('a randomized run: two replicas behind a faulty apiserver, a strict rot
   it.each(runSeeds)(
     'seed %i: no refresh token sent twice, no grant revoked, no expired token served, every change acted on, no grant lost',
     async (seed) => {
-      const result = await runSeed(seed, { kubeconfig: requiredEnvironment('kubeconfig'), admin, provider, evidenceDir });
+      const result = await runSeed(seed, { kubeconfig: requiredEnvironment('kubeconfig'), admin, provider, evidenceDir, keepEvidence: process.env.CHAOS_EVIDENCE === 'keep' });
       const { figures } = result;
       const failed = result.violations.length > 0;
-      results.push({ figures, failed });
+      results.push({ figures, failed, violations: result.violations });
       report(
         `seed ${seed}: ${failed ? 'FAILED' : 'ok'} in ${(figures.totalMs / 1000).toFixed(1)} s — ${figures.apps} apps, ${figures.sends} sends, ${figures.refreshes} refreshes` +
           `${figures.invalidClient ? ` (${figures.invalidClient} invalid_client)` : ''}, ${figures.claims} claims; ${figures.proxyRequests} apiserver requests, faults ${formatCounts(figures.faults)}` +

@@ -27,6 +27,8 @@ export interface Disruption {
   target: 'leader' | 'standby';
   /** Milliseconds after the faults start. */
   atMs: number;
+  /** SIGKILL the leader the moment its next claim is seen (inside a send window), not at atMs itself. */
+  atClaim: boolean;
 }
 
 export interface Plan {
@@ -68,9 +70,15 @@ export function planRun(seed: number): Plan {
   const durations = { delayMs: between(500, 3000), stallWatchMs: between(1000, 5000), refuseMs: between(300, 1500) };
   const renewBefore = Array.from({ length: appCount }, () => pick(renewBeforeChoices));
 
+  // Half the seeds stop or kill a replica: SIGTERM (a rolling update), SIGKILL at a random moment,
+  // or SIGKILL of the leader right as it claims a refresh (where a crash can cost a grant).
   const roll = random();
-  const disruption: Disruption | undefined =
-    roll < 0.5 ? undefined : { signal: roll < 0.75 ? 'SIGTERM' : 'SIGKILL', target: random() < 0.7 ? 'leader' : 'standby', atMs: between(1500, Math.max(2000, Math.floor(faultMs / 3))) };
+  let disruption: Disruption | undefined;
+  if (roll >= 0.5) {
+    const signal = roll < 0.7 ? 'SIGTERM' : 'SIGKILL';
+    const atClaim = signal === 'SIGKILL' && random() < 0.5;
+    disruption = { signal, target: atClaim || random() < 0.7 ? 'leader' : 'standby', atMs: between(1500, Math.max(2000, Math.floor(faultMs / 3))), atClaim };
+  }
 
   // The driver's model of the apps: which exist, and each one's renewBefore.
   const live = Array.from({ length: appCount }, () => true);
@@ -117,7 +125,9 @@ export function describePlan(plan: Plan): string {
   const rates = Object.entries(plan.rates)
     .map(([kind, rate]) => `${kind} ${rate}`)
     .join(', ');
-  const disruption = plan.disruption ? `${plan.disruption.signal} the ${plan.disruption.target} at +${(plan.disruption.atMs / 1000).toFixed(1)}s` : 'no kill';
+  const disruption = plan.disruption
+    ? `${plan.disruption.signal} the ${plan.disruption.target} ${plan.disruption.atClaim ? 'at its first claim after' : 'at'} +${(plan.disruption.atMs / 1000).toFixed(1)}s`
+    : 'no kill';
   const actions = plan.actions.map((action) => `+${(action.atMs / 1000).toFixed(1)}s ${action.kind} app-${action.app}${detail(action)}`).join('; ');
   return `${plan.appCount} apps, faults for ${plan.faultMs / 1000}s (${rates}; delay ≤${plan.durations.delayMs}ms, stall ≤${plan.durations.stallWatchMs}ms, refuse ≤${plan.durations.refuseMs}ms), ${disruption}; renewBefore ${plan.renewBefore.map((value) => value ?? 'default').join('/')}; changes: ${actions}`;
 }

@@ -34,6 +34,7 @@ import type { AdminClient } from './kube.ts';
 import { planRun, type ChangeKind, type Plan, type PlannedAction } from './randomized-plan.ts';
 import { Mirror, type ChangeType, type MirroredObject } from './randomized-mirror.ts';
 import type { RandomizedProvider, TokenExchange } from './randomized-provider.ts';
+import { deliverResponseBeforeData } from './randomized-proxy-order.ts';
 import { Replicas } from './randomized-replicas.ts';
 
 /** Seconds; a claim runs out 2 × this + 5 s after it was written. */
@@ -51,6 +52,8 @@ export interface RunContext {
   provider: RandomizedProvider;
   /** Where a failing seed's evidence is written. */
   evidenceDir: string;
+  /** Write the evidence of passing seeds too. */
+  keepEvidence?: boolean;
 }
 
 export interface RunFigures {
@@ -161,6 +164,7 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
   const operatorNamespace = `chaos-rand-op-${seed}-${suffix}`;
 
   for (const name of [namespace, operatorNamespace]) await http.json({ method: 'POST', path: '/api/v1/namespaces', body: { metadata: { name } } });
+  deliverResponseBeforeData();
   const proxy = await startAPIServerProxy({ upstreamKubeconfig: context.kubeconfig });
   const replicas = new Replicas(['a', 'b'], [
     `--kubeconfig=${proxy.kubeconfigPath}`,
@@ -183,6 +187,7 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
   const tokenStoredAt = new Map<string, number>(); // `${uid} ${access_token}` → first seen in the state Secret
   const claimWindows: ClaimWindow[] = [];
   const openClaims = new Map<string, ClaimWindow & { claimedAt: string }>();
+  const claimWatchers = new Set<(holder: string) => void>();
   const leaseHistory: Array<{ at: number; holder: string; renewTime: number }> = [];
   const staleEpisodes = new Map<string, { uid: string; app: string; start: number; last: number; storedAt: number; expiredAt: number }>();
   const lastConditions = new Map<string, string>();
@@ -216,6 +221,7 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
       const window = { uid, holder: claim.holder, claimedAt: claim.claimedAt, openedAt: Math.min(at, Date.parse(claim.claimedAt)) };
       openClaims.set(uid, window);
       claimWindows.push(window);
+      for (const watcher of claimWatchers) watcher(claim.holder);
       note(`claim on ${instanceOf(uid)?.slot.name ?? uid} by ${claim.holder}`, at);
     }
     if (type === 'DELETED') note(`state Secret of ${instanceOf(uid)?.slot.name ?? uid} deleted`, at);
@@ -421,7 +427,7 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
   }
 
   // --- the run ------------------------------------------------------------------------------
-  const kills: Array<{ at: number; signal: string; identity: string | undefined; replica: string }> = [];
+  const kills: Array<{ at: number; signal: string; identity: string | undefined; replica: string; atClaim: boolean }> = [];
   const ticker = setInterval(() => evaluate(Date.now()), 250);
   let calmAt = 0;
   let schedule: ChaosSchedule | undefined;
@@ -469,13 +475,37 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
       const planned = plan.disruption;
       if (!planned) return;
       await sleep(Math.max(0, faultsFrom + planned.atMs - Date.now()));
-      const holder = [...leaseHistory].reverse().find((entry) => entry.holder)?.holder;
+      const leaderIdentity = () => [...leaseHistory].reverse().find((entry) => entry.holder)?.holder;
+      if (planned.atClaim) {
+        // The leader's next claim, as soon as the watch shows it (or give up near the end). The
+        // claim's answer is held back 3 s (the write itself commits), so the kill lands while the
+        // claim stands and before its token request: a crash inside a send window.
+        const claimWrite = proxy.inject(
+          { kind: 'delayResponse', ms: 3_000 },
+          { match: (request) => request.method === 'PUT' && request.path.startsWith(`/api/v1/namespaces/${operatorNamespace}/secrets/oauthapp-state-`) && writesClaim(request.body) },
+        );
+        note('holding back the answer to the next claim');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, Math.max(0, faultsFrom + plan.faultMs - 2_000 - Date.now()));
+          function done() {
+            clearTimeout(timer);
+            claimWatchers.delete(watcher);
+            resolve();
+          }
+          function watcher(holder: string) {
+            if (holder === leaderIdentity()) done();
+          }
+          claimWatchers.add(watcher);
+        });
+        if (claimWrite.hits === 0) claimWrite.cancel();
+      }
+      const holder = leaderIdentity();
       const byIdentity = replicas.identities();
       const leader = holder ? byIdentity.get(holder) : undefined;
       const name = planned.target === 'leader' ? (leader ?? 'a') : replicas.names.find((each) => each !== leader) ?? 'b';
       const identity = replicas.identityOf(name);
-      kills.push({ at: Date.now(), signal: planned.signal, identity, replica: name });
-      note(`${planned.signal} replica ${name} (${planned.target}, ${identity ?? 'identity unknown'})`);
+      kills.push({ at: Date.now(), signal: planned.signal, identity, replica: name, atClaim: planned.atClaim });
+      note(`${planned.signal} replica ${name} (${planned.target}${planned.atClaim ? ', at its claim' : ''}, ${identity ?? 'identity unknown'})`);
       await replicas.kill(name, planned.signal, 1_000);
     })();
     await sleep(Math.max(0, faultsFrom + plan.faultMs - Date.now()));
@@ -534,7 +564,13 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
       const lostAnswer = exchangesOfRun().find((exchange) => exchange.grantId === instance.grantId && exchange.lost);
       const killedHolder = kills.find((kill) => kill.signal === 'SIGKILL' && claimWindows.some((window) => window.uid === instance.uid && window.holder === kill.identity && window.openedAt <= kill.at && (window.closedAt ?? Infinity) > kill.at));
       const why = lostAnswer ? `the provider's answer to request ${lostAnswer.seq} never reached the operator` : killedHolder ? `replica ${killedHolder.replica} was SIGKILLed holding a claim on it` : undefined;
-      const evidenceLine = `state refresh token ${fingerprint(state.refresh_token ?? '')}, provider's latest ${fingerprint(headOf(instance))}, Authorized=${authorized?.status ?? '?'}/${authorized?.reason ?? '?'}`;
+      // The claim that ran out, and whether any request followed it (none: the token never left).
+      const lastClaim = claimWindows.filter((window) => window.uid === instance.uid).at(-1);
+      const sentInClaim = lastClaim && exchangesOfRun().filter((exchange) => exchange.grantId === instance.grantId && exchange.arrivedAt >= lastClaim.openedAt && exchange.arrivedAt <= (lastClaim.closedAt ?? Infinity));
+      const claimLine = lastClaim
+        ? `; last claim by ${lastClaim.holder} from +${((lastClaim.openedAt - started) / 1000).toFixed(3)}s to ${lastClaim.closedAt ? `+${((lastClaim.closedAt - started) / 1000).toFixed(3)}s` : 'the end'}, followed by ${sentInClaim?.length ?? 0} token requests`
+        : '';
+      const evidenceLine = `state refresh token ${fingerprint(state.refresh_token ?? '')}, provider's latest ${fingerprint(headOf(instance))}, Authorized=${authorized?.status ?? '?'}/${authorized?.reason ?? '?'}${claimLine}`;
       if (result === 'unsettled') {
         violations.push(`5: ${slot.name}'s grant neither kept nor reported lost (${evidenceLine})`);
       } else if (!why) {
@@ -612,7 +648,7 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
       committedWritesLost: stats.droppedWriteResponses.filter((write) => write.committed).length,
       changes: tally,
       skippedChanges: skipped,
-      disruption: kills.map((kill) => `${kill.signal} ${kill.replica}`).join(', ') || 'none',
+      disruption: kills.map((kill) => `${kill.signal}${kill.atClaim ? ' at a claim' : ''} ${kill.replica}`).join(', ') || 'none',
       replicaExits: replicas.events.filter((event) => event.what === 'exited' && event.detail.startsWith('on its own')).length,
       leaderChanges: Math.max(0, holders.length - 1),
       claims: claimWindows.length,
@@ -621,7 +657,7 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
       maxActLagMs,
       lostGrants,
     };
-    if (violations.length > 0) evidence = await writeEvidence();
+    if (violations.length > 0 || context.keepEvidence) evidence = await writeEvidence();
   } catch (error) {
     violations.push(`the run itself failed: ${error instanceof Error ? error.message : String(error)}`);
     evidence = await writeEvidence().catch(() => undefined);
@@ -673,6 +709,17 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
     const faults = (schedule?.decisions ?? []).filter((decision) => decision.fault).map((decision) => `${decision.seq} ${decision.method} ${decision.path} ${decision.fault}`);
     await writeFile(join(dir, 'proxy.json'), JSON.stringify({ stats: proxy.stats, faults }, null, 1));
     return dir;
+  }
+}
+
+/** Whether a state Secret write (its JSON body) carries a refresh claim in record.json. */
+function writesClaim(body: string | undefined): boolean {
+  try {
+    const secret = JSON.parse(body ?? '') as { data?: Record<string, string> };
+    const record = Buffer.from(secret.data?.['record.json'] ?? '', 'base64').toString('utf8');
+    return (JSON.parse(record || '{}') as { claim?: unknown }).claim !== undefined;
+  } catch {
+    return false;
   }
 }
 
