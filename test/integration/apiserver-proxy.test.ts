@@ -151,7 +151,9 @@ describe('lost and late answers', () => {
 
     expect(await outcome(kube.replaceSecret(namespace, { ...opaque('oauthapp-state-conn', { v: '2' }), metadata: created.metadata }))).toBe(0);
     await lost.applied;
-    expect(await watchEnded).toBe('failed');
+    // The watch on the same connection stops (it would otherwise run for minutes): with a reset
+    // stream or, when undici reads the connection's close as the end of the body, a plain end.
+    expect(['failed', 'ended']).toContain(await watchEnded);
     expect(await direct.secretData(namespace, 'oauthapp-state-conn')).toEqual({ v: '2' });
   });
 });
