@@ -27,7 +27,7 @@ import { requiredEnvironment } from '../support/environment.ts';
 import { adminClient, type AdminClient } from '../support/kube.ts';
 import { describePlan, type ChangeKind } from '../support/randomized-plan.ts';
 import { startRandomizedProvider, type RandomizedProvider } from '../support/randomized-provider.ts';
-import { runSeed, type RunFigures } from '../support/randomized-run.ts';
+import { deleteNamespaces, runSeed, type RunFigures } from '../support/randomized-run.ts';
 
 const accessTokenTTLSeconds = 15;
 
@@ -54,8 +54,11 @@ beforeAll(async () => {
   report(`randomized: ${runSeeds.length} seeds: ${runSeeds.length > 3 ? `${runSeeds[0]}…${runSeeds.at(-1)}` : runSeeds.join(', ')}`);
 });
 
+const namespaces: string[] = [];
+
 afterAll(async () => {
   await provider?.close();
+  if (admin) await deleteNamespaces(admin, namespaces);
   await admin?.close();
   if (results.length === 0) return;
   const sum = (pick: (figures: RunFigures) => number) => results.reduce((total, { figures }) => total + pick(figures), 0);
@@ -90,6 +93,7 @@ describe('a randomized run: two replicas behind a faulty apiserver, a strict rot
     'seed %i: no refresh token sent twice, no grant revoked, no expired token served, every change acted on, no grant lost',
     async (seed) => {
       const result = await runSeed(seed, { kubeconfig: requiredEnvironment('kubeconfig'), admin, provider, evidenceDir, keepEvidence: process.env.CHAOS_EVIDENCE === 'keep' });
+      namespaces.push(...result.namespaces);
       const { figures } = result;
       const failed = result.violations.length > 0;
       results.push({ figures, failed, violations: result.violations });

@@ -13,8 +13,9 @@
 // 4. every user change acted on within 5 s of the fault schedule ending: rotate → the value (or a
 //    later one) in status.lastRotateRequest; spec edit → status.observedGeneration; client secret
 //    → the target Secret carries it; delete → the OAuthApp and its state Secret gone; re-create →
-//    the new app's status written and its target Secret made. The schedule ends at calm or, when
-//    the Lease holder at calm never renewed again (killed, or it had lost the Lease to the
+//    the new app's status written and its target Secret made (or TargetConflict reported while
+//    the garbage collector has not yet removed the old app's one). The schedule ends at calm or,
+//    when the Lease holder at calm never renewed again (killed, or it had lost the Lease to the
 //    faults), when that Lease ran out (the next leader cannot start before); a change made after
 //    that counts from when it was made;
 // 5. every grant kept (the state Secret holds the provider's latest refresh token, Authorized)
@@ -91,6 +92,8 @@ export interface RunResult {
   /** The directory with logs, timeline, provider record and proxy decisions (failing seeds only). */
   evidence?: string;
   plan: Plan;
+  /** The seed's namespaces, left for the caller to delete (all at once, after the seeds). */
+  namespaces: string[];
 }
 
 type SecretObject = MirroredObject & { data?: Record<string, string> };
@@ -240,7 +243,19 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
     }
     evaluate(at);
   };
-  const onTarget = (_type: ChangeType, _secret: SecretObject, at: number) => evaluate(at);
+  const targetSeen = new Map<string, string>();
+  const onTarget = (type: ChangeType, secret: SecretObject, at: number) => {
+    if (secret.metadata.name.endsWith('-credentials')) {
+      const owner = secret.metadata.ownerReferences?.find((reference) => reference.controller)?.uid?.slice(0, 8) ?? 'none';
+      const data = decode(secret);
+      const summary = type === 'DELETED' ? 'deleted' : `owner ${owner}, token ${data.access_token ? fingerprint(data.access_token) : 'none'} expiring ${data.expires_at ?? '-'}`;
+      if (targetSeen.get(secret.metadata.name) !== summary) {
+        targetSeen.set(secret.metadata.name, summary);
+        note(`target ${secret.metadata.name}: ${summary}`, at);
+      }
+    }
+    evaluate(at);
+  };
   const onLease = (_type: ChangeType, lease: LeaseObject, at: number) => {
     const holder = lease.spec?.holderIdentity ?? '';
     const renewTime = lease.spec?.renewTime ? Date.parse(lease.spec.renewTime) : 0;
@@ -300,9 +315,15 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
       }
       case 'delete':
         return !sameApp && !states.get(`oauthapp-state-${uid}`);
-      case 'recreate':
-        // Picked up: its status written and its target Secret made (whether its grant works is check 5).
-        return sameApp && (app?.status?.observedGeneration ?? 0) >= 1 && ownedBy(appSecrets.get(`${slot.name}-credentials`), uid);
+      case 'recreate': {
+        // Picked up: its status written and its target Secret made, or TargetConflict reported while
+        // the deleted app's target Secret still waits for the garbage collector (whether the new
+        // grant works is check 5).
+        const target = appSecrets.get(`${slot.name}-credentials`);
+        const previousOwner = slot.instances.some((instance) => instance.uid !== uid && ownedBy(target, instance.uid));
+        const conflictReported = previousOwner && condition(app, 'Ready')?.reason === 'TargetConflict';
+        return sameApp && (app?.status?.observedGeneration ?? 0) >= 1 && (ownedBy(target, uid) || conflictReported);
+      }
     }
   }
 
@@ -548,7 +569,8 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
       const authorized = condition(app, 'Authorized');
       if (record.claim) return 'unsettled';
       if (state.refresh_token === headOf(instance) && record.deadRefreshTokenFingerprint !== fingerprint(state.refresh_token ?? '') && authorized?.status === 'True') return 'kept';
-      if (authorized?.status === 'False') return 'reported';
+      // Lost for good (a person must authorize again); anything else may still change.
+      if (authorized?.status === 'False' && (authorized.reason === 'RefreshInterrupted' || authorized.reason === 'InvalidGrant')) return 'reported';
       return 'unsettled';
     };
     await until('every grant kept or reported lost', 2 * tokenRequestTimeoutSeconds * 1000 + 5_000 + 60_000, () =>
@@ -666,13 +688,14 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
     await replicas.stopAll();
     await proxy.close();
     await Promise.all(mirrors.map((mirror) => mirror.stop()));
-    // Nothing finalizes the apps now: drop the finalizers so the namespaces can go.
+    // Nothing finalizes the apps now: drop the finalizers so the namespaces can go. (They are
+    // deleted after all seeds: deleting them now would keep the garbage collector busy while the
+    // next seed needs it for its re-created apps' old target Secrets.)
     for (const app of (await http.json<{ items: AppObject[] }>({ method: 'GET', path: `${group}/namespaces/${namespace}/oauthapps` }).catch(() => ({ items: [] }))).items) {
       await http
         .json({ method: 'PATCH', path: `${group}/namespaces/${namespace}/oauthapps/${app.metadata.name}`, contentType: 'application/merge-patch+json', body: { metadata: { finalizers: null } } })
         .catch(() => undefined);
     }
-    for (const name of [namespace, operatorNamespace]) await http.json({ method: 'DELETE', path: `/api/v1/namespaces/${name}` }).catch(() => undefined);
   }
 
   const empty = Object.fromEntries(Object.keys(proxy.stats.faults).map((kind) => [kind, 0])) as Record<FaultKind, number>;
@@ -681,7 +704,7 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
     changes: { rotate: 0, specEdit: 0, clientSecret: 0, delete: 0, recreate: 0 }, skippedChanges: 0, disruption: 'none', replicaExits: 0, leaderChanges: 0, claims: 0, staleEpisodes: 0, staleMaxMs: 0, maxActLagMs: 0, lostGrants: 0,
   };
   result.totalMs = Date.now() - started;
-  return { figures: result, violations, plan, ...(evidence ? { evidence } : {}) };
+  return { figures: result, violations, plan, namespaces: [namespace, operatorNamespace], ...(evidence ? { evidence } : {}) };
 
   async function writeEvidence(): Promise<string> {
     const dir = join(context.evidenceDir, `seed-${seed}`);
@@ -734,6 +757,11 @@ function faultScheduleEnd(calmAt: number, history: ReadonlyArray<{ at: number; h
   const replaced = history.some((entry) => entry.at > calmAt && entry.holder && entry.holder !== atCalm.holder);
   if (renewedLater || !replaced) return calmAt;
   return Math.max(calmAt, atCalm.renewTime + leaseDurationMs);
+}
+
+/** Deletes namespaces runSeed left behind (their apps hold no finalizers any more). */
+export async function deleteNamespaces(admin: AdminClient, names: readonly string[]): Promise<void> {
+  for (const name of names) await admin.http.json({ method: 'DELETE', path: `/api/v1/namespaces/${name}` }).catch(() => undefined);
 }
 
 async function until(what: string, timeoutMs: number, condition: () => boolean): Promise<void> {
