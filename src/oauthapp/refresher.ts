@@ -66,7 +66,7 @@ export class Refresher {
    * uid: if the claim's answer is lost, the retry finds its own claim here and releases it instead
    * of taking it for a request that may have reached the provider.
    */
-  private readonly unsentClaims = new Map<string, string>();
+  private readonly unsentClaims = new Map<string, Set<string>>();
 
   constructor(dependencies: RefresherDependencies) {
     this.deps = dependencies;
@@ -74,7 +74,7 @@ export class Refresher {
 
   /** Whether `claim` is this process's own and no token request followed it. */
   claimNeverSent(app: AppIdentity, claim: RefreshClaim): boolean {
-    return claim.holder === this.deps.holder && this.unsentClaims.get(app.uid) === claim.claimedAt;
+    return claim.holder === this.deps.holder && (this.unsentClaims.get(app.uid)?.has(claim.claimedAt) ?? false);
   }
 
   /** Conflicts (another writer got there first) propagate: the caller requeues and re-reads. */
@@ -89,11 +89,15 @@ export class Refresher {
     if (leadership?.aborted) throw new NotLeadingError();
     const claimState = claimRefresh(stored.state, this.deps.holder, now(), this.deps.requestTimeoutMs);
     const claim = claimState.record.claim;
-    if (claim) this.unsentClaims.set(app.uid, claim.claimedAt);
+    // Every claim tried is remembered until a request follows, not just the last: a claim whose
+    // write committed but whose answer was lost may be followed by a retry whose write fails, and
+    // the committed one must still be known as never sent.
+    if (claim) this.unsentClaims.set(app.uid, (this.unsentClaims.get(app.uid) ?? new Set()).add(claim.claimedAt));
     const claimed = await store.save(app, claimState, stored.resourceVersion);
     const clientSecretFingerprint = fingerprint(clientSecret);
 
-    // From here on the request may reach the provider.
+    // From here on the request may reach the provider. Older claims tried for this app can no longer
+    // be live: the one just written replaced them.
     this.unsentClaims.delete(app.uid);
     const started = now();
     let response: TokenSet;

@@ -80,6 +80,27 @@ describe('the answer to a refresh claim is lost after the claim committed', () =
   }, 90_000);
 });
 
+describe('the answer to a refresh claim is lost, and the retried claim conflicts because the cache had not seen the first', () => {
+  it('still knows the committed claim as its own and never sent, releases it and refreshes (found by the randomized run)', async () => {
+    const app = await readyApp('lost-then-conflict');
+    // The operator's watch of its state Secrets is held, so its cache keeps the state from before
+    // the claim and every retried claim is written against a stale resourceVersion: 409.
+    proxy.stallWatches({ match: { path: `/api/v1/namespaces/${operatorNamespace}/secrets`, watch: true }, ms: 60_000 });
+    const lost = proxy.inject({ kind: 'dropResponse' }, { match: claimWrite(app) });
+    const conflicts = proxy.inject({ kind: 'delayResponse', ms: 0 }, { match: claimWrite(app), times: 1_000 });
+
+    await rotate('lost-then-conflict', 'through-conflicts');
+    await lost.applied;
+    await eventually('a retried claim refused with 409', async () => (conflicts.hits > 1 ? true : undefined));
+    proxy.releaseWatches();
+    conflicts.cancel();
+    const refreshed = await appWith('lost-then-conflict', (current) => current.status?.lastRotateRequest === 'through-conflicts', 'the rotate request acted on');
+
+    expect(condition(refreshed, 'Authorized')?.status).toBe('True');
+    expect(replays(provider.sandbox.stats().presentedRefreshTokens)).toEqual([]);
+  }, 90_000);
+});
+
 describe('a write after the refresh fails (the target Secret answers 500)', () => {
   it('acts on the rotate request once: the retry does not refresh again', async () => {
     await readyApp('one-rotate');
