@@ -34,6 +34,7 @@ import { SourceSecrets } from './oauthapp/source-secrets.ts';
 import { StateStore } from './oauthapp/state-store.ts';
 import { SeedLedger } from './oauthapp/seed-ledger.ts';
 import { OrphanSweep } from './oauthapp/orphan-sweep.ts';
+import { requeueOnConflict } from './oauthapp/conflicts.ts';
 import { StatusWriter } from './oauthapp/status-writer.ts';
 import { TargetWriter } from './oauthapp/target-writer.ts';
 import { objectKey, splitKey } from './kube/objects.ts';
@@ -247,7 +248,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       concurrency: config.workers,
       logger,
       onReconcile: metrics.recordReconcile,
-      reconcile: (key, { reconcileId }) => reconciler.reconcile(key, logger.child({ key, reconcileId }), leadership),
+      reconcile: requeueOnConflict((key, { reconcileId }) => reconciler.reconcile(key, logger.child({ key, reconcileId }), leadership)),
     });
     const sweeping = setInterval(() => {
       if (!leadership?.aborted) sweep.sweep().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'orphaned state sweep failed'));
