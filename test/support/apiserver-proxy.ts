@@ -210,18 +210,31 @@ export async function startAPIServerProxy(options: { upstreamKubeconfig: string 
     let responseHeaders: OutgoingHttpHeaders = {};
     const held: Buffer[] = [];
     let ended = false;
+    // node emits 'response' on the next tick but 'data' at once when the headers and the first
+    // chunk arrive in one read: body events wait for the status, or a chunk would go out first
+    // (an implicit 200 without headers) and the status line would then throw.
+    let responded = false;
+    const early: Array<() => void> = [];
+    const afterResponse = (handle: () => void) => (responded ? handle() : early.push(handle));
     up.on('response', (upstreamHeaders) => {
       status = Number(upstreamHeaders[constants.HTTP2_HEADER_STATUS]);
       responseHeaders = withoutHopByHop(upstreamHeaders);
       if (!hold) answer.head(status, responseHeaders);
+      responded = true;
+      for (const handle of early.splice(0)) handle();
     });
-    up.on('data', (chunk: Buffer) => {
-      if (hold) held.push(chunk);
-      else if (relay) relay.deliver(chunk);
-      else answer.write(chunk);
-    });
+    up.on('data', (chunk: Buffer) =>
+      afterResponse(() => {
+        if (hold) held.push(chunk);
+        else if (relay) relay.deliver(chunk);
+        else answer.write(chunk);
+      }),
+    );
     up.on('end', () => {
       ended = true;
+      afterResponse(() => finish());
+    });
+    const finish = () => {
       if (!hold) return relay ? relay.finish() : answer.end();
       if (hold.fault.kind === 'dropResponse') {
         if (request.write) stats.droppedWriteResponses.push({ method: request.method, path: request.path, status, committed: status >= 200 && status < 300 });
@@ -233,7 +246,7 @@ export async function startAPIServerProxy(options: { upstreamKubeconfig: string 
         answer.end(Buffer.concat(held));
         hold.done();
       });
-    });
+    };
     up.on('close', () => {
       if (!ended) resetClient(req, 'stream');
     });

@@ -35,7 +35,6 @@ import type { AdminClient } from './kube.ts';
 import { planRun, type ChangeKind, type Plan, type PlannedAction } from './randomized-plan.ts';
 import { Mirror, type ChangeType, type MirroredObject } from './randomized-mirror.ts';
 import type { RandomizedProvider, TokenExchange } from './randomized-provider.ts';
-import { deliverResponseBeforeData } from './randomized-proxy-order.ts';
 import { Replicas } from './randomized-replicas.ts';
 
 /** Seconds; a claim runs out 2 × this + 5 s after it was written. */
@@ -167,7 +166,6 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
   const operatorNamespace = `chaos-rand-op-${seed}-${suffix}`;
 
   for (const name of [namespace, operatorNamespace]) await http.json({ method: 'POST', path: '/api/v1/namespaces', body: { metadata: { name } } });
-  deliverResponseBeforeData();
   const proxy = await startAPIServerProxy({ upstreamKubeconfig: context.kubeconfig });
   const replicas = new Replicas(['a', 'b'], [
     `--kubeconfig=${proxy.kubeconfigPath}`,
