@@ -72,5 +72,8 @@ export class KubeAPIError extends Error {
 export const isNotFound = (error: unknown) => error instanceof KubeAPIError && error.reason === 'NotFound';
 export const isConflict = (error: unknown) => error instanceof KubeAPIError && error.reason === 'Conflict';
 export const isAlreadyExists = (error: unknown) => error instanceof KubeAPIError && error.reason === 'AlreadyExists';
+/** Worth retrying as it is: the apiserver was unreachable, overloaded (429) or failing (5xx). */
+export const isTransient = (error: unknown) =>
+  error instanceof KubeAPIError && (error.status === statusOf.network || error.status === 429 || error.status >= 500);
 export const isGone = (error: unknown) =>
   error instanceof KubeAPIError && (error.reason === 'Gone' || error.reason === 'Expired' || error.status === 410);

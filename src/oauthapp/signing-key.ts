@@ -10,8 +10,9 @@
 // sealed with the previous key are accepted for one state lifetime after that time
 // (src/oauth/state-token.ts).
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeClient } from '../kube/client.ts';
-import { isAlreadyExists, isConflict, isNotFound, KubeAPIError } from '../kube/errors.ts';
+import { isAlreadyExists, isConflict, isNotFound, isTransient, KubeAPIError } from '../kube/errors.ts';
 import type { Secret } from '../kube/objects.ts';
 import { managedByLabel, managedByValue, rotateAnnotation } from './labels.ts';
 import { roleLabel } from './state.ts';
@@ -167,6 +168,21 @@ export async function loadOrCreateSigningKey(kube: SigningKeySecrets, namespace:
   return (await syncSigningKeys(kube, namespace)).keys.key;
 }
 
+/** Waits between attempts of the first read at start: about a minute in all. */
+const startRetryDelaysMs = [500, 1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
+
+async function retryTransient<T>(attempt: () => Promise<T>, delaysMs: readonly number[]): Promise<T> {
+  for (const delayMs of delaysMs) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isTransient(error)) throw error;
+      await sleep(delayMs);
+    }
+  }
+  return attempt();
+}
+
 export interface SigningKeyRefreshOptions {
   kube: SigningKeySecrets;
   namespace: string;
@@ -181,6 +197,8 @@ export interface SigningKeyRefreshOptions {
   onChange: (keys: SigningKeys, change: { rotatedFor?: string | undefined; lostRace?: boolean }) => void;
   /** A read or a requested rotation failed; said once until it changes or succeeds. The keys stay as they were. */
   onProblem: (message: string) => void;
+  /** Waits between attempts of the first read when the apiserver answers 429/5xx or cannot be reached. */
+  startRetries?: readonly number[];
 }
 
 export interface SigningKeyRefresh {
@@ -214,7 +232,9 @@ export async function startSigningKeyRefresh(options: SigningKeyRefreshOptions):
     lastProblem = message;
   };
 
-  const initial = await syncSigningKeys(kube, namespace, now);
+  // At start a busy or restarting apiserver (429, 5xx, a reset) is waited out, not a reason to exit:
+  // the process would only be restarted into the same apiserver, later.
+  const initial = await retryTransient(() => syncSigningKeys(kube, namespace, now), options.startRetries ?? startRetryDelaysMs);
   let keys = capped(initial.keys);
   problem(initial.pendingRotation);
   if (initial.wrote?.kind === 'rotated') onChange(keys, { rotatedFor: initial.wrote.request });

@@ -219,6 +219,36 @@ describe('syncSigningKeys: rotation on request', () => {
   });
 });
 
+describe('startSigningKeyRefresh at start', () => {
+  it('waits out an apiserver answering 429 and 503 instead of failing the start (found by the randomized run)', async () => {
+    const secrets = standIn();
+    const refusals = [new KubeAPIError('GET', path, 429, 'TooManyRequests', 'slow down'), new KubeAPIError('GET', path, 503, 'Unknown', 'unavailable')];
+    const getSecret = secrets.getSecret.bind(secrets);
+    secrets.getSecret = async (...args) => {
+      const refusal = refusals.shift();
+      if (refusal) throw refusal;
+      return getSecret(...args);
+    };
+
+    const refresh = await startSigningKeyRefresh({ kube: secrets, namespace, now: Date.now, onChange: () => undefined, onProblem: () => undefined, startRetries: [1, 1, 1] });
+    try {
+      expect(refresh.keys).toEqual({ key: keyA });
+      expect(refusals).toEqual([]);
+    } finally {
+      refresh.stop();
+    }
+  });
+
+  it('still fails the start on an answer retrying cannot change (403)', async () => {
+    const secrets = standIn();
+    secrets.getSecret = async () => {
+      throw new KubeAPIError('GET', path, 403, 'Forbidden', 'forbidden');
+    };
+
+    await expect(startSigningKeyRefresh({ kube: secrets, namespace, now: Date.now, onChange: () => undefined, onProblem: () => undefined, startRetries: [1] })).rejects.toMatchObject({ status: 403 });
+  });
+});
+
 describe('startSigningKeyRefresh', () => {
   const eventually = async (what: string, check: () => boolean) => {
     for (let tries = 0; tries < 1000; tries += 1) {
