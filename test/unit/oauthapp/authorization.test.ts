@@ -6,7 +6,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { OAuthApp } from '../../../src/api/oauthapp.ts';
 import { KubeAPIError } from '../../../src/kube/errors.ts';
-import type { ObjectCache } from '../../../src/kube/informer.ts';
+import { noCache, type ObjectCache } from '../../../src/kube/informer.ts';
 import { decodeData, type KubeObject, type Secret } from '../../../src/kube/objects.ts';
 import { codeChallengeS256 } from '../../../src/oauth/pkce.ts';
 import { createStateSigner, replaceableStateSigner } from '../../../src/oauth/state-token.ts';
@@ -63,17 +63,7 @@ class SecretsStandIn implements StateSecrets {
   }
 }
 
-const noSecretCache: ObjectCache<Secret> = {
-  get: () => undefined,
-  list: () => [],
-  on: () => undefined,
-  observeWrite: () => undefined,
-  observeDelete: () => undefined,
-  hasSynced: () => true,
-  synced: Promise.resolve(),
-  start: () => undefined,
-  stop: async () => undefined,
-};
+const noSecretCache = noCache<Secret>();
 
 function setUp(app: OAuthApp) {
   const secrets = new SecretsStandIn();
