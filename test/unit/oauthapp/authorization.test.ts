@@ -42,6 +42,8 @@ function oauthApp(spec: Partial<OAuthApp['spec']> = {}): OAuthApp {
 /** Secrets with resourceVersions and conflicts. */
 class SecretsStandIn implements StateSecrets {
   readonly stored = new Map<string, Secret>();
+  /** Every write fails as if the apiserver could not be reached. */
+  failWrites = false;
   private version = 1;
   async getSecret(_namespace: string, name: string) {
     return this.stored.get(name);
@@ -56,6 +58,7 @@ class SecretsStandIn implements StateSecrets {
     this.stored.delete(name);
   }
   private write(secret: Secret, expected: string | undefined): Secret {
+    if (this.failWrites) throw new KubeAPIError('PUT', '/secrets', 0, 'NetworkError', 'connection refused');
     if (this.stored.get(secret.metadata.name)?.metadata.resourceVersion !== expected) throw new KubeAPIError('PUT', '/secrets', 409, 'Conflict', 'conflict');
     const written = { ...secret, metadata: { ...secret.metadata, resourceVersion: String(++this.version) } };
     this.stored.set(secret.metadata.name, written);
@@ -72,14 +75,17 @@ function setUp(app: OAuthApp) {
   const requests: TokenRequest[] = [];
   const events: Array<{ reason: string; message: string }> = [];
   const apps = { ...noSecretCache, get: (namespace: string | undefined, name: string) => (namespace === app.metadata.namespace && name === app.metadata.name ? app : undefined) } as unknown as ObjectCache<KubeObject>;
+  const states = new StateStore(secrets, noSecretCache, 'oauthapp-system', { now: () => now });
+  let duringExchange: () => void = () => undefined;
   const authorizations = new Authorizations({
     signer,
     apps,
-    states: new StateStore(secrets, noSecretCache, 'oauthapp-system', { now: () => now }),
+    states,
     sources: { read: async () => ({ found: true, value: 'client-secret', source: 'test' }) } as unknown as SourceSecrets,
     tokens: {
       async requestToken(request: TokenRequest) {
         requests.push(request);
+        duringExchange();
         return { accessToken: 'access-1', tokenType: 'Bearer', refreshToken: 'refresh-1', expiresInSeconds: 3600 };
       },
     } as unknown as TokenClient,
@@ -99,7 +105,8 @@ function setUp(app: OAuthApp) {
     const url = new URL(authorizations.authorizationURL(app, { ...emptyState(), record: { authorizationRound: round } }).url);
     return { url, state: url.searchParams.get('state') ?? '' };
   };
-  return { authorizations, signer, requests, events, stored, authorizationURL };
+  const whileExchanging = (action: () => void) => (duringExchange = action);
+  return { authorizations, signer, requests, events, stored, authorizationURL, secrets, states, whileExchanging };
 }
 
 describe('the authorization URL', () => {
@@ -240,5 +247,37 @@ describe('issuerProblem', () => {
     const message = issuerProblem(issuer, `https://evil\n${'x'.repeat(500)}`)?.message ?? '';
     expect(message).not.toContain('\n');
     expect(message.length).toBeLessThan(400);
+  });
+});
+
+describe('tokens from an exchanged code that could not be stored', () => {
+  const identity = (app: OAuthApp) => ({ namespace: app.metadata.namespace, name: app.metadata.name, uid: app.metadata.uid });
+
+  it('are written by a later flush while their authorization round is still the current one', async () => {
+    const app = oauthApp();
+    const { authorizations, authorizationURL, secrets, states, whileExchanging } = setUp(app);
+    whileExchanging(() => (secrets.failWrites = true));
+
+    await expect(authorizations.complete({ state: authorizationURL().state, code: 'code-1' })).rejects.toMatchObject({ reason: 'NetworkError' });
+    secrets.failWrites = false;
+    await states.flushUnsaved(identity(app));
+
+    expect(decodeData(secrets.stored.get(stateSecretName(app.metadata.uid))?.data).refresh_token).toBe('refresh-1');
+  });
+
+  it('are dropped, not written days later, once another authorization round has started (issue 10, sequence 3c)', async () => {
+    const app = oauthApp();
+    const { authorizations, authorizationURL, secrets, states, whileExchanging, stored } = setUp(app);
+    whileExchanging(() => (secrets.failWrites = true));
+
+    await expect(authorizations.complete({ state: authorizationURL().state, code: 'code-1' })).rejects.toMatchObject({ reason: 'NetworkError' });
+    secrets.failWrites = false;
+    // Meanwhile a person used the next link: a newer round is current.
+    const live = await states.loadLive(identity(app));
+    await states.save(identity(app), { ...live.state, record: { ...live.state.record, authorizationRound: (stored().authorizationRound ?? 0) + 1 } }, live.resourceVersion);
+    await states.flushUnsaved(identity(app));
+
+    expect(decodeData(secrets.stored.get(stateSecretName(app.metadata.uid))?.data).refresh_token).toBeUndefined();
+    expect(states.holds(identity(app))).toBe(false);
   });
 });
