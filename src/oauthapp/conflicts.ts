@@ -4,7 +4,7 @@
 // through the per-key failure backoff: under a burst of conflicts that backoff grows past the
 // burst by many seconds, and the user's change behind it waits that long after the cluster is calm.
 import type { ReconcileResult } from '../controller/result.ts';
-import { isConflict } from '../kube/errors.ts';
+import { isConflict, KubeAPIError } from '../kube/errors.ts';
 
 /** About a watch event's delay on a busy apiserver, with jitter so replicas do not retry in step. */
 const conflictRetryMs = (random: () => number) => 250 + Math.round(random() * 500);
@@ -18,7 +18,9 @@ export function requeueOnConflict<A extends unknown[]>(
       return await reconcile(...args);
     } catch (error) {
       if (!isConflict(error)) throw error;
-      return { requeueAfterMs: conflictRetryMs(random), reason: 'a write conflicted: the cache was behind' };
+      // Which write, for whoever reads the (debug) log: "PUT /api/v1/…/secrets/oauthapp-state-…".
+      const write = error instanceof KubeAPIError ? ` (${error.method} ${error.path})` : '';
+      return { requeueAfterMs: conflictRetryMs(random), reason: `a write conflicted${write}: the cache was behind` };
     }
   };
 }

@@ -7,7 +7,7 @@ const conflict = () => new KubeAPIError('PUT', '/api/v1/namespaces/x/secrets/y',
 describe('requeueOnConflict', () => {
   it('turns a 409 Conflict into a short requeue with a reason, not a failure that grows the backoff', async () => {
     const reconcile = requeueOnConflict(async () => Promise.reject(conflict()), () => 0.5);
-    await expect(reconcile()).resolves.toEqual({ requeueAfterMs: 500, reason: 'a write conflicted: the cache was behind' });
+    await expect(reconcile()).resolves.toEqual({ requeueAfterMs: 500, reason: 'a write conflicted (PUT /api/v1/namespaces/x/secrets/y): the cache was behind' });
   });
 
   it('keeps every other error an error', async () => {
