@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { isMap, isSeq, parseAllDocuments, stringify } from 'yaml';
+import { isMap, isSeq, parseAllDocuments } from 'yaml';
+import { findManifest, kustomizeBuild, toYAML, type Manifest, type PolicyRule } from '../support/manifests.ts';
 import { eventually } from '../support/eventually.ts';
 import { kubectl, kubectlOK } from '../support/kubectl.ts';
 import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
@@ -26,18 +27,6 @@ const deployDir = fileURLToPath(new URL('../../deploy/', import.meta.url));
 const installNamespace = 'oauthapp-system';
 const suffix = randomBytes(3).toString('hex');
 
-interface Manifest {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  [field: string]: unknown;
-}
-interface PolicyRule {
-  apiGroups?: string[];
-  resources?: string[];
-  resourceNames?: string[];
-  verbs: string[];
-}
 interface Binding extends Manifest {
   roleRef: { apiGroup: string; kind: string; name: string };
   subjects: Array<{ kind: string; name: string; namespace?: string }>;
@@ -56,19 +45,11 @@ interface Service extends Manifest {
   spec: { selector: Record<string, string>; ports: Array<{ name: string; port: number; targetPort: string }> };
 }
 
-const build = async (dir: string): Promise<Manifest[]> => parseAllDocuments(await kubectlOK(['kustomize', dir])).map((document) => document.toJS() as Manifest);
-const toYAML = (objects: object[]) => objects.map((object) => stringify(object)).join('---\n');
-const find = <T extends Manifest>(objects: Manifest[], kind: string, name: string, namespace?: string): T => {
-  const found = objects.find((object) => object.kind === kind && object.metadata.name === name && object.metadata.namespace === namespace);
-  if (!found) throw new Error(`no ${kind} ${namespace ? `${namespace}/` : ''}${name}`);
-  return found as T;
-};
-
 let overlay: Manifest[];
 const cleanups: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
-  overlay = await build(overlayDir);
+  overlay = await kustomizeBuild(overlayDir);
 });
 
 afterAll(async () => {
@@ -77,8 +58,8 @@ afterAll(async () => {
 
 describe('deploy/overlays/split-callback', () => {
   it('builds two Deployments: the controller with --components=controller, the callback with --components=callback as its own ServiceAccount', () => {
-    const controller = find<Deployment>(overlay, 'Deployment', 'oauthapp-operator', installNamespace);
-    const callback = find<Deployment>(overlay, 'Deployment', 'oauthapp-callback', installNamespace);
+    const controller = findManifest<Deployment>(overlay, 'Deployment', 'oauthapp-operator', installNamespace);
+    const callback = findManifest<Deployment>(overlay, 'Deployment', 'oauthapp-callback', installNamespace);
     expect(overlay.filter((object) => object.kind === 'Deployment')).toHaveLength(2);
 
     const [controllerContainer] = controller.spec.template.spec.containers;
@@ -102,10 +83,10 @@ describe('deploy/overlays/split-callback', () => {
   });
 
   it("sends the callback port to the callback pods only; the controller's Service keeps the metrics port", () => {
-    const callbackService = find<Service>(overlay, 'Service', 'oauthapp-callback', installNamespace);
-    const controllerService = find<Service>(overlay, 'Service', 'oauthapp-operator', installNamespace);
-    const callback = find<Deployment>(overlay, 'Deployment', 'oauthapp-callback', installNamespace);
-    const controller = find<Deployment>(overlay, 'Deployment', 'oauthapp-operator', installNamespace);
+    const callbackService = findManifest<Service>(overlay, 'Service', 'oauthapp-callback', installNamespace);
+    const controllerService = findManifest<Service>(overlay, 'Service', 'oauthapp-operator', installNamespace);
+    const callback = findManifest<Deployment>(overlay, 'Deployment', 'oauthapp-callback', installNamespace);
+    const controller = findManifest<Deployment>(overlay, 'Deployment', 'oauthapp-operator', installNamespace);
     expect(callback.spec.template.metadata.labels).toMatchObject(callbackService.spec.selector);
     expect(controller.spec.template.metadata.labels).not.toMatchObject(callbackService.spec.selector);
     expect(callbackService.spec.ports.map(({ name, port, targetPort }) => ({ name, port, targetPort }))).toEqual([
@@ -117,22 +98,22 @@ describe('deploy/overlays/split-callback', () => {
   });
 
   it("binds the controller as deploy/ does (its copy of deploy/clusterrolebinding.yaml agrees)", async () => {
-    const installed = await build(deployDir);
-    expect(find(overlay, 'ClusterRoleBinding', 'oauthapp-operator')).toEqual(find(installed, 'ClusterRoleBinding', 'oauthapp-operator'));
+    const installed = await kustomizeBuild(deployDir);
+    expect(findManifest(overlay, 'ClusterRoleBinding', 'oauthapp-operator')).toEqual(findManifest(installed, 'ClusterRoleBinding', 'oauthapp-operator'));
     for (const [kind, name, namespace] of [
       ['ClusterRole', 'oauthapp-operator', undefined],
       ['Role', 'oauthapp-operator', installNamespace],
     ] as const) {
-      expect(find(overlay, kind, name, namespace)).toEqual(find(installed, kind, name, namespace));
+      expect(findManifest(overlay, kind, name, namespace)).toEqual(findManifest(installed, kind, name, namespace));
     }
   });
 
   it("gives the callback exactly these rules (a change here is a change to review)", () => {
-    expect(find(overlay, 'ClusterRole', 'oauthapp-callback').rules as PolicyRule[]).toEqual([
+    expect(findManifest(overlay, 'ClusterRole', 'oauthapp-callback').rules as PolicyRule[]).toEqual([
       { apiGroups: ['oauthapp.dev'], resources: ['oauthapps'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
     ]);
-    expect(find(overlay, 'Role', 'oauthapp-callback', installNamespace).rules as PolicyRule[]).toEqual([
+    expect(findManifest(overlay, 'Role', 'oauthapp-callback', installNamespace).rules as PolicyRule[]).toEqual([
       { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'update', 'delete'] },
     ]);
     const bindings = overlay.filter((object): object is Binding => (object.kind === 'RoleBinding' || object.kind === 'ClusterRoleBinding') && object.metadata.name === 'oauthapp-callback');
@@ -223,7 +204,7 @@ describe('the split, run for real with exactly the overlay’s RBAC', () => {
 
   it("admits the callback's pod under the restricted Pod Security profile, without a warning", async () => {
     await kubectlOK(['label', 'namespace', operatorNamespace, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/warn=restricted']);
-    const { spec } = find<Deployment>(overlay, 'Deployment', 'oauthapp-callback', installNamespace);
+    const { spec } = findManifest<Deployment>(overlay, 'Deployment', 'oauthapp-callback', installNamespace);
     const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `oauthapp-callback-dry-run-${suffix}`, namespace: operatorNamespace, labels: spec.template.metadata.labels }, spec: spec.template.spec };
     const result = await kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(pod) });
     expect(result.stderr).not.toMatch(/PodSecurity/);

@@ -1,27 +1,28 @@
-// deploy/ as a cluster admin installs it: `kubectl apply -k deploy/` against the real apiserver.
-// Its pod is admitted under the restricted Pod Security profile (and loosened copies are not), and
-// its ServiceAccount may do what the operator does and nothing more, as the apiserver's own RBAC
-// answers for a token minted for it. The namespaced overlay builds and, bound for real, confines
-// the operator to the namespaces it lists.
+// deploy/ as a cluster admin installs it: `kubectl apply -k` of deploy/crds, deploy/namespace and
+// deploy/ against the real apiserver. Its pod is admitted under the restricted Pod Security profile
+// (and loosened copies are not), and its ServiceAccount may do what the operator does and nothing
+// more, as the apiserver's own RBAC answers for a token minted for it. The namespaced overlay builds
+// and, bound for real, confines the operator to the namespaces it lists. `kubectl delete -k deploy/`
+// removes the operator and keeps the CRD, the namespace and the refresh tokens in it.
 // deploy/ makes fixed-name objects (namespace oauthapp-system, ClusterRole and ClusterRoleBinding
 // oauthapp-operator) that no other test file uses; they are deleted afterwards. The CRD it
 // re-applies is the one globalSetup installed and stays.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
-import { startTestOperator } from '../support/operator.ts';
-import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
-import { apply, condition, getApp, oauthAppManifest, opaqueSecret, secretData } from '../support/resources.ts';
-import { startTestProvider } from '../support/sandbox.ts';
-import { consentForm } from '../support/person.ts';
+import { expectWholeFlowAsServiceAccount } from '../support/install-flow.ts';
+import { oauthAppManifest } from '../support/resources.ts';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { isMap, isSeq, parseAllDocuments, parseDocument, stringify } from 'yaml';
+import { isMap, isSeq, parseDocument } from 'yaml';
+import { findManifest, kustomizeBuild, toYAML, type Manifest, type PolicyRule } from '../support/manifests.ts';
 import { eventually } from '../support/eventually.ts';
 import { kubectl, kubectlOK } from '../support/kubectl.ts';
 import { canI, describeQuestion, serviceAccountKubeconfig, type AccessQuestion, type ServiceAccountKubeconfig } from '../support/rbac.ts';
 
 const deployDir = fileURLToPath(new URL('../../deploy/', import.meta.url));
+const crdsDir = fileURLToPath(new URL('../../deploy/crds/', import.meta.url));
+const namespaceDir = fileURLToPath(new URL('../../deploy/namespace/', import.meta.url));
 const namespacedOverlayDir = fileURLToPath(new URL('../../deploy/overlays/namespaced/', import.meta.url));
 const ruleFiles = ['base/clusterrole.yaml', 'base/role.yaml'].map((file) => fileURLToPath(new URL(`../../deploy/${file}`, import.meta.url)));
 
@@ -29,18 +30,6 @@ const operatorNamespace = 'oauthapp-system';
 const serviceAccount = 'oauthapp-operator';
 const suffix = randomBytes(3).toString('hex');
 
-interface Manifest {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  [field: string]: unknown;
-}
-interface PolicyRule {
-  apiGroups?: string[];
-  resources?: string[];
-  resourceNames?: string[];
-  verbs: string[];
-}
 interface Subject {
   kind: string;
   name: string;
@@ -60,44 +49,36 @@ interface Deployment extends Manifest {
   spec: { replicas: number; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } };
 }
 
-/** What `kubectl kustomize` renders, as objects. */
-async function build(dir: string): Promise<Manifest[]> {
-  return parseAllDocuments(await kubectlOK(['kustomize', dir])).map((document) => document.toJS() as Manifest);
-}
-
-const find = <T extends Manifest>(objects: Manifest[], kind: string, name: string, namespace?: string): T => {
-  const found = objects.find((object) => object.kind === kind && object.metadata.name === name && object.metadata.namespace === namespace);
-  if (!found) throw new Error(`no ${kind} ${namespace ? `${namespace}/` : ''}${name}`);
-  return found as T;
-};
-
-const toYAML = (objects: object[]) => objects.map((object) => stringify(object)).join('---\n');
-
 let installed: Manifest[];
 const cleanups: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
-  installed = await build(deployDir);
+  installed = await kustomizeBuild(deployDir);
   // The objects go first in cleanup, so even a failed apply leaves nothing behind.
   cleanups.push(() =>
-    kubectlOK(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: toYAML(installed.filter((object) => object.kind !== 'CustomResourceDefinition')) }),
+    kubectlOK(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: toYAML([...installed, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: operatorNamespace } }]) }),
   );
-  await kubectlOK(['apply', '-k', deployDir]);
+  for (const dir of [crdsDir, namespaceDir, deployDir]) await kubectlOK(['apply', '-k', dir]);
 });
 
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-describe('kubectl apply -k deploy/', () => {
-  it('installs the CRD, the namespace, the ServiceAccount, its RBAC, the Deployment, the Service and the NetworkPolicies', async () => {
+describe('kubectl apply -k deploy/crds/, deploy/namespace/, deploy/', () => {
+  it('installs the CRD and the operator namespace each on its own', async () => {
+    expect((await kustomizeBuild(crdsDir)).map((object) => object.kind)).toEqual(['CustomResourceDefinition']);
+    expect((await kustomizeBuild(namespaceDir)).map((object) => [object.kind, object.metadata.name])).toEqual([['Namespace', operatorNamespace]]);
+    const crd = JSON.parse(await kubectlOK(['get', 'crd', 'oauthapps.oauthapp.dev', '-o', 'json'])) as { status: { conditions: Array<{ type: string; status: string }> } };
+    expect(crd.status.conditions.find((condition) => condition.type === 'Established')?.status).toBe('True');
+  });
+
+  it('installs with deploy/ the ServiceAccount, its RBAC, the Deployment, the Service and the NetworkPolicies, and neither the CRD nor the namespace', async () => {
     expect(installed.map((object) => object.kind).sort()).toEqual(
-      ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'NetworkPolicy', 'NetworkPolicy', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'].sort(),
+      ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'NetworkPolicy', 'NetworkPolicy', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'].sort(),
     );
     // Every one of them is on the apiserver now.
     await kubectlOK(['get', '-f', '-'], { input: toYAML(installed) });
-    const crd = JSON.parse(await kubectlOK(['get', 'crd', 'oauthapps.oauthapp.dev', '-o', 'json'])) as { status: { conditions: Array<{ type: string; status: string }> } };
-    expect(crd.status.conditions.find((condition) => condition.type === 'Established')?.status).toBe('True');
   });
 
   it('changes nothing when applied again', async () => {
@@ -271,56 +252,7 @@ describe("the operator ServiceAccount's permissions", () => {
   it('are enough to run the operator through the whole flow: seed, refresh, authorize, rotate and restart', async () => {
     const appNamespace = await createTestNamespace('least-privilege');
     cleanups.push(() => deleteTestNamespace(appNamespace));
-    const operator = await startTestOperator({ namespaces: [appNamespace], operatorNamespace, kubeconfig: account.path });
-    cleanups.push(() => operator.stop());
-    const provider = await startTestProvider({}, operator.callbackURL);
-    cleanups.push(() => provider.close());
-    const appReady = (name: string) =>
-      eventually(`${name} Ready`, async () => (condition(await getApp(appNamespace, name), 'Ready')?.status === 'True' ? true : undefined));
-    await kubectlOK(['create', 'deployment', 'worker', '-n', appNamespace, '--image=registry.invalid/worker:1']);
-    const seed = provider.sandbox.issueRefreshToken(provider.clientId);
-    await apply(appNamespace, opaqueSecret('seeded-client', { client_secret: provider.clientSecret }));
-    await apply(appNamespace, opaqueSecret('seeded-bootstrap', { refresh_token: seed }));
-    await apply(
-      appNamespace,
-      oauthAppManifest({
-        name: 'seeded',
-        clientId: provider.clientId,
-        tokenURL: provider.tokenURL,
-        authorizeURL: provider.authorizeURL,
-        redirectURI: provider.redirectURI,
-        refreshTokenRef: { name: 'seeded-bootstrap', key: 'refresh_token' },
-        spec: { rolloutRestartTargets: [{ kind: 'Deployment', name: 'worker' }] },
-      }),
-    );
-    await appReady('seeded');
-
-    // Client secret rotation with a rollout restart.
-    const rotated = provider.sandbox.rotateClientSecret(provider.clientId);
-    await apply(appNamespace, opaqueSecret('seeded-client', { client_secret: rotated }));
-    await eventually('the worker restarted', async () =>
-      (await kubectlOK(['get', 'deployment', 'worker', '-n', appNamespace, '-o', 'jsonpath={.spec.template.metadata.annotations}'])).includes('restartedAt') ? true : undefined,
-    );
-    await kubectlOK(['annotate', 'oauthapp', 'seeded', '-n', appNamespace, 'oauthapp.dev/rotate=with-least-privilege']);
-    await eventually('a refresh on demand with the new secret', async () => {
-      const app = await getApp(appNamespace, 'seeded');
-      return app.status?.lastRotateRequest === 'with-least-privilege' && condition(app, 'ClientSecretValid')?.status === 'True' ? true : undefined;
-    });
-
-    // First authorization through the callback.
-    await apply(appNamespace, opaqueSecret('consented-client', { client_secret: rotated }));
-    await apply(appNamespace, oauthAppManifest({ name: 'consented', clientId: provider.clientId, tokenURL: provider.tokenURL, authorizeURL: provider.authorizeURL, redirectURI: provider.redirectURI }));
-    const authorizationURL = await eventually('an authorization URL', async () => (await getApp(appNamespace, 'consented')).status?.authorizationURL);
-    const decision = await fetch(new URL('/oauth/authorize/decision', authorizationURL), { method: 'POST', redirect: 'manual', body: consentForm(authorizationURL, 'allow') });
-    expect((await fetch(decision.headers.get('location') ?? '')).status).toBe(200);
-    await appReady('consented');
-
-    expect(await kubectlOK(['get', 'lease', 'oauthapp-operator', '-n', operatorNamespace, '-o', 'jsonpath={.spec.holderIdentity}'])).not.toBe('');
-    expect(operator.logs()).not.toMatch(/forbidden/i);
-
-    const canaries = [provider.clientSecret, seed, rotated, ...provider.sandbox.stats().presentedRefreshTokens.map((presentation) => presentation.value)];
-    for (const name of ['seeded', 'consented']) canaries.push((await secretData(appNamespace, `${name}-credentials`))?.access_token ?? '');
-    await expectNoSecretValuesLeaked(canaries, { namespace: appNamespace, logs: operator.logs() });
+    await expectWholeFlowAsServiceAccount({ account: account.path, operatorNamespace, appNamespace, cleanups });
   }, 240_000);
 
   const lease = 'leases.coordination.k8s.io/oauthapp-operator';
@@ -414,7 +346,7 @@ describe("the operator ServiceAccount's permissions", () => {
   });
 
   it('are exactly the rules the operator needs (a change here is a change to review)', () => {
-    const rules = (kind: string, namespace?: string) => find(installed, kind, 'oauthapp-operator', namespace).rules as PolicyRule[];
+    const rules = (kind: string, namespace?: string) => findManifest(installed, kind, 'oauthapp-operator', namespace).rules as PolicyRule[];
     expect(rules('ClusterRole')).toEqual([
       { apiGroups: ['oauthapp.dev'], resources: ['oauthapps'], verbs: ['get', 'list', 'watch', 'patch'] },
       { apiGroups: ['oauthapp.dev'], resources: ['oauthapps/status'], verbs: ['patch'] },
@@ -434,7 +366,7 @@ describe("the operator ServiceAccount's permissions", () => {
 describe('deploy/overlays/namespaced', () => {
   let overlay: Manifest[];
   beforeAll(async () => {
-    overlay = await build(namespacedOverlayDir);
+    overlay = await kustomizeBuild(namespacedOverlayDir);
   });
 
   const watchedBindings = () =>
@@ -442,7 +374,7 @@ describe('deploy/overlays/namespaced', () => {
 
   it('builds with no cluster-wide binding, one RoleBinding per namespace it passes to --namespaces', () => {
     expect(overlay.filter((object) => object.kind === 'ClusterRoleBinding')).toEqual([]);
-    const deployment = find<Deployment>(overlay, 'Deployment', 'oauthapp-operator', operatorNamespace);
+    const deployment = findManifest<Deployment>(overlay, 'Deployment', 'oauthapp-operator', operatorNamespace);
     const flag = deployment.spec.template.spec.containers[0]?.args?.find((arg) => arg.startsWith('--namespaces='));
     const namespaces = flag?.slice('--namespaces='.length).split(',') ?? [];
     expect(namespaces.length).toBeGreaterThan(0);
@@ -452,7 +384,7 @@ describe('deploy/overlays/namespaced', () => {
       expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: serviceAccount, namespace: operatorNamespace }]);
     }
     // The operator namespace keeps its Role for state Secrets and the Lease.
-    expect(find<RoleBinding>(overlay, 'RoleBinding', 'oauthapp-operator', operatorNamespace).roleRef).toMatchObject({ kind: 'Role', name: 'oauthapp-operator' });
+    expect(findManifest<RoleBinding>(overlay, 'RoleBinding', 'oauthapp-operator', operatorNamespace).roleRef).toMatchObject({ kind: 'Role', name: 'oauthapp-operator' });
   });
 
   it('confines the operator to the listed namespaces once bound for real', async () => {
@@ -501,5 +433,27 @@ describe('deploy/overlays/namespaced', () => {
     ];
     expect(await answers(may)).toEqual(may.map((question) => [describeQuestion(question), true]));
     expect(await answers(mayNot)).toEqual(mayNot.map((question) => [describeQuestion(question), false]));
+  });
+});
+
+// Last: it removes the install the tests above use.
+describe('kubectl delete -k deploy/', () => {
+  it('removes the operator and keeps the CRD, the OAuthApps, the operator namespace and the state Secrets in it', async () => {
+    const appNamespace = await createTestNamespace('uninstall');
+    cleanups.push(() => deleteTestNamespace(appNamespace));
+    await kubectlOK(['apply', '-n', appNamespace, '-f', '-'], { input: JSON.stringify(oauthAppManifest({ name: 'kept', clientId: 'kept-client', tokenURL: 'https://oauth.example.com/token', redirectURI: 'https://ops.example.com/oauth/callback' })) });
+    const state = { apiVersion: 'v1', kind: 'Secret', metadata: { name: `uninstall-state-${suffix}`, namespace: operatorNamespace, labels: { 'oauthapp.dev/role': 'state' } }, stringData: { refresh_token: 'kept' } };
+    await kubectlOK(['apply', '-f', '-'], { input: JSON.stringify(state) });
+
+    await kubectlOK(['delete', '-k', deployDir]);
+
+    const left = await kubectl(['get', '-f', '-', '-o', 'name'], { input: toYAML(installed) });
+    expect(left.stdout).toBe('');
+    expect(left.stderr.trim().split('\n')).toHaveLength(installed.length);
+    for (const line of left.stderr.trim().split('\n')) expect(line).toMatch(/NotFound/);
+    await kubectlOK(['get', 'crd', 'oauthapps.oauthapp.dev']);
+    await kubectlOK(['get', 'oauthapp', 'kept', '-n', appNamespace]);
+    expect(await kubectlOK(['get', 'namespace', operatorNamespace, '-o', 'jsonpath={.status.phase}'])).toBe('Active');
+    expect(await kubectlOK(['get', 'secret', state.metadata.name, '-n', operatorNamespace, '-o', 'name'])).toBe(`secret/${state.metadata.name}\n`);
   });
 });

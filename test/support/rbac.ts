@@ -20,20 +20,23 @@ interface AdminKubeconfig {
 }
 
 /** The admin kubeconfig's server URL and CA, so that the ServiceAccount talks to the same apiserver. */
-async function adminCluster(): Promise<{ serverURL: string; caPEM: string }> {
-  const config = parse(await readFile(requiredEnvironment('kubeconfig'), 'utf8')) as AdminKubeconfig;
+async function adminCluster(adminKubeconfig: string): Promise<{ serverURL: string; caPEM: string }> {
+  const config = parse(await readFile(adminKubeconfig, 'utf8')) as AdminKubeconfig;
   const cluster = config.clusters?.[0]?.cluster;
   if (!cluster?.server || !cluster['certificate-authority-data']) throw new Error('the admin kubeconfig names no server and CA');
   return { serverURL: cluster.server, caPEM: Buffer.from(cluster['certificate-authority-data'], 'base64').toString('utf8') };
 }
 
-/** Mints a short-lived token for namespace/name and writes a kubeconfig that uses it. */
-export async function serviceAccountKubeconfig(namespace: string, name: string, durationSeconds = 600): Promise<ServiceAccountKubeconfig> {
-  const token = (await kubectlOK(['create', 'token', name, '-n', namespace, `--duration=${durationSeconds}s`])).trim();
+/**
+ * Mints a short-lived token for namespace/name and writes a kubeconfig that uses it; `adminKubeconfig`
+ * names the cluster (default: the run's control plane).
+ */
+export async function serviceAccountKubeconfig(namespace: string, name: string, adminKubeconfig = requiredEnvironment('kubeconfig')): Promise<ServiceAccountKubeconfig> {
+  const token = (await kubectlOK(['create', 'token', name, '-n', namespace, '--duration=600s'], { kubeconfig: adminKubeconfig })).trim();
   if (!token) throw new Error(`kubectl create token ${name} -n ${namespace} printed no token`);
   const dir = await mkdtemp(join(tmpdir(), 'oauthapp-sa-'));
   const path = join(dir, 'kubeconfig');
-  await writeFile(path, renderKubeconfig({ ...(await adminCluster()), user: { token }, namespace }), { mode: 0o600 });
+  await writeFile(path, renderKubeconfig({ ...(await adminCluster(adminKubeconfig)), user: { token }, namespace }), { mode: 0o600 });
   return { path, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 

@@ -1,9 +1,10 @@
-// Objects made and read the way a user would: kubectl apply and kubectl get.
+// Objects made and read the way a user would: kubectl apply and kubectl get (as the admin of the
+// run's control plane, or of the cluster `kubeconfig` names).
 import { kubectlOK } from './kubectl.ts';
 import type { OAuthAppStatus } from '../../src/api/oauthapp.ts';
 
-export async function apply(namespace: string, manifest: object): Promise<void> {
-  await kubectlOK(['apply', '-n', namespace, '-f', '-'], { input: JSON.stringify(manifest) });
+export async function apply(namespace: string, manifest: object, kubeconfig?: string): Promise<void> {
+  await kubectlOK(['apply', '-n', namespace, '-f', '-'], { input: JSON.stringify(manifest), ...(kubeconfig ? { kubeconfig } : {}) });
 }
 
 export function opaqueSecret(name: string, data: Record<string, string>) {
@@ -11,8 +12,8 @@ export function opaqueSecret(name: string, data: Record<string, string>) {
 }
 
 /** A Secret's decoded data, or undefined when it does not exist. */
-export async function secretData(namespace: string, name: string): Promise<Record<string, string> | undefined> {
-  const result = await kubectlOK(['get', 'secret', name, '-n', namespace, '-o', 'json', '--ignore-not-found']);
+export async function secretData(namespace: string, name: string, kubeconfig?: string): Promise<Record<string, string> | undefined> {
+  const result = await kubectlOK(['get', 'secret', name, '-n', namespace, '-o', 'json', '--ignore-not-found'], kubeconfig ? { kubeconfig } : {});
   if (!result.trim()) return undefined;
   const secret = JSON.parse(result) as { data?: Record<string, string> };
   return Object.fromEntries(Object.entries(secret.data ?? {}).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')]));
@@ -23,8 +24,8 @@ export interface AppView {
   status?: OAuthAppStatus;
 }
 
-export async function getApp(namespace: string, name: string): Promise<AppView> {
-  return JSON.parse(await kubectlOK(['get', 'oauthapp', name, '-n', namespace, '-o', 'json'])) as AppView;
+export async function getApp(namespace: string, name: string, kubeconfig?: string): Promise<AppView> {
+  return JSON.parse(await kubectlOK(['get', 'oauthapp', name, '-n', namespace, '-o', 'json'], kubeconfig ? { kubeconfig } : {})) as AppView;
 }
 
 export function condition(app: AppView, type: string) {
