@@ -1,7 +1,7 @@
 // The yardstick: a bare watch-then-write loop. It watches Secrets labelled bench-role=source and
 // copies each one's data to <name>-copy as soon as it changes: no cache beyond the watch, no
 // queue, no reads, nothing to decide. Run as its own process by rotation-propagation.ts.
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfigFile } from '../src/kube/kubeconfig.ts';
 import { KubeHTTP } from '../src/kube/http.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { Informer } from '../src/kube/informer.ts';
@@ -11,8 +11,7 @@ import { createLogger } from '../src/log.ts';
 
 const [kubeconfigPath, namespace] = process.argv.slice(2);
 if (!kubeconfigPath || !namespace) throw new Error('usage: baseline-copier.ts KUBECONFIG NAMESPACE');
-const config = new KubeConfig();
-config.loadFromFile(kubeconfigPath);
+const config = loadKubeConfigFile(kubeconfigPath);
 const http = await KubeHTTP.fromKubeConfig(config);
 const kube = new KubeClient(http);
 const sources = new Informer<Secret>({ name: 'baseline', http, path: `/api/v1/namespaces/${namespace}/secrets`, labelSelector: 'bench-role=source', logger: createLogger({ level: 'warn' }) });

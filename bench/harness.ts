@@ -1,11 +1,12 @@
 // Shared parts of the benchmarks: a private control plane with the CRD, an admin client, the
 // operator as its own process (as in production), and small statistics helpers.
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfigFile } from '../src/kube/kubeconfig.ts';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
+import { parse } from 'yaml';
 import { fileURLToPath } from 'node:url';
 import { controlPlaneBinaries } from '../src/localcluster/binaries.ts';
 import { startControlPlane, type RunningControlPlane } from '../src/localcluster/controlplane.ts';
@@ -30,8 +31,7 @@ export async function startBenchCluster(options: { controllerManager?: boolean }
   const crds = fileURLToPath(new URL('../crds/', import.meta.url));
   await kubectl(['apply', '--server-side', '-f', crds]);
   await kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]);
-  const config = new KubeConfig();
-  config.loadFromFile(controlPlane.adminKubeconfigPath);
+  const config = loadKubeConfigFile(controlPlane.adminKubeconfigPath);
   const http = await KubeHTTP.fromKubeConfig(config);
   return {
     controlPlane,
@@ -49,10 +49,15 @@ const mainPath = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
 /**
  * The operator in its own process, so its event loop is not the benchmark's. `nodeArgs` go before
- * the script (e.g. `--cpu-prof --cpu-prof-dir=…` to profile it).
+ * the script (e.g. `--cpu-prof --cpu-prof-dir=…` to profile it); `main` replaces src/main.ts (e.g.
+ * the built dist/main.js, as the image runs it); `heapProbe` lets `forcedGCHeap` ask it for its heap.
  */
-export function startOperatorProcess(args: string[], options: { nodeArgs?: string[] } = {}): { child: ChildProcess; stop(): Promise<void> } {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), mainPath, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+export function startOperatorProcess(args: string[], options: { nodeArgs?: string[]; main?: string; env?: Record<string, string>; heapProbe?: boolean } = {}): { child: ChildProcess; stop(): Promise<void> } {
+  const probe = options.heapProbe ? ['--expose-gc', `--import=${heapProbeModule}`] : [];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...probe, options.main ?? mainPath, ...args], {
+    stdio: ['ignore', 'ignore', 'inherit', ...(options.heapProbe ? ['ipc' as const] : [])],
+    env: { ...process.env, ...options.env },
+  });
   return {
     child,
     stop: () =>
@@ -62,6 +67,65 @@ export function startOperatorProcess(args: string[], options: { nodeArgs?: strin
         child.kill('SIGTERM');
       }),
   };
+}
+
+/**
+ * Loaded into the operator process (a data: URL, so no TypeScript loader is pulled in with it): on
+ * the message 'gc' it collects garbage and answers with V8's heap figures and process.memoryUsage().
+ */
+const heapProbeModule = `data:text/javascript,${encodeURIComponent(`
+import { getHeapStatistics } from 'node:v8';
+process.on('message', (message) => {
+  if (message !== 'gc') return;
+  globalThis.gc();
+  const heap = getHeapStatistics();
+  process.send({ used: heap.used_heap_size, committed: heap.total_heap_size, limit: heap.heap_size_limit, external: heap.external_memory, memory: process.memoryUsage() });
+});
+process.channel?.unref();
+`)}`;
+
+export interface ForcedGCHeap {
+  used: number;
+  committed: number;
+  limit: number;
+  external: number;
+  memory: NodeJS.MemoryUsage;
+}
+
+/** A full garbage collection in the operator (started with heapProbe), then its heap figures. */
+export function forcedGCHeap(child: ChildProcess, timeoutMs = 60_000): Promise<ForcedGCHeap> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the operator did not answer the heap probe')), timeoutMs);
+    child.once('message', (answer) => {
+      clearTimeout(timer);
+      resolve(answer as ForcedGCHeap);
+    });
+    child.send('gc');
+  });
+}
+
+/**
+ * Compiles src/ as the image does (tsconfig.build.json) into a directory inside the repository (so
+ * its imports find node_modules) and returns its main.js: the operator as deploy/ runs it, without
+ * Node's TypeScript stripping, which costs 10–30 MiB of its own.
+ */
+export async function buildOperator(): Promise<string> {
+  const outDir = fileURLToPath(new URL(`../.tmp/bench-dist-${process.pid}/`, import.meta.url));
+  const tsc = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url));
+  await promisify(execFile)(process.execPath, [tsc, '-p', fileURLToPath(new URL('../tsconfig.build.json', import.meta.url)), '--outDir', outDir, '--sourceMap', 'false']);
+  return join(outDir, 'main.js');
+}
+
+/**
+ * The environment deploy/base/deployment.yaml gives the operator container (its literal values:
+ * NODE_OPTIONS with the heap flags, and the like), so a benchmark runs the process as deployed.
+ */
+export async function deployEnvironment(): Promise<Record<string, string>> {
+  const manifest = parse(await readFile(fileURLToPath(new URL('../deploy/base/deployment.yaml', import.meta.url)), 'utf8')) as {
+    spec: { template: { spec: { containers: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } } };
+  };
+  const operator = manifest.spec.template.spec.containers.find((container) => container.name === 'operator');
+  return Object.fromEntries((operator?.env ?? []).filter((variable) => typeof variable.value === 'string').map((variable) => [variable.name, variable.value as string]));
 }
 
 /** Runs `task` for every item with at most `concurrency` at once. */
@@ -143,7 +207,8 @@ export async function createOAuthApps({ cluster, namespace, names, clientId, cli
 export function operatorArgs(cluster: BenchCluster, namespaces: string[], operatorNamespace: string, metricsPort = 0, extra: string[] = []): string[] {
   return [
     `--kubeconfig=${cluster.controlPlane.adminKubeconfigPath}`,
-    `--namespaces=${namespaces.join(',')}`,
+    // None: every namespace, as deploy/ runs it.
+    ...(namespaces.length > 0 ? [`--namespaces=${namespaces.join(',')}`] : []),
     `--operator-namespace=${operatorNamespace}`,
     '--no-leader-elect',
     '--log-level=warn',
@@ -203,6 +268,26 @@ export async function operatorMetrics(metricsPort: number): Promise<ReturnType<t
 
 export const sumOf = (samples: ReturnType<typeof parsePrometheus>, name: string, filter: (labels: Record<string, string>) => boolean = () => true) =>
   samples.filter((sample) => sample.name === name && filter(sample.labels)).reduce((total, sample) => total + sample.value, 0);
+
+export interface ProcessMemory {
+  /** Resident now (VmRSS), and its high-water mark since the process started (VmHWM). */
+  rss: number;
+  peak: number;
+  /** Of rss: anonymous memory (heap, malloc, stacks) and file-backed pages (the node binary, libraries). */
+  anon: number;
+  file: number;
+  /** Of anon: pages given back with MADV_FREE, still counted until the kernel needs them (smaps_rollup LazyFree). */
+  lazyFree: number;
+}
+
+/** A process's resident memory from /proc/<pid>/status (Linux). */
+export async function processMemory(pid: number): Promise<ProcessMemory> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(status)?.[1] ?? Number.NaN) * 1024;
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
+  const lazyFree = Number(/LazyFree:\s+(\d+)\s+kB/.exec(rollup)?.[1] ?? Number.NaN) * 1024;
+  return { rss: kib('VmRSS'), peak: kib('VmHWM'), anon: kib('RssAnon'), file: kib('RssFile'), lazyFree };
+}
 
 /** Resident set size of a process, from /proc (Linux). */
 export async function rssBytes(pid: number): Promise<number> {

@@ -91,6 +91,7 @@ const flags = {
   },
   'log-level': { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), type: 'string' },
   workers: { schema: positiveInt(256), type: 'string' },
+  'relist-interval': { schema: z.coerce.number().int('must be a whole number').min(0, 'must be at least 0 (0: never)').max(24 * 3600, `must be at most ${24 * 3600}`), type: 'string' },
   'provider-concurrency': { schema: positiveInt(1024), type: 'string' },
   'token-request-timeout': { schema: positiveInt(300), type: 'string' },
   'shutdown-timeout': { schema: positiveInt(3600), type: 'string' },
@@ -124,6 +125,8 @@ export interface Config {
   callbackTrustedProxies: string[];
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   workers: number;
+  /** Seconds between full relists of each cache (a guard against missed watch events); 0: never. */
+  relistIntervalSeconds: number;
   /** Concurrent token requests per provider (token URL host). */
   providerConcurrency: number;
   tokenRequestTimeoutSeconds: number;
@@ -190,6 +193,7 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
     callbackTrustedProxies: read('callback-trusted-proxies'),
     logLevel: read('log-level'),
     workers: read('workers'),
+    relistIntervalSeconds: read('relist-interval'),
     providerConcurrency: read('provider-concurrency'),
     tokenRequestTimeoutSeconds: read('token-request-timeout'),
     shutdownTimeoutSeconds: read('shutdown-timeout'),
@@ -220,6 +224,8 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
       callbackTrustedProxies: value(results.callbackTrustedProxies) ?? [],
       logLevel: value(results.logLevel) ?? 'info',
       workers: value(results.workers) ?? 8,
+      // Each relist is paged: it costs one page of memory, not a second copy of the cache.
+      relistIntervalSeconds: value(results.relistIntervalSeconds) ?? 1800,
       providerConcurrency: value(results.providerConcurrency) ?? 8,
       tokenRequestTimeoutSeconds: value(results.tokenRequestTimeoutSeconds) ?? 10,
       // deploy/base/deployment.yaml gives 30 s: 5 s left for the process to exit.

@@ -1,7 +1,6 @@
 // Builds the running operator from a Config: caches, queue, workers, reconciler, servers and
 // leader election. main.ts owns the process (signals, exit codes); tests start the operator
 // in-process here.
-import { KubeConfig } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from './config.ts';
@@ -16,6 +15,7 @@ import { startMetricsServer } from './http/metrics-server.ts';
 import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { KubeHTTP } from './kube/http.ts';
+import { loadKubeConfig, type KubeConfig } from './kube/kubeconfig.ts';
 import { noCache } from './kube/informer.ts';
 import { createLeaderElector } from './kube/leader-election.ts';
 import type { Logger } from './log.ts';
@@ -77,12 +77,7 @@ async function settledBefore(work: Promise<unknown> | undefined, deadline: numbe
   }
 }
 
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  if (path) kubeConfig.loadFromFile(path);
-  else kubeConfig.loadFromCluster();
-  return kubeConfig;
-}
+export { loadKubeConfig };
 
 export async function startOperator(config: Config, logger: Logger, kubeConfig: KubeConfig = loadKubeConfig(config.kubeconfig)): Promise<RunningOperator> {
   const http = await KubeHTTP.fromKubeConfig(kubeConfig);
@@ -91,7 +86,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const identity = `${hostname()}-${randomUUID().slice(0, 8)}`;
   const metrics = createMetrics();
 
-  const caches = createCaches({ http, namespaces: config.namespaces, operatorNamespace: config.operatorNamespace, logger });
+  const caches = createCaches({ http, namespaces: config.namespaces, operatorNamespace: config.operatorNamespace, logger, relistIntervalMs: config.relistIntervalSeconds * 1000 });
   // --components: the internet-facing callback server may run in a Deployment of its own, with a
   // ServiceAccount that reaches only what a callback needs (deploy/overlays/split-callback): the
   // OAuthApps (cached), a referenced client secret (one live get per callback: no Secret is listed
@@ -100,7 +95,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const runsCallback = config.components.includes('callback');
   const runsController = config.components.includes('controller');
   const queue = new WorkQueue({ clock: systemClock, onDepthChange: metrics.setWorkqueueDepth, onLatency: metrics.observeQueueDuration });
-  enqueueOnChanges(caches, (key) => queue.add(key));
+  const references = enqueueOnChanges(caches, (key) => queue.add(key));
   caches.apps.on((event, app) => {
     if (event === 'deleted') metrics.forgetApp(app.metadata.namespace ?? '', app.metadata.name);
   });
@@ -111,12 +106,14 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   });
   // Standbys too: a callback any replica answered may be holding tokens the apiserver refused.
   const heldAnswerRetry = setInterval(() => void states.retryHeld(), heldAnswerRetryMs);
-  const limiter = createKeyedLimiter(config.providerConcurrency);
+  // Token requests per provider: a reconcile never waits for a slot (a slow provider would hold
+  // the workers every other app needs); an app that found none is queued again when one frees up.
+  const limiter = createKeyedLimiter(config.providerConcurrency, { wake: (appKey) => queue.add(appKey) });
   const requestTimeoutMs = config.tokenRequestTimeoutSeconds * 1000;
   const events = new EventRecorder(kube, identity, logger, now);
   const slots = new RefreshSlots(Math.random, now);
   const pickRefreshTime = (earliest: number, latest: number) => slots.pick(earliest, latest);
-  const sources = new SourceSecrets(kube, runsController ? caches.sources : undefined);
+  const sources = new SourceSecrets(kube, runsController ? caches.sources : undefined, references);
   // Where token requests may go: hosts checked on the spec, addresses on each connection.
   const providerPolicy = createProviderPolicy({ hosts: config.providerHosts, allowPresetOverrides: config.allowPresetOverrides });
   const tokens = createTokenClient({
@@ -178,24 +175,28 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     watches: (namespace) => config.namespaces.length === 0 || config.namespaces.includes(namespace),
     logger,
   });
+  const refresher = new Refresher({
+    store: states,
+    tokens,
+    slots: limiter,
+    // The answer is stored: the app's next reconcile writes its target and status.
+    onSettled: (app) => queue.add(objectKey(app.namespace, app.name)),
+    now,
+    random: Math.random,
+    pickRefreshTime,
+    backoffMs: (attempt) => exponentialBackoff({ attempt, random: Math.random }),
+    holder: identity,
+    requestTimeoutMs,
+    minRefreshIntervalMs: config.minRefreshIntervalSeconds * 1000,
+    onResult: metrics.recordTokenRefresh,
+  });
   const reconciler = new Reconciler({
     providerPolicy,
     apps: caches.apps,
     sources,
     states,
-    refresher: new Refresher({
-      store: states,
-      tokens,
-      limit: (key, task) => limiter.run(key, task),
-      now,
-      random: Math.random,
-      pickRefreshTime,
-      backoffMs: (attempt) => exponentialBackoff({ attempt, random: Math.random }),
-      holder: identity,
-      requestTimeoutMs,
-      minRefreshIntervalMs: config.minRefreshIntervalSeconds * 1000,
-      onResult: metrics.recordTokenRefresh,
-    }),
+    refresher,
+    providerSlots: limiter,
     targets: new TargetWriter(kube, caches.targets),
     rollouts: new Rollouts({ states, kube, events, now }),
     authorizations,
@@ -285,6 +286,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
           // Workers are undefined when the Lease was lost before the caches synced: the replica
           // must end all the same, or it would never lead again while reporting healthy.
           void Promise.resolve(workers?.stopped)
+            .then(() => refresher.idle())
             .then(() => flushUnsaved(Date.now() + lostLeaseFlushBudgetMs))
             .then(lost);
         }
@@ -309,7 +311,8 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       clearInterval(heldAnswerRetry);
       signingKeys.stop();
       queue.shutDown();
-      if (!(await settledBefore(workers?.stopped, writesDeadline))) logger.error({ identity }, 'reconciles still running at the shutdown deadline: abandoned');
+      // Token requests already sent run off the workers: their answers are stored before we go.
+      if (!(await settledBefore(Promise.resolve(workers?.stopped).then(() => refresher.idle()), writesDeadline))) logger.error({ identity }, 'reconciles still running at the shutdown deadline: abandoned');
       await flushUnsaved(writesDeadline);
       // Held-back Events are best effort: not worth the budget, and no timer may outlive us.
       events.stop();

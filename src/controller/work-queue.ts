@@ -5,9 +5,17 @@
 //   and `done(key)` queues it again, so the change is not lost;
 // - `addAfter` schedules an add; several pending schedules for one key collapse to the earliest;
 // - `addRateLimited` is `addAfter` with the key's exponential failure delay, `forget` resets it.
-// One difference: after `shutDown`, queued keys are no longer handed out (client-go lets workers
-// empty the queue first). On SIGTERM the next leader rebuilds every key from its informers, so
-// nothing is lost, and shutdown is not held up by a long queue.
+// Two differences:
+// - keys are handed out round-robin across their namespaces (the part before the first `/`;
+//   `fairnessKey` to choose otherwise), first-in-first-out within one namespace. When the queue is
+//   backed up, a namespace with thousands of queued keys gets one turn in each round like a
+//   namespace with one, so one tenant's churn does not delay another tenant's work by the length of
+//   its backlog (client-go's queue is one FIFO; kube-apiserver's API Priority and Fairness likewise
+//   queues requests per flow and serves the flows in turn). With one namespace, or no backlog, the
+//   order is plain FIFO.
+// - after `shutDown`, queued keys are no longer handed out (client-go lets workers empty the queue
+//   first). On SIGTERM the next leader rebuilds every key from its informers, so nothing is lost,
+//   and shutdown is not held up by a long queue.
 import type { Clock, Timer } from './clock.ts';
 import { Fifo } from './fifo.ts';
 import { createExponentialRateLimiter, type RateLimiter } from './rate-limiter.ts';
@@ -20,7 +28,15 @@ export interface WorkQueueOptions {
   onDepthChange?: (depth: number) => void;
   /** Called when a key is handed out, with how long it waited in the queue. */
   onLatency?: (seconds: number) => void;
+  /** Which flow a key belongs to, served round-robin; default its namespace (`ns/name` → `ns`). */
+  fairnessKey?: (key: string) => string;
 }
+
+/** `namespace/name` → `namespace`; a key without a slash is its own flow. */
+export const namespaceOf = (key: string): string => {
+  const slash = key.indexOf('/');
+  return slash < 0 ? key : key.slice(0, slash);
+};
 
 interface Queued {
   key: string;
@@ -37,9 +53,16 @@ export class WorkQueue {
   private readonly rateLimiter: RateLimiter;
   private readonly onDepthChange: ((depth: number) => void) | undefined;
   private readonly onLatency: ((seconds: number) => void) | undefined;
+  private readonly fairnessKey: (key: string) => string;
 
-  /** Keys waiting for a worker, each at most once (they are exactly the dirty keys not processing). */
-  private readonly queue = new Fifo<Queued>();
+  /**
+   * Keys waiting for a worker, each at most once (they are exactly the dirty keys not processing),
+   * one FIFO per flow; only flows with queued keys have an entry.
+   */
+  private readonly flows = new Map<string, Fifo<Queued>>();
+  /** Flows with queued keys, in the order they are served next (each at most once). */
+  private readonly turns = new Fifo<string>();
+  private queued = 0;
   /** Keys that need processing: queued, or added again while processing. */
   private readonly dirty = new Set<string>();
   /** Keys handed out and not yet done. */
@@ -54,11 +77,12 @@ export class WorkQueue {
     this.rateLimiter = options.rateLimiter ?? createExponentialRateLimiter();
     this.onDepthChange = options.onDepthChange;
     this.onLatency = options.onLatency;
+    this.fairnessKey = options.fairnessKey ?? namespaceOf;
   }
 
   /** Keys queued and not yet handed out; delayed keys are not counted. */
   get length(): number {
-    return this.queue.length;
+    return this.queued;
   }
 
   /** Keys with a pending `addAfter`. */
@@ -126,7 +150,7 @@ export class WorkQueue {
    */
   get(): Promise<string | undefined> {
     if (this.shuttingDown) return Promise.resolve(undefined);
-    if (this.queue.length > 0) return Promise.resolve(this.take());
+    if (this.queued > 0) return Promise.resolve(this.take());
     return new Promise((resolve) => this.getters.push(resolve));
   }
 
@@ -150,8 +174,10 @@ export class WorkQueue {
     this.shuttingDown = true;
     for (const { timer } of this.delayed.values()) timer.cancel();
     this.delayed.clear();
-    const hadQueued = this.queue.length > 0;
-    this.queue.clear();
+    const hadQueued = this.queued > 0;
+    this.flows.clear();
+    this.turns.clear();
+    this.queued = 0;
     this.dirty.clear();
     if (hadQueued) this.onDepthChange?.(0);
     for (let resolve = this.getters.shift(); resolve !== undefined; resolve = this.getters.shift()) resolve(undefined);
@@ -168,19 +194,35 @@ export class WorkQueue {
   }
 
   private enqueue(key: string): void {
-    this.queue.push({ key, queuedAt: this.clock.now() });
-    this.onDepthChange?.(this.queue.length);
+    const flowKey = this.fairnessKey(key);
+    let flow = this.flows.get(flowKey);
+    if (flow === undefined) {
+      flow = new Fifo();
+      this.flows.set(flowKey, flow);
+      this.turns.push(flowKey);
+    }
+    flow.push({ key, queuedAt: this.clock.now() });
+    this.queued += 1;
+    this.onDepthChange?.(this.queued);
     const getter = this.getters.shift();
     if (getter !== undefined) getter(this.take());
   }
 
-  /** Hands out the head of the queue; only called when it is not empty. */
+  /**
+   * Hands out the head of the flow whose turn it is; that flow goes to the back of the turns if it
+   * has more keys. Only called when the queue is not empty.
+   */
   private take(): string {
-    const entry = this.queue.shift();
-    if (entry === undefined) throw new Error('work queue: take() on an empty queue');
+    const flowKey = this.turns.shift();
+    const flow = flowKey === undefined ? undefined : this.flows.get(flowKey);
+    const entry = flow?.shift();
+    if (flowKey === undefined || flow === undefined || entry === undefined) throw new Error('work queue: take() on an empty queue');
+    if (flow.length > 0) this.turns.push(flowKey);
+    else this.flows.delete(flowKey);
+    this.queued -= 1;
     this.dirty.delete(entry.key);
     this.processing.add(entry.key);
-    this.onDepthChange?.(this.queue.length);
+    this.onDepthChange?.(this.queued);
     this.onLatency?.(Math.max(0, this.clock.now() - entry.queuedAt) / 1000);
     return entry.key;
   }

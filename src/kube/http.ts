@@ -1,10 +1,9 @@
-// The one HTTP connection pool to the apiserver. @kubernetes/client-node supplies the kubeconfig
-// and its credentials; requests go through a single undici Agent because client-node 2.0 builds a
-// new Agent (and so a new TLS connection) for every request, which does not survive 10,000 apps.
-import type { KubeConfig } from '@kubernetes/client-node';
-import type { RequestOptions } from 'node:https';
+// The one HTTP connection pool to the apiserver. kubeconfig.ts supplies the server, TLS material
+// and credentials; requests go through a single undici Agent (HTTP/2 where the apiserver speaks
+// it), so 10,000 apps share a handful of connections instead of one per request.
 import { Agent, fetch, type Response } from 'undici';
 import { KubeAPIError, statusOf } from './errors.ts';
+import type { KubeConfig } from './kubeconfig.ts';
 
 export interface KubeRequest {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -33,10 +32,7 @@ export class KubeHTTP {
   }
 
   static async fromKubeConfig(kubeConfig: KubeConfig): Promise<KubeHTTP> {
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    const tls: RequestOptions = {};
-    await kubeConfig.applyToHTTPSOptions(tls);
+    const { tls } = kubeConfig;
     const agent = new Agent({
       connect: {
         ca: tls.ca,
@@ -55,7 +51,7 @@ export class KubeHTTP {
       headersTimeout: 0,
       bodyTimeout: 0,
     });
-    return new KubeHTTP(kubeConfig, cluster.server.replace(/\/$/, ''), agent);
+    return new KubeHTTP(kubeConfig, kubeConfig.server.replace(/\/$/, ''), agent);
   }
 
   /**
@@ -105,9 +101,8 @@ export class KubeHTTP {
   }
 
   /**
-   * Re-read every so often, not once: bearer tokens (projected service-account tokens, exec
-   * plugins) rotate. Not per request either: client-node re-reads token and CA files from disk
-   * each time, which at thousands of requests a minute is wasted I/O.
+   * Re-read every so often, not once: projected service-account tokens rotate. Not per request
+   * either: reading the token file each time, at thousands of requests a minute, is wasted I/O.
    */
   private async credentialHeaders(): Promise<Record<string, string>> {
     const now = Date.now();
@@ -117,16 +112,8 @@ export class KubeHTTP {
     return headers;
   }
 
-  private async readCredentialHeaders(): Promise<Record<string, string>> {
-    const options: RequestOptions = {};
-    await this.kubeConfig.applyToHTTPSOptions(options);
-    const user = this.kubeConfig.getCurrentUser();
-    const headers: Record<string, string> = {};
-    for (const [key, value] of Object.entries(options.headers ?? {})) {
-      if (value !== undefined) headers[key] = String(value);
-    }
-    if (user?.username) headers.Authorization = `Basic ${Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64')}`;
-    return headers;
+  private readCredentialHeaders(): Promise<Record<string, string>> {
+    return this.kubeConfig.credentials();
   }
 }
 

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeHTTP } from './http.ts';
 import { isGone, KubeAPIError } from './errors.ts';
 import type { KubeObject, ObjectList, WatchEvent } from './objects.ts';
+import { intern } from './intern.ts';
 import { objectKey } from './objects.ts';
 import type { Logger } from '../log.ts';
 
@@ -47,6 +48,12 @@ export interface InformerOptions<T extends KubeObject = KubeObject> {
    * write-through alike: e.g. the data of Secrets that match the selector but are not ours.
    */
   keep?: (object: T) => T;
+  /**
+   * How the store holds an object, when smaller than the object itself: `pack` makes what is stored
+   * (e.g. the resourceVersion alone), `unpack` the object handed out again from it, its namespace
+   * and name. For caches of tens of thousands of objects of which only a few fields are read.
+   */
+  packing?: Packing<T>;
   logger: Logger;
   /** A watch with no event and no bookmark for this long is assumed stalled and restarted. */
   stallTimeoutMs?: number;
@@ -60,8 +67,8 @@ const metadataListAccept = 'application/json;as=PartialObjectMetadataList;g=meta
 const metadataWatchAccept = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 
 export class Informer<T extends KubeObject> implements ObjectCache<T> {
-  private readonly options: Required<Omit<InformerOptions<T>, 'labelSelector' | 'onListed' | 'keep'>> & Pick<InformerOptions<T>, 'labelSelector' | 'onListed' | 'keep'>;
-  private readonly store = new Map<string, T>();
+  private readonly options: Required<Omit<InformerOptions<T>, 'labelSelector' | 'onListed' | 'keep' | 'packing'>> & Pick<InformerOptions<T>, 'labelSelector' | 'onListed' | 'keep'>;
+  private readonly store: ObjectStore<T>;
   /**
    * uids of objects seen deleted since the last list, by key: a late response to a write made
    * just before the delete must not bring the object back.
@@ -77,7 +84,9 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   private isSynced = false;
 
   constructor(options: InformerOptions<T>) {
-    this.options = { stallTimeoutMs: 150_000, relistIntervalMs: 30 * 60_000, metadataOnly: false, pageSize: 500, ...options };
+    const { packing, ...rest } = options;
+    this.options = { stallTimeoutMs: 150_000, relistIntervalMs: 30 * 60_000, metadataOnly: false, pageSize: 500, ...rest };
+    this.store = new ObjectStore<T>(packing);
   }
 
   on(handler: InformerHandler<T>): void {
@@ -85,7 +94,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   }
 
   get(namespace: string | undefined, name: string): T | undefined {
-    return this.store.get(objectKey(namespace, name));
+    return this.store.get(namespace, name);
   }
 
   list(): T[] {
@@ -138,10 +147,15 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     }
   }
 
-  /** Lists everything (in pages), replaces the store and tells handlers what changed. */
+  /**
+   * Lists everything in pages and merges each page into the store as it arrives, telling handlers
+   * what changed; once the last page is in, removes what the list no longer has. Only one page
+   * and the listed keys are held besides the store: a relist of 60,000 Secrets does not build a
+   * second store next to the first (which doubled the heap every 30 minutes).
+   */
   private async relist(): Promise<string> {
     const { http, path, labelSelector, metadataOnly, pageSize } = this.options;
-    const listed = new Map<string, T>();
+    const listed = new ObjectStore<true>();
     let continueToken: string | undefined;
     let resourceVersion = '';
     do {
@@ -152,10 +166,14 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
         ...(metadataOnly ? { accept: metadataListAccept } : {}),
         signal: this.abort.signal,
       });
-      // An empty PartialObjectMetadataList comes with "items": null.
-      for (const item of page.items ?? []) listed.set(objectKey(item.metadata.namespace, item.metadata.name), this.kept(item));
-      continueToken = page.metadata.continue || undefined;
+      // Every page of a list is a view of one snapshot, at the first page's resourceVersion.
       resourceVersion = page.metadata.resourceVersion ?? resourceVersion;
+      // An empty PartialObjectMetadataList comes with "items": null.
+      for (const item of page.items ?? []) {
+        listed.set(item.metadata.namespace, item.metadata.name, true);
+        this.merge(item);
+      }
+      continueToken = page.metadata.continue || undefined;
     } while (continueToken);
     this.options.onListed?.(this.options.name);
 
@@ -163,24 +181,29 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     // cache meanwhile (or objects created after it). Those stay: the watch from the snapshot
     // brings their events, which then change nothing, and any later change or delete.
     this.deletedUids.clear();
-    for (const [key, old] of this.store) {
-      if (!listed.has(key) && !isOlder(resourceVersion, old.metadata.resourceVersion)) {
-        this.store.delete(key);
+    for (const old of [...this.store.values()]) {
+      const { namespace, name } = old.metadata;
+      if (!listed.get(namespace, name) && !isOlder(resourceVersion, old.metadata.resourceVersion)) {
+        this.store.delete(namespace, name);
         this.emit('deleted', old);
       }
-    }
-    for (const [key, item] of listed) {
-      const old = this.store.get(key);
-      if (old && sameUid(old, item) && isOlder(item.metadata.resourceVersion, old.metadata.resourceVersion)) continue;
-      this.store.set(key, item);
-      if (!old) this.emit('added', item);
-      else if (old.metadata.resourceVersion !== item.metadata.resourceVersion) this.emit('updated', item, old);
     }
     if (!this.isSynced) {
       this.isSynced = true;
       this.syncedResolve();
     }
     return resourceVersion;
+  }
+
+  /** A listed item: replaces the cached copy unless that is newer (our write), and says what changed. */
+  private merge(listedItem: T): void {
+    const old = this.store.get(listedItem.metadata.namespace, listedItem.metadata.name);
+    if (old && sameUid(old, listedItem) && isOlder(listedItem.metadata.resourceVersion, old.metadata.resourceVersion)) return;
+    if (old && old.metadata.resourceVersion === listedItem.metadata.resourceVersion && sameUid(old, listedItem)) return;
+    const item = this.kept(listedItem);
+    this.store.set(item.metadata.namespace, item.metadata.name, item);
+    if (!old) this.emit('added', item);
+    else this.emit('updated', item, old);
   }
 
   /**
@@ -252,36 +275,38 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
    */
   observeWrite(object: T): void {
     const key = objectKey(object.metadata.namespace, object.metadata.name);
-    const cached = this.store.get(key);
+    const cached = this.store.get(object.metadata.namespace, object.metadata.name);
     if (cached ? !isNewer(object.metadata.resourceVersion, cached.metadata.resourceVersion) : this.seenDeleted(key, object)) return;
     const written = this.kept(object);
-    this.store.set(key, written);
+    this.store.set(written.metadata.namespace, written.metadata.name, written);
     this.deletedUids.delete(key);
     this.emit(cached ? 'updated' : 'added', written, cached);
   }
 
   observeDelete(namespace: string | undefined, name: string): void {
     const key = objectKey(namespace, name);
-    const uid = this.store.get(key)?.metadata.uid;
-    this.store.delete(key);
+    const uid = this.store.get(namespace, name)?.metadata.uid;
+    this.store.delete(namespace, name);
     if (uid) this.deletedUids.set(key, uid);
   }
 
   private apply(event: WatchEvent<T>): void {
-    const key = objectKey(event.object.metadata.namespace, event.object.metadata.name);
-    const old = this.store.get(key);
+    const { namespace, name } = event.object.metadata;
+    const key = objectKey(namespace, name);
+    const old = this.store.get(namespace, name);
     if (event.type === 'DELETED') {
       // The cached copy may be newer: our write re-created the object (another uid) or wrote it
       // after the version this event removes.
       if (old && (!sameUid(old, event.object) || isOlder(event.object.metadata.resourceVersion, old.metadata.resourceVersion))) return;
-      this.store.delete(key);
+      this.store.delete(namespace, name);
       if (event.object.metadata.uid) this.deletedUids.set(key, event.object.metadata.uid);
-      this.emit('deleted', event.object);
+      // What the cache would have kept: handlers never see more of an object than the cache holds.
+      this.emit('deleted', this.kept(event.object));
       return;
     }
     if (old && !isNewer(event.object.metadata.resourceVersion, old.metadata.resourceVersion)) return;
     const object = this.kept(event.object);
-    this.store.set(key, object);
+    this.store.set(object.metadata.namespace, object.metadata.name, object);
     this.deletedUids.delete(key);
     this.emit(old ? 'updated' : 'added', object, old);
   }
@@ -308,6 +333,57 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   }
 }
 
+/**
+ * Objects by namespace, then name. The inner maps' keys are the objects' own name strings, so the
+ * store holds no key strings of its own (a "namespace/name" key per object is ~70 bytes, at 60,000
+ * Secrets 4 MiB).
+ */
+export interface Packing<T> {
+  pack(object: T): unknown;
+  unpack(namespace: string | undefined, name: string, packed: unknown): T;
+}
+
+class ObjectStore<T> {
+  private readonly byNamespace = new Map<string, Map<string, unknown>>();
+  private readonly packing: Packing<T> | undefined;
+  private count = 0;
+
+  constructor(packing?: Packing<T>) {
+    this.packing = packing;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  get(namespace: string | undefined, name: string): T | undefined {
+    const stored = this.byNamespace.get(namespace ?? '')?.get(name);
+    return stored === undefined || !this.packing ? (stored as T | undefined) : this.packing.unpack(namespace, name, stored);
+  }
+
+  set(namespace: string | undefined, name: string, value: T): void {
+    let names = this.byNamespace.get(namespace ?? '');
+    if (!names) this.byNamespace.set(namespace ?? '', (names = new Map()));
+    if (!names.has(name)) this.count += 1;
+    names.set(name, this.packing ? this.packing.pack(value) : value);
+  }
+
+  delete(namespace: string | undefined, name: string): void {
+    const names = this.byNamespace.get(namespace ?? '');
+    if (!names?.delete(name)) return;
+    this.count -= 1;
+    if (names.size === 0) this.byNamespace.delete(namespace ?? '');
+  }
+
+  *values(): IterableIterator<T> {
+    const { packing } = this;
+    for (const [namespace, names] of this.byNamespace) {
+      if (!packing) yield* names.values() as IterableIterator<T>;
+      else for (const [name, stored] of names) yield packing.unpack(namespace || undefined, name, stored);
+    }
+  }
+}
+
 async function* watchEvents<T extends KubeObject>(body: ReadableStream<Uint8Array> | null): AsyncGenerator<WatchEvent<T>> {
   if (!body) return;
   let buffered = '';
@@ -325,12 +401,26 @@ async function* watchEvents<T extends KubeObject>(body: ReadableStream<Uint8Arra
 
 /**
  * managedFields (server-side apply bookkeeping) is about 40% of a cached object and nothing here
- * reads it; controller-runtime drops it from its caches for the same reason.
+ * reads it; controller-runtime drops it from its caches for the same reason. creationTimestamp is
+ * not read either. Values that repeat across objects (namespace, apiVersion, kind, type, label
+ * values other than uids, finalizers, owners' apiVersion and kind) are interned.
  */
 function trimmed<T extends KubeObject>(object: T): T {
-  if (!('managedFields' in object.metadata)) return object;
-  const { managedFields: _dropped, ...metadata } = object.metadata as KubeObject['metadata'] & { managedFields?: unknown };
-  return { ...object, metadata };
+  const { managedFields: _dropped, creationTimestamp: _created, ...metadata } = object.metadata as KubeObject['metadata'] & { managedFields?: unknown };
+  if (metadata.namespace !== undefined) metadata.namespace = intern(metadata.namespace);
+  if (metadata.labels) {
+    for (const [key, value] of Object.entries(metadata.labels)) if (!key.endsWith('uid')) metadata.labels[key] = intern(value);
+  }
+  if (metadata.finalizers) metadata.finalizers = metadata.finalizers.map(intern);
+  for (const owner of metadata.ownerReferences ?? []) {
+    owner.apiVersion = intern(owner.apiVersion);
+    owner.kind = intern(owner.kind);
+  }
+  const kept = { ...object, metadata };
+  if (kept.apiVersion !== undefined) kept.apiVersion = intern(kept.apiVersion);
+  if (kept.kind !== undefined) kept.kind = intern(kept.kind);
+  if ('type' in kept && typeof kept.type === 'string') (kept as { type: string }).type = intern(kept.type);
+  return kept;
 }
 
 /**

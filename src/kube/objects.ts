@@ -1,4 +1,5 @@
 // The few Kubernetes object shapes the operator reads and writes.
+import { createHash } from 'node:crypto';
 
 export interface OwnerReference {
   apiVersion: string;
@@ -34,6 +35,8 @@ export interface Secret extends KubeObject {
   /** Values are base64, as the API sends them. */
   data?: Record<string, string>;
   immutable?: boolean;
+  /** A cached copy's data held as its digest only (dataDigest below), never sent to the apiserver. */
+  dataDigest?: string;
 }
 
 export interface ObjectList<T> {
@@ -52,6 +55,10 @@ export function splitKey(key: string): { namespace: string; name: string } {
   const slash = key.indexOf('/');
   return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
+
+/** A digest of a Secret's data (keys and base64 values, in key order): equal data, equal digest. */
+export const dataDigest = (data: Record<string, string> | undefined): string =>
+  createHash('sha256').update(JSON.stringify(Object.entries(data ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))).digest('base64');
 
 export const decodeData = (data: Record<string, string> | undefined): Record<string, string> =>
   Object.fromEntries(Object.entries(data ?? {}).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')]));

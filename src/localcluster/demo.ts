@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfigFile } from '../kube/kubeconfig.ts';
 import { parseConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { startOperator } from '../operator.ts';
@@ -77,8 +77,7 @@ export async function runDemo({ exitAfterRefresh, print, interrupted }: DemoOpti
     stops.unshift(() => operator.stop());
     print(`operator running: metrics at ${operator.metricsURL}/metrics, callback at ${operator.callbackURL}`);
 
-    const config = new KubeConfig();
-    config.loadFromFile(controlPlane.adminKubeconfigPath);
+    const config = loadKubeConfigFile(controlPlane.adminKubeconfigPath);
     const http = await KubeHTTP.fromKubeConfig(config);
     stops.unshift(() => http.close());
     const kube = new KubeClient(http);

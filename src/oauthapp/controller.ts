@@ -2,8 +2,9 @@
 // OAuthApp keys on the work queue. Reconciling itself is reconciler.ts's job.
 import { oauthAppsPath, secretPath } from '../kube/client.ts';
 import type { KubeHTTP } from '../kube/http.ts';
-import { Informer, NamespacedInformers, type ObjectCache } from '../kube/informer.ts';
-import { objectKey, type KubeObject, type Secret } from '../kube/objects.ts';
+import { Informer, NamespacedInformers, type ObjectCache, type Packing } from '../kube/informer.ts';
+import { intern } from '../kube/intern.ts';
+import { dataDigest, objectKey, type KubeObject, type Secret } from '../kube/objects.ts';
 import type { Logger } from '../log.ts';
 import { appAnnotation, roleLabel } from './state.ts';
 import { managedByLabel, managedByValue } from './labels.ts';
@@ -16,7 +17,10 @@ export interface Caches {
    * OAuthApp controls (see ownTargetsOnly).
    */
   targets: ObjectCache<Secret>;
-  /** Every other Secret in the watched namespaces, metadata only: where client secrets live. */
+  /**
+   * Every other Secret in the watched namespaces, as namespace, name and resourceVersion only
+   * (identityOnly, resourceVersionOnly): where client secrets live.
+   */
   sources: ObjectCache<KubeObject>;
   /** State Secrets in the operator namespace. */
   states: ObjectCache<Secret>;
@@ -29,19 +33,21 @@ export interface CacheOptions {
   operatorNamespace: string;
   logger: Logger;
   onListed?: (informer: string) => void;
+  /** Full relist period of every cache (--relist-interval); 0: never. Default: the informer's 30 min. */
+  relistIntervalMs?: number;
 }
 
-export function createCaches({ http, namespaces, operatorNamespace, logger, onListed }: CacheOptions): Caches {
-  const common = { http, logger, ...(onListed ? { onListed } : {}) };
-  const watched = <T extends KubeObject>(name: string, path: (namespace?: string) => string, extra: { labelSelector?: string; metadataOnly?: boolean; keep?: (object: T) => T }): ObjectCache<T> =>
+export function createCaches({ http, namespaces, operatorNamespace, logger, onListed, relistIntervalMs }: CacheOptions): Caches {
+  const common = { http, logger, ...(onListed ? { onListed } : {}), ...(relistIntervalMs !== undefined ? { relistIntervalMs } : {}) };
+  const watched = <T extends KubeObject>(name: string, path: (namespace?: string) => string, extra: { labelSelector?: string; metadataOnly?: boolean; keep?: (object: T) => T; packing?: Packing<T> }): ObjectCache<T> =>
     namespaces.length === 0
       ? new Informer<T>({ ...common, name, path: path(), ...extra })
       : new NamespacedInformers<T>(namespaces, (namespace) => new Informer<T>({ ...common, name: `${name}/${namespace}`, path: path(namespace), ...extra }));
   const secrets = (namespace?: string) => (namespace ? secretPath(namespace) : '/api/v1/secrets');
   return {
-    apps: watched('oauthapps', (namespace) => (namespace ? oauthAppsPath(namespace) : oauthAppsPath()), {}),
+    apps: watched('oauthapps', (namespace) => (namespace ? oauthAppsPath(namespace) : oauthAppsPath()), { keep: appEssentials }),
     targets: watched<Secret>('target-secrets', secrets, { labelSelector: targetSelector, keep: ownTargetsOnly }),
-    sources: watched('source-secrets', secrets, { labelSelector: `!${roleLabel}`, metadataOnly: true }),
+    sources: watched('source-secrets', secrets, { labelSelector: `!${roleLabel}`, metadataOnly: true, keep: identityOnly(), packing: resourceVersionOnly }),
     states: new Informer<Secret>({ ...common, name: 'state-secrets', path: secretPath(operatorNamespace), labelSelector: `${roleLabel}=state` }),
   };
 }
@@ -50,51 +56,171 @@ export function createCaches({ http, namespaces, operatorNamespace, logger, onLi
 export const targetSelector = `${roleLabel}=credentials,${managedByLabel}=${managedByValue}`;
 
 /**
- * A Secret the selector matched is kept whole only when an OAuthApp controls it. One labelled so by
- * someone else keeps its name, labels and owners (so an app whose target name it takes reports a
- * conflict without a live read), never its data or annotations (where a client-side apply keeps a
- * copy of the data): the operator does not hold other people's secrets, nor their size.
+ * A Secret the selector matched is kept with its metadata only when an OAuthApp controls it, and
+ * its data as a digest (desired.ts compares digests: the operator knows what it wrote, and a hand
+ * edit changes the digest; ~500 bytes an app less). One labelled so by someone else keeps its
+ * name, labels and owners (so an app whose target name it takes reports a conflict without a live
+ * read), never its data or annotations (where a client-side apply keeps a copy of the data): the
+ * operator does not hold other people's secrets, nor their size.
  */
 export function ownTargetsOnly(secret: Secret): Secret {
   const controlled = secret.metadata.ownerReferences?.some((owner) => owner.controller === true && owner.kind === kind && owner.apiVersion.split('/')[0] === group) ?? false;
-  if (controlled) return secret;
+  const { data, stringData: _stringData, ...rest } = secret as Secret & { stringData?: unknown };
+  if (controlled) return { ...rest, dataDigest: dataDigest(data) };
   const { annotations: _annotations, ...metadata } = secret.metadata;
-  const { data: _data, stringData: _stringData, ...rest } = secret as Secret & { stringData?: unknown };
   return { ...rest, metadata };
 }
 
-type SecretRef = { name?: unknown };
+/**
+ * An OAuthApp as the operator reads it: spec, status and the metadata it acts on. Not its labels,
+ * creation time or owners, and of its annotations only ours (oauthapp.dev/…): `kubectl apply`
+ * keeps a second copy of the whole spec in kubectl.kubernetes.io/last-applied-configuration.
+ * Values most apps share (provider, endpoints, Secret keys, condition types, statuses and
+ * reasons) are interned.
+ */
+export function appEssentials<T extends KubeObject>(app: T): T {
+  internShared(app as KubeObject & AppShape);
+  const { name, namespace, uid, resourceVersion, generation, finalizers, deletionTimestamp, annotations } = app.metadata;
+  const ours = annotations && Object.keys(annotations).some((key) => !key.startsWith(`${group}/`))
+    ? Object.fromEntries(Object.entries(annotations).filter(([key]) => key.startsWith(`${group}/`)))
+    : annotations;
+  // Built with the fields present only (a deleted property would turn the object into a slower, larger dictionary).
+  const metadata: KubeObject['metadata'] = {
+    name,
+    ...(namespace !== undefined ? { namespace } : {}),
+    ...(uid !== undefined ? { uid } : {}),
+    ...(resourceVersion !== undefined ? { resourceVersion } : {}),
+    ...(generation !== undefined ? { generation } : {}),
+    ...(finalizers !== undefined ? { finalizers } : {}),
+    ...(deletionTimestamp !== undefined ? { deletionTimestamp } : {}),
+    ...(ours !== undefined ? { annotations: ours } : {}),
+  };
+  return { ...app, metadata };
+}
 
-/** Which OAuthApps name a Secret in clientSecretRef or refreshTokenRef, so its change reaches them. */
-export class ReferenceIndex {
-  private readonly appsBySecret = new Map<string, Set<string>>();
-  private readonly secretsByApp = new Map<string, string[]>();
+/**
+ * The source-Secret store holds a resourceVersion string per name (its key): about 90 bytes a
+ * Secret instead of 250 for an object with namespace, name, uid and resourceVersion. The uid is
+ * not needed there: a Secret deleted and re-created comes back with a higher resourceVersion,
+ * which is all a reader compares (source-secrets.ts).
+ */
+export const resourceVersionOnly: Packing<KubeObject> = {
+  pack: (object) => object.metadata.resourceVersion ?? '',
+  unpack: (namespace, name, resourceVersion) => ({ metadata: { ...(namespace !== undefined ? { namespace } : {}), name, resourceVersion: resourceVersion as string } }),
+};
+
+type AppShape = {
+  spec?: Record<string, unknown> & { clientSecretRef?: { key?: unknown }; refreshTokenRef?: { key?: unknown } };
+  status?: { conditions?: Array<Record<string, unknown>> };
+};
+
+function internShared({ spec, status }: AppShape): void {
+  if (spec) {
+    for (const field of ['provider', 'tokenURL', 'authorizeURL', 'redirectURI']) if (typeof spec[field] === 'string') spec[field] = intern(spec[field]);
+    for (const ref of [spec.clientSecretRef, spec.refreshTokenRef]) if (ref && typeof ref.key === 'string') ref.key = intern(ref.key);
+  }
+  for (const condition of status?.conditions ?? []) {
+    for (const field of ['type', 'status', 'reason']) if (typeof condition[field] === 'string') condition[field] = intern(condition[field]);
+  }
+}
+
+/**
+ * What the operator reads of a Secret it does not own: which one it is (namespace, name, uid) and
+ * whether it changed (resourceVersion). Not its labels or annotations: a Secret applied client-side
+ * carries its whole data again in kubectl.kubernetes.io/last-applied-configuration, and clusters
+ * hold tens of thousands of Secrets that are none of our business.
+ */
+export function identityOnly(): (object: KubeObject) => KubeObject {
+  // The namespace is interned already (informer.ts).
+  return ({ metadata: { namespace, name, uid, resourceVersion } }) => ({ metadata: { namespace, name, uid, resourceVersion } });
+}
+
+type SecretRef = { name?: unknown; key?: unknown };
+
+/** The index's view for the referenced-Secret cache (source-secrets.ts): which keys to keep, and when to let go. */
+export interface SecretReferences {
+  /** The keys of a Secret ("namespace/name") that some OAuthApp references. */
+  keysOf(secretKey: string): string[];
+  /** Called with a (Secret, key) pair once no OAuthApp references it any more. */
+  onUnreferenced(listener: (secretKey: string, dataKey: string) => void): void;
+}
+
+/**
+ * Which OAuthApps name which Secret and key in clientSecretRef or refreshTokenRef: a Secret's
+ * change reaches the apps that use it, and the referenced-Secret cache keeps only keys in use.
+ * Flat arrays of shared strings, not a Set or Map per Secret: at 10,000 apps this is a few MiB less.
+ */
+export class ReferenceIndex implements SecretReferences {
+  /** appKey → [secretKey, dataKey, secretKey, dataKey, …] */
+  private readonly byApp = new Map<string, string[]>();
+  /** secretKey → [appKey, dataKey, appKey, dataKey, …] */
+  private readonly bySecret = new Map<string, string[]>();
+  private readonly listeners: Array<(secretKey: string, dataKey: string) => void> = [];
 
   update(app: KubeObject & { spec?: { clientSecretRef?: SecretRef; refreshTokenRef?: SecretRef } }): void {
-    const appKey = objectKey(app.metadata.namespace, app.metadata.name);
-    this.remove(appKey);
-    const secretKeys = [app.spec?.clientSecretRef?.name, app.spec?.refreshTokenRef?.name]
-      .filter((name): name is string => typeof name === 'string')
-      .map((name) => objectKey(app.metadata.namespace, name));
-    this.secretsByApp.set(appKey, secretKeys);
-    for (const secretKey of secretKeys) {
-      const apps = this.appsBySecret.get(secretKey) ?? new Set<string>();
-      apps.add(appKey);
-      this.appsBySecret.set(secretKey, apps);
+    // One flat string (a template literal makes a two-part string that keeps both parts).
+    const appKey = [app.metadata.namespace, app.metadata.name].join('/');
+    const found: string[] = [];
+    for (const ref of [app.spec?.clientSecretRef, app.spec?.refreshTokenRef]) {
+      if (typeof ref?.name === 'string') found.push([app.metadata.namespace, ref.name].join('/'), typeof ref.key === 'string' ? ref.key : '');
     }
+    // A copy sized to fit: an array grown by push keeps room for ~17 elements.
+    const refs = found.slice();
+    const before = this.byApp.get(appKey);
+    if (before && before.length === refs.length && before.every((value, index) => value === refs[index])) return;
+    for (let index = 0; index < refs.length; index += 2) {
+      const entries = this.bySecret.get(refs[index] as string);
+      if (entries) this.bySecret.set(refs[index] as string, [...entries, appKey, refs[index + 1] as string]);
+      else this.bySecret.set(refs[index] as string, [appKey, refs[index + 1] as string]);
+    }
+    if (refs.length > 0) this.byApp.set(appKey, refs);
+    else this.byApp.delete(appKey);
+    if (before) this.release(appKey, before);
   }
 
   remove(appKey: string): void {
-    for (const secretKey of this.secretsByApp.get(appKey) ?? []) {
-      const apps = this.appsBySecret.get(secretKey);
-      apps?.delete(appKey);
-      if (apps?.size === 0) this.appsBySecret.delete(secretKey);
-    }
-    this.secretsByApp.delete(appKey);
+    const refs = this.byApp.get(appKey);
+    if (!refs) return;
+    this.byApp.delete(appKey);
+    this.release(appKey, refs);
   }
 
   appsReferencing(secretKey: string): string[] {
-    return [...(this.appsBySecret.get(secretKey) ?? [])];
+    const entries = this.bySecret.get(secretKey) ?? [];
+    const apps = new Set<string>();
+    for (let index = 0; index < entries.length; index += 2) apps.add(entries[index] as string);
+    return [...apps];
+  }
+
+  keysOf(secretKey: string): string[] {
+    const entries = this.bySecret.get(secretKey) ?? [];
+    const keys = new Set<string>();
+    for (let index = 1; index < entries.length; index += 2) if (entries[index]) keys.add(entries[index] as string);
+    return [...keys];
+  }
+
+  onUnreferenced(listener: (secretKey: string, dataKey: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Drops one reference per (secret, key) pair of `refs` that `appKey` held; tells of pairs no app holds now. */
+  private release(appKey: string, refs: string[]): void {
+    for (let index = 0; index < refs.length; index += 2) {
+      const secretKey = refs[index] as string;
+      const dataKey = refs[index + 1] as string;
+      const entries = this.bySecret.get(secretKey);
+      if (!entries) continue;
+      for (let at = 0; at < entries.length; at += 2) {
+        if (entries[at] === appKey && entries[at + 1] === dataKey) {
+          entries.splice(at, 2);
+          break;
+        }
+      }
+      let stillUsed = false;
+      for (let at = 1; at < entries.length && !stillUsed; at += 2) stillUsed = entries[at] === dataKey;
+      if (entries.length === 0) this.bySecret.delete(secretKey);
+      if (!stillUsed) for (const listener of this.listeners) listener(secretKey, dataKey);
+    }
   }
 }
 

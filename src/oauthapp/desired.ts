@@ -1,7 +1,7 @@
 // Pure: the target Secret workloads mount, as a projection of the spec, the client secret and
 // the operator's state; and whether an existing Secret already matches it.
 import { apiVersion, kind, type OAuthAppSpec } from '../api/oauthapp.ts';
-import { encodeData, type Secret } from '../kube/objects.ts';
+import { dataDigest, encodeData, type Secret } from '../kube/objects.ts';
 import { managedByLabel, managedByValue } from './labels.ts';
 import { appUIDLabel, roleLabel, type AppState } from './state.ts';
 
@@ -55,12 +55,13 @@ const sameData = (a: Record<string, string> | undefined, b: Record<string, strin
 
 /**
  * Data must match exactly (a key added by hand is removed); labels, annotations and the owner
- * reference must be present, while metadata others add (tools, admission) is left alone.
+ * reference must be present, while metadata others add (tools, admission) is left alone. A cached
+ * target holds its data as a digest (controller.ts, ownTargetsOnly): compared as one.
  */
 export function targetMatches(actual: Secret, desired: Secret): boolean {
   return (
     (actual.type ?? 'Opaque') === desired.type &&
-    sameData(actual.data, desired.data) &&
+    (actual.dataDigest !== undefined ? actual.dataDigest === dataDigest(desired.data) : sameData(actual.data, desired.data)) &&
     includes(actual.metadata.labels, desired.metadata.labels) &&
     includes(actual.metadata.annotations, desired.metadata.annotations) &&
     (desired.metadata.ownerReferences ?? []).every((owner) => isOwnedBy(actual, owner.uid))

@@ -3,6 +3,7 @@
 import { oauthApp, type OAuthApp } from '../api/oauthapp.ts';
 import { issueFieldPaths } from '../api/field-path.ts';
 import type { ReconcileResult } from '../controller/result.ts';
+import type { KeyedLimiter } from '../controller/limiter.ts';
 import type { KubeObject } from '../kube/objects.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import type { KubeClient } from '../kube/client.ts';
@@ -42,9 +43,17 @@ export interface ReconcilerDependencies {
   providerPolicy?: ProviderPolicy;
   /** --min-refresh-interval in ms: no app sends token requests more often. Default: no floor. */
   minRefreshIntervalMs?: number;
+  /** The limiter the refresher takes provider slots from: told when a woken app took none. */
+  providerSlots?: Pick<KeyedLimiter, 'dismiss'>;
   /** Sees each app's readiness and token expiry (metrics). */
   observe?: (appKey: string, facts: { ready: boolean; accessTokenExpiresAt: number | undefined }) => void;
 }
+
+/**
+ * An app waiting for a provider slot is queued again when one frees up (controller/limiter.ts);
+ * this later look only covers a wake that never came.
+ */
+export const providerSlotLookAgainMs = 60_000;
 
 export class Reconciler {
   private readonly deps: ReconcilerDependencies;
@@ -58,6 +67,16 @@ export class Reconciler {
    * next write (storing a provider's answer excepted: that write is guarded and must not be lost).
    */
   async reconcile(key: string, log: Logger = this.deps.logger, leadership?: AbortSignal): Promise<ReconcileResult> {
+    try {
+      return await this.reconcileKey(key, log, leadership);
+    } finally {
+      // Woken for a provider slot but took none (nothing due any more, deleted, failed before
+      // asking): the next app waiting for that provider is woken instead. A no-op otherwise.
+      this.deps.providerSlots?.dismiss(key);
+    }
+  }
+
+  private async reconcileKey(key: string, log: Logger, leadership: AbortSignal | undefined): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const object = this.deps.apps.get(namespace, name);
     if (!object) return {};
@@ -78,16 +97,19 @@ export class Reconciler {
       leading();
       await this.setFinalizers(app, [...(app.metadata.finalizers ?? []), finalizerName]);
     }
-    return this.reconcileTokens(app, identity, log, leading, leadership);
+    return this.reconcileTokens(key, app, identity, log, leading, leadership);
   }
 
-  private async reconcileTokens(app: OAuthApp, identity: AppIdentity, log: Logger, leading: () => void, leadership: AbortSignal | undefined): Promise<ReconcileResult> {
+  private async reconcileTokens(key: string, app: OAuthApp, identity: AppIdentity, log: Logger, leading: () => void, leadership: AbortSignal | undefined): Promise<ReconcileResult> {
     const { sources, states, refresher, now } = this.deps;
     const { spec } = app;
     // An answer held since its write failed goes first: until it is stored, nothing else is true.
     await states.flushUnsaved(identity);
     const clientSecret = await sources.read(identity.namespace, spec.clientSecretRef);
-    const seeding = await this.plantSeed(identity, app, states.load(identity), leading);
+    // This app's token request is out (see refresher.ts): no refresh decision until its answer is
+    // stored, which queues the app again.
+    if (refresher.inFlight(identity)) return this.whileRequesting(app, identity, clientSecret, states.load(identity), leading, {});
+    const seeding = await this.plantSeed(identity, app, states.load(identity));
     let stored = seeding.stored;
 
     // Refused before anything is sent there, or shown as where to authorize.
@@ -101,6 +123,13 @@ export class Reconciler {
       claimNeverSent: (claim) => refresher.claimNeverSent(identity, claim),
       ...(this.deps.minRefreshIntervalMs !== undefined ? { minRefreshIntervalMs: this.deps.minRefreshIntervalMs } : {}),
     });
+    // A planted seed is written with the refresh claim that follows it: one guarded write (a create
+    // for a new app) instead of two. Without a refresh to follow, it is written on its own now.
+    const refreshes = decision.action === 'refresh' && providerNotAllowed === undefined && clientSecret.found;
+    if (seeding.unsaved && !refreshes && decision.action !== 'release-claim' && decision.action !== 'resolve-stale-claim') {
+      leading();
+      stored = await states.save(identity, stored.state, stored.resourceVersion);
+    }
 
     if (decision.action === 'release-claim') {
       leading();
@@ -115,7 +144,8 @@ export class Reconciler {
     if (decision.action === 'refresh' && providerNotAllowed !== undefined) {
       log.debug({ reason: decision.reason }, 'refresh not sent: the provider is not allowed');
     } else if (decision.action === 'refresh' && clientSecret.found) {
-      const outcome = await refresher.refresh({
+      leading();
+      const start = await refresher.start({
         app: identity,
         stored,
         provider: resolveProvider(spec),
@@ -125,14 +155,14 @@ export class Reconciler {
         reason: decision.reason,
         rotateRequest: rotate.requested ? rotate.value : undefined,
         leadership,
+        waiter: key,
+        log,
       });
-      stored = outcome.stored;
-      if (outcome.ok) log.info({ reason: decision.reason, nextRefreshAt: stored.state.record.refreshAt }, 'refreshed the access token');
-      else {
-        log.warn({ reason: decision.reason, error: outcome.error.code, delivery: outcome.error.delivery, message: outcome.error.message }, 'token refresh failed');
-        // What the provider or the connection said (certificate names, addresses): debug only.
-        log.debug({ error: outcome.error.code, detail: outcome.error.detail }, 'token refresh failure detail');
-      }
+      // Sent: the reconcile after its answer writes the target and status. No slot: the limiter
+      // queues the app again when one frees up; the look after a while is a safety net only.
+      if (start.started) return this.whileRequesting(app, identity, clientSecret, start.claimed, leading, {});
+      log.debug({ reason: decision.reason }, 'refresh waits for a provider slot');
+      return this.whileRequesting(app, identity, clientSecret, stored, leading, { requeueAfterMs: providerSlotLookAgainMs, reason: 'waiting for a provider slot' });
     }
 
     let targetConflict: string | undefined;
@@ -170,25 +200,44 @@ export class Reconciler {
   }
 
   /**
+   * While the app's token request waits for a provider slot or is out: an existing target Secret is
+   * brought up to date (a new client secret reaches the workloads now, with their restarts), but
+   * none is created and no status is written. The reconcile after the answer does those, so a
+   * refresh costs the same writes as when nothing waits, and a new app's target appears once, with
+   * its token.
+   */
+  private async whileRequesting(app: OAuthApp, identity: AppIdentity, clientSecret: SecretValue, stored: StoredState, leading: () => void, result: ReconcileResult): Promise<ReconcileResult> {
+    if (!clientSecret.found || !this.deps.targets.exists(app)) return result;
+    leading();
+    const targetConflict = await this.deps.targets.ensure(app, clientSecret.value, stored.state);
+    leading();
+    if (!targetConflict) await this.deps.rollouts.reconcile(app, identity, stored, clientSecret.value);
+    return result;
+  }
+
+  /**
    * spec.refreshTokenRef seeds the app when the operator has no usable refresh token of its own,
-   * unless an earlier OAuthApp already used that seed (sending it again would be a replay).
+   * unless an earlier OAuthApp already used that seed (sending it again would be a replay). The
+   * seeded state comes back `unsaved`: the caller writes it, together with the claim of the refresh
+   * it is for when one follows.
    */
   private async plantSeed(
     identity: AppIdentity,
     app: OAuthApp,
     stored: StoredState,
-    leading: () => void,
-  ): Promise<{ stored: StoredState; seedAlreadyUsed?: boolean; seedProblem?: { reason: string; message: string } }> {
+  ): Promise<{ stored: StoredState; unsaved?: boolean; seedAlreadyUsed?: boolean; seedProblem?: { reason: string; message: string } }> {
     const ref = app.spec.refreshTokenRef;
     if (!ref) return { stored };
+    // A usable refresh token of our own is never replaced by the seed, and nothing about the seed
+    // is shown then (status.ts): no need to read it.
+    if (!needsAuthorization(stored.state)) return { stored };
     const seed: SecretValue = await this.deps.sources.read(identity.namespace, ref);
     // A missing seed is the usual "authorize instead"; one refused for its size is worth saying.
     if (!seed.found && seed.reason !== undefined) return { stored, seedProblem: { reason: seed.reason, message: seed.problem } };
     const seeded = seedRefreshToken(stored.state, seed.found ? seed.value : undefined);
     if (seeded === stored.state || !seeded.record.seedFingerprint) return { stored };
     if (await this.deps.seeds.usedByAnother(seeded.record.seedFingerprint, identity.uid)) return { stored, seedAlreadyUsed: true };
-    leading();
-    return { stored: await this.deps.states.save(identity, seeded, stored.resourceVersion) };
+    return { stored: { state: seeded, resourceVersion: stored.resourceVersion }, unsaved: true };
   }
 
   /** When to look again: the next refresh, the end of a wait, or the token's expiry. */
@@ -197,7 +246,9 @@ export class Reconciler {
     const { record, tokens } = stored.state;
     const candidates: Array<[number, string]> = [];
     if (authorizationURLRenewAt !== undefined) candidates.push([authorizationURLRenewAt, 'authorization URL renewal']);
-    if (decision.action === 'wait') candidates.push([decision.until, decision.reason]);
+    // A wait that ended while this reconcile ran (a timer may fire a millisecond before Date.now
+    // reaches its time) is a look right away: dropped as past, it left the app to its token's expiry.
+    if (decision.action === 'wait') candidates.push([Math.max(decision.until, now + 1), decision.reason]);
     const retryAt = record.failure?.retryAt ?? record.refreshAt;
     if (retryAt && decision.action !== 'blocked') candidates.push([Date.parse(retryAt), record.failure ? 'retry' : 'scheduled refresh']);
     if (tokens && Date.parse(tokens.expiresAt) > now) candidates.push([Date.parse(tokens.expiresAt), 'access token expiry']);

@@ -1,8 +1,32 @@
 // One refresh, in the only safe order: claim (a write guarded by resourceVersion, so one sender
 // per refresh-token value across all replicas), send, then store the answer before anything else.
+//
+// Waiting for the provider never holds a worker. A reconcile that wants a refresh asks for one of
+// its provider's slots (--provider-concurrency) without waiting (`start`):
+// - no slot free: nothing is written or sent; the app is parked in the limiter, which puts its key
+//   back on the queue once a slot frees up, and the worker goes on to other apps (other tenants);
+// - a slot: the claim is written right there, in the reconcile (one guarded write; its conflicts
+//   and errors reach the runner's backoff as before). Then the request and the storing of its
+//   answer run off the worker, still holding the slot, and the app's key is queued again when the
+//   answer is stored (or given up), so the reconcile that follows writes the target and status.
+// Why this keeps the grant-safety protocol whole:
+// - claim before send: the request is sent only after the claim's write came back, by the same
+//   code path as before; the slot is taken before the claim, so a claim is never written for a
+//   request that would then wait (its holder's lease on the token, 2 × --token-request-timeout + 5 s,
+//   covers the request and the store, not a queue);
+// - answer stored first: the answer is written by the task that sent the request, before the slot
+//   is released and before the app's key is queued for the reconcile that uses it; when that write
+//   fails the answer is held in the store as before, and every later reconcile writes it first;
+// - one sender: the work queue keeps one reconcile per app, but a reconcile may now run while the
+//   app's request is out. The app is marked in flight from before its claim is written until its
+//   answer is stored, and a reconcile of an app in flight makes no refresh decision at all: it does
+//   not refresh, release or resolve the claim (it would otherwise see our own live claim, or after
+//   a slow store a stale-looking one, and act on it). It only brings an existing target Secret up
+//   to date (a new client secret propagates while a refresh is out).
 import { isTokenRequestError, type TokenRequestError } from '../oauth/errors.ts';
 import type { ResolvedProvider } from '../oauth/providers.ts';
 import type { TokenSet } from '../oauth/token-response.ts';
+import type { Slot } from '../controller/limiter.ts';
 import { NotLeadingError } from '../controller/errors.ts';
 import type { AppIdentity, RefreshClaim } from './state.ts';
 import { fingerprint, type AppState } from './state.ts';
@@ -22,8 +46,13 @@ export interface TokenRequester {
 export interface RefresherDependencies {
   store: StateStore;
   tokens: TokenRequester;
-  /** Caps concurrent token requests per provider. */
-  limit: <T>(providerKey: string, task: () => Promise<T>) => Promise<T>;
+  /**
+   * Caps concurrent token requests per provider without waiting: a slot now, or undefined (then
+   * `waiter` is woken when one frees up; see controller/limiter.ts).
+   */
+  slots: { tryAcquire(providerKey: string, waiter: string): Slot | undefined };
+  /** Called once a request started by `start` has ended and its answer is stored (or given up). */
+  onSettled?: (app: AppIdentity) => void;
   now: () => number;
   random: () => number;
   /** Where in its jitter window the next refresh goes (evenly spread across apps). */
@@ -49,9 +78,30 @@ export interface RefreshRequest {
   rotateRequest?: string | undefined;
   /** Aborted when this replica stops leading: no claim is written after that. */
   leadership?: AbortSignal | undefined;
+  /** Who waits for a provider slot (the app's queue key); woken when one frees up. */
+  waiter: string;
+  /** Where the outcome of the request, which ends after the reconcile did, is logged. */
+  log?: RefreshLog | undefined;
+}
+
+/** The part of the logger a refresh reports to. */
+export interface RefreshLog {
+  info(object: Record<string, unknown>, message: string): void;
+  warn(object: Record<string, unknown>, message: string): void;
+  debug(object: Record<string, unknown>, message: string): void;
 }
 
 export type RefreshOutcome = { ok: true; stored: StoredState } | { ok: false; stored: StoredState; error: TokenRequestError };
+
+export type RefreshStart =
+  /** No slot of the provider is free: nothing written or sent; the waiter is woken when one frees. */
+  | { started: false }
+  /**
+   * Claimed (`claimed` is the state with the claim) and sent off the worker. `answered` settles once
+   * the answer is stored or given up: it rejects where a refresh used to throw after its claim
+   * (the answer could not be stored, and is held for the next reconcile).
+   */
+  | { started: true; claimed: StoredState; answered: Promise<RefreshOutcome> };
 
 /**
  * An answer the apiserver could not take is retried this long. Its write is guarded by our claim,
@@ -67,6 +117,8 @@ export class Refresher {
    * of taking it for a request that may have reached the provider.
    */
   private readonly unsentClaims = new Map<string, Set<string>>();
+  /** Requests out (from before the claim until the answer is stored), by app uid. */
+  private readonly requests = new Map<string, Promise<void>>();
 
   constructor(dependencies: RefresherDependencies) {
     this.deps = dependencies;
@@ -77,23 +129,72 @@ export class Refresher {
     return claim.holder === this.deps.holder && (this.unsentClaims.get(app.uid)?.has(claim.claimedAt) ?? false);
   }
 
-  /** Conflicts (another writer got there first) propagate: the caller requeues and re-reads. */
-  async refresh(request: RefreshRequest): Promise<RefreshOutcome> {
-    return this.deps.limit(new URL(request.provider.tokenURL).host, () => this.claimAndSend(request));
+  /** Whether a request of this app is out (claimed, sent or being stored): no refresh decision now. */
+  inFlight(app: AppIdentity): boolean {
+    return this.requests.has(app.uid);
   }
 
-  private async claimAndSend({ app, stored, provider, clientId, clientSecret, renewBeforeMs, rotateRequest, leadership }: RefreshRequest): Promise<RefreshOutcome> {
-    const { store, tokens, now, random, pickRefreshTime, minRefreshIntervalMs } = this.deps;
+  /** Resolves once no request started here is still out (a stopping replica stores its answers first). */
+  async idle(): Promise<void> {
+    while (this.requests.size > 0) await Promise.allSettled([...this.requests.values()]);
+  }
+
+  /**
+   * Takes a slot of the app's provider without waiting and, with one, claims the refresh here and
+   * sends it off the worker (see the top of this file). The claim's errors (a conflict: another
+   * writer got there first; a lost Lease) propagate: the caller requeues and re-reads.
+   */
+  async start(request: RefreshRequest): Promise<RefreshStart> {
+    const { app } = request;
+    if (this.requests.has(app.uid)) throw new Error(`a refresh of ${app.namespace}/${app.name} is already out`);
+    const slot = this.deps.slots.tryAcquire(new URL(request.provider.tokenURL).host, request.waiter);
+    if (slot === undefined) return { started: false };
+    let settle!: () => void;
+    // In flight from before the claim is written: no reconcile may decide about the claim meanwhile.
+    this.requests.set(app.uid, new Promise<void>((resolve) => (settle = resolve)));
+    const end = () => {
+      this.requests.delete(app.uid);
+      slot.release();
+      settle();
+    };
+    let claim: Claimed;
+    try {
+      claim = await this.claim(request);
+    } catch (error) {
+      end();
+      throw error;
+    }
+    const answered = this.send(request, claim);
+    void answered
+      .then(
+        (outcome) => report(request, outcome),
+        // Held for the next reconcile (a failed write), or no longer ours to store (the claim is gone).
+        (error: unknown) => request.log?.warn(describe(error), 'token request ended without its answer stored'),
+      )
+      .finally(() => {
+        end();
+        this.deps.onSettled?.(app);
+      });
+    return { started: true, claimed: claim.claimed, answered };
+  }
+
+  /** The claim's guarded write; the request may reach the provider only after it came back. */
+  private async claim({ app, stored, leadership }: Pick<RefreshRequest, 'app' | 'stored' | 'leadership'>): Promise<Claimed> {
     const refreshToken = stored.state.refreshToken;
     if (!refreshToken) throw new Error('refresh requested without a refresh token');
     if (leadership?.aborted) throw new NotLeadingError();
-    const claimState = claimRefresh(stored.state, this.deps.holder, now(), this.deps.requestTimeoutMs);
+    const claimState = claimRefresh(stored.state, this.deps.holder, this.deps.now(), this.deps.requestTimeoutMs);
     const claim = claimState.record.claim;
     // Every claim tried is remembered until a request follows, not just the last: a claim whose
     // write committed but whose answer was lost may be followed by a retry whose write fails, and
     // the committed one must still be known as never sent.
     if (claim) this.unsentClaims.set(app.uid, (this.unsentClaims.get(app.uid) ?? new Set()).add(claim.claimedAt));
-    const claimed = await store.save(app, claimState, stored.resourceVersion);
+    const claimed = await this.deps.store.save(app, claimState, stored.resourceVersion);
+    return { claimed, claim, refreshToken };
+  }
+
+  private async send({ app, provider, clientId, clientSecret, renewBeforeMs, rotateRequest }: RefreshRequest, { claimed, claim, refreshToken }: Claimed): Promise<RefreshOutcome> {
+    const { store, tokens, now, random, pickRefreshTime, minRefreshIntervalMs } = this.deps;
     const clientSecretFingerprint = fingerprint(clientSecret);
 
     // From here on the request may reach the provider. Older claims tried for this app can no longer
@@ -163,4 +264,29 @@ export class Refresher {
         : undefined;
     return { ok: false, stored: await store.saveAnswer(app, base, failed, heldRefreshAnswerMs), error };
   }
+}
+
+interface Claimed {
+  claimed: StoredState;
+  claim: RefreshClaim | undefined;
+  refreshToken: string;
+}
+
+function report({ log, reason }: Pick<RefreshRequest, 'log' | 'reason'>, outcome: RefreshOutcome): void {
+  if (!log) return;
+  if (outcome.ok) {
+    log.info({ reason, nextRefreshAt: outcome.stored.state.record.refreshAt }, 'refreshed the access token');
+    return;
+  }
+  const { error } = outcome;
+  log.warn({ reason, error: error.code, delivery: error.delivery, message: error.message }, 'token refresh failed');
+  // What the provider or the connection said (certificate names, addresses): debug only.
+  log.debug({ error: error.code, detail: error.detail }, 'token refresh failure detail');
+}
+
+/** The message and code only: an error object may carry request or response details. */
+function describe(error: unknown): { error: string; code?: string } {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+  return typeof code === 'string' ? { error: message, code } : { error: message };
 }

@@ -5,7 +5,7 @@ import type { KubeClient } from '../kube/client.ts';
 import { isAlreadyExists } from '../kube/errors.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import type { Secret } from '../kube/objects.ts';
-import { desiredTargetSecret, isOwnedBy, mergeForUpdate, targetMatches } from './desired.ts';
+import { desiredTargetSecret, isOwnedBy, mergeForUpdate, targetMatches, targetSecretName } from './desired.ts';
 import type { AppState } from './state.ts';
 
 export class TargetWriter {
@@ -15,6 +15,11 @@ export class TargetWriter {
   constructor(kube: KubeClient, cache: ObjectCache<Secret>) {
     this.kube = kube;
     this.cache = cache;
+  }
+
+  /** Whether the app's target Secret is in the cache (it may exist unlabelled, unseen). */
+  exists(app: OAuthApp): boolean {
+    return this.cache.get(app.metadata.namespace, targetSecretName(app.metadata.name, app.spec)) !== undefined;
   }
 
   /** Returns a problem for status when the Secret cannot be ours; otherwise it is up to date. */

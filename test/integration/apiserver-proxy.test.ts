@@ -3,7 +3,7 @@
 // from the kubeconfig the proxy writes. Each fault is shown to happen as specified: what the
 // client sees, and what the apiserver really did (read directly, not through the proxy).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfigFile } from '../../src/kube/kubeconfig.ts';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { KubeClient, secretPath } from '../../src/kube/client.ts';
@@ -26,8 +26,7 @@ let direct: AdminClient;
 beforeAll(async () => {
   namespace = await createTestNamespace('apiserver-proxy');
   proxy = await startAPIServerProxy({ upstreamKubeconfig: requiredEnvironment('kubeconfig') });
-  const config = new KubeConfig();
-  config.loadFromFile(proxy.kubeconfigPath);
+  const config = loadKubeConfigFile(proxy.kubeconfigPath);
   client = await KubeHTTP.fromKubeConfig(config);
   kube = new KubeClient(client);
   direct = await adminClient();

@@ -7,7 +7,7 @@
 //   made silent by the proxy is restarted and catches up; and a watch resumed from a
 //   resourceVersion older than a restarted apiserver's watch cache gets a real 410 Gone and relists.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfigFile } from '../../src/kube/kubeconfig.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -174,8 +174,7 @@ describe('an Informer (stallTimeoutMs 2 s) behind a TCP proxy', () => {
     // The admin kubeconfig, pointed at the proxy (same loopback address, so the serving cert fits).
     const proxied = join(controlPlane.workDir, `${name}.kubeconfig`);
     await writeFile(proxied, (await readFile(controlPlane.adminKubeconfigPath, 'utf8')).replace(controlPlane.serverURL, `https://127.0.0.1:${proxy.port}`), { mode: 0o600 });
-    const config = new KubeConfig();
-    config.loadFromFile(proxied);
+    const config = loadKubeConfigFile(proxied);
     const http = await KubeHTTP.fromKubeConfig(config);
     https.push(http);
     const logger = createLogger({

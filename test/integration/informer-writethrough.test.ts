@@ -13,16 +13,15 @@
 // (`refreshToken: null`), so its reconcile writes status only: no state or target Secret write
 // whose own watch event would put the app back on the queue and hide the bug.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { KubeConfig } from '@kubernetes/client-node';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage } from 'node:http';
-import type { RequestOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, fetch } from 'undici';
 import { oauthAppPath } from '../../src/kube/client.ts';
+import { loadKubeConfigFile } from '../../src/kube/kubeconfig.ts';
 import { finalizerName } from '../../src/oauthapp/labels.ts';
 import { requiredEnvironment } from '../support/environment.ts';
 import { eventually } from '../support/eventually.ts';
@@ -61,13 +60,10 @@ interface RacingProxy {
 const answerHeadStartMs = 300;
 
 async function startRacingProxy(upstreamKubeconfig: string): Promise<RacingProxy> {
-  const config = new KubeConfig();
-  config.loadFromFile(upstreamKubeconfig);
-  const upstreamURL = config.getCurrentCluster()?.server.replace(/\/$/, '');
-  if (!upstreamURL) throw new Error('the upstream kubeconfig has no cluster');
-  const tls: RequestOptions = {};
-  await config.applyToHTTPSOptions(tls);
-  const credentials = Object.fromEntries(Object.entries(tls.headers ?? {}).map(([key, value]) => [key, String(value)]));
+  const config = loadKubeConfigFile(upstreamKubeconfig);
+  const upstreamURL = config.server;
+  const { tls } = config;
+  const credentials = await config.credentials();
   const agent = new Agent({ connect: { ca: tls.ca, cert: tls.cert, key: tls.key }, headersTimeout: 0, bodyTimeout: 0 });
 
   let armed: Race | undefined;
@@ -158,7 +154,7 @@ async function startRacingProxy(upstreamKubeconfig: string): Promise<RacingProxy
     JSON.stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      // Plain HTTP on loopback (client-node wants skip-verify said out loud for that).
+      // Plain HTTP on loopback.
       clusters: [{ name: 'proxy', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
       // The proxy authenticates upstream as the admin; this token only satisfies the client.
       users: [{ name: 'proxy', user: { token: 'the-proxy-adds-the-real-credentials' } }],

@@ -3,7 +3,7 @@
 // it quick; a sampler polls every candidate's isLeader() every 50 ms and fails the test if two ever
 // lead at once.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfigFile } from '../../src/kube/kubeconfig.ts';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeAPIError } from '../../src/kube/errors.ts';
@@ -31,8 +31,7 @@ let http: KubeHTTP;
 let namespace: string;
 
 beforeAll(async () => {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(requiredEnvironment('kubeconfig'));
+  const kubeConfig = loadKubeConfigFile(requiredEnvironment('kubeconfig'));
   http = await KubeHTTP.fromKubeConfig(kubeConfig);
   namespace = await createTestNamespace('leader-election');
 });

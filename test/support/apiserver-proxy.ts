@@ -10,14 +10,14 @@
 //   const lost = proxy.inject({ kind: 'dropResponse' }, { match: { method: 'PUT', path: `/api/v1/namespaces/${ns}/secrets/oauthapp-state-*` } });
 //   … run the operator with --kubeconfig=proxy.kubeconfigPath …
 //   await lost.applied;   // the PUT committed, the operator saw its stream reset
-import { KubeConfig } from '@kubernetes/client-node';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { constants, createSecureServer, type OutgoingHttpHeaders } from 'node:http2';
-import type { RequestOptions } from 'node:https';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import { parse, stringify } from 'yaml';
+import { loadKubeConfigFile } from '../../src/kube/kubeconfig.ts';
 import { generateCertificates } from '../../src/localcluster/certificates.ts';
 import {
   ChaosSchedule,
@@ -81,12 +81,9 @@ export interface APIServerProxy {
 const writeMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export async function startAPIServerProxy(options: { upstreamKubeconfig: string }): Promise<APIServerProxy> {
-  const upstreamConfig = new KubeConfig();
-  upstreamConfig.loadFromFile(options.upstreamKubeconfig);
-  const upstreamURL = upstreamConfig.getCurrentCluster()?.server;
-  if (!upstreamURL) throw new Error(`${options.upstreamKubeconfig} has no current cluster`);
-  const upstreamTLS: RequestOptions = {};
-  await upstreamConfig.applyToHTTPSOptions(upstreamTLS);
+  const upstreamConfig = loadKubeConfigFile(options.upstreamKubeconfig);
+  const upstreamURL = upstreamConfig.server;
+  const upstreamTLS = upstreamConfig.tls;
 
   const workDir = await mkdtemp(join(tmpdir(), 'apiserver-proxy-'));
   const pki = await generateCertificates(join(workDir, 'pki'));
@@ -147,7 +144,7 @@ export async function startAPIServerProxy(options: { upstreamKubeconfig: string 
   const serverURL = `https://127.0.0.1:${address.port}`;
 
   const kubeconfigPath = join(workDir, 'proxy.kubeconfig');
-  await writeFile(kubeconfigPath, proxyKubeconfig(upstreamConfig, serverURL, pki.caCert), { mode: 0o600 });
+  await writeFile(kubeconfigPath, proxyKubeconfig(await readFile(options.upstreamKubeconfig, 'utf8'), serverURL, pki.caCert), { mode: 0o600 });
 
   async function handle(req: ClientRequest, answer: ClientAnswer): Promise<void> {
     req.on('error', () => undefined);
@@ -337,16 +334,19 @@ export async function startAPIServerProxy(options: { upstreamKubeconfig: string 
   };
 }
 
-function proxyKubeconfig(upstream: KubeConfig, serverURL: string, caPEM: string): string {
-  const context = upstream.getContextObject(upstream.getCurrentContext());
-  const user = upstream.getCurrentUser();
+/** The upstream kubeconfig with its current context's cluster replaced by the proxy (same user). */
+function proxyKubeconfig(upstreamYAML: string, serverURL: string, caPEM: string): string {
+  type Named<K extends string> = { name: string } & Record<K, Record<string, unknown>>;
+  const upstream = parse(upstreamYAML) as { 'current-context'?: string; contexts?: Array<Named<'context'>>; users?: Array<Named<'user'>> };
+  const context = upstream.contexts?.find((entry) => entry.name === upstream['current-context'])?.context;
+  const user = upstream.users?.find((entry) => entry.name === context?.user);
   if (!context || !user) throw new Error('the upstream kubeconfig has no current context or user');
-  const config = new KubeConfig();
-  config.loadFromOptions({
-    clusters: [{ name: 'apiserver-proxy', server: serverURL, caData: Buffer.from(caPEM).toString('base64'), skipTLSVerify: false }],
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'apiserver-proxy', cluster: { server: serverURL, 'certificate-authority-data': Buffer.from(caPEM).toString('base64') } }],
     users: [user],
-    contexts: [{ name: 'apiserver-proxy', cluster: 'apiserver-proxy', user: user.name, ...(context.namespace ? { namespace: context.namespace } : {}) }],
-    currentContext: 'apiserver-proxy',
+    contexts: [{ name: 'apiserver-proxy', context: { ...context, cluster: 'apiserver-proxy', user: user.name } }],
+    'current-context': 'apiserver-proxy',
   });
-  return config.exportConfig();
 }

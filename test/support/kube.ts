@@ -1,6 +1,6 @@
 // Direct apiserver access for tests that sample faster than kubectl can (the same client code
 // the operator uses, as the cluster admin).
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfigFile } from '../../src/kube/kubeconfig.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { KubeHTTP } from '../../src/kube/http.ts';
 import { decodeData } from '../../src/kube/objects.ts';
@@ -14,8 +14,7 @@ export interface AdminClient {
 }
 
 export async function adminClient(kubeconfigPath = requiredEnvironment('kubeconfig')): Promise<AdminClient> {
-  const config = new KubeConfig();
-  config.loadFromFile(kubeconfigPath);
+  const config = loadKubeConfigFile(kubeconfigPath);
   const http = await KubeHTTP.fromKubeConfig(config);
   const kube = new KubeClient(http);
   return {

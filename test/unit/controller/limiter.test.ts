@@ -132,3 +132,177 @@ describe('keyed concurrency limiter', () => {
     expect(() => createKeyedLimiter(0)).toThrow(RangeError);
   });
 });
+
+describe('keyed concurrency limiter, without waiting (tryAcquire)', () => {
+  const wakes = () => {
+    const woken: string[] = [];
+    return { woken, wake: (waiter: string) => woken.push(waiter) };
+  };
+
+  it('gives a slot while fewer than the limit are held, and none after that', () => {
+    const limiter = createKeyedLimiter(2);
+
+    const slots = ['ns/a', 'ns/b', 'ns/c'].map((waiter) => limiter.tryAcquire('slow.example', waiter));
+
+    expect(slots.map((slot) => slot !== undefined)).toEqual([true, true, false]);
+    expect([limiter.active('slow.example'), limiter.parked('slow.example')]).toEqual([2, 1]);
+  });
+
+  it('never waits: a full key answers at once, and another key is not affected', () => {
+    const limiter = createKeyedLimiter(1);
+    limiter.tryAcquire('slow.example', 'ns/a');
+
+    expect(limiter.tryAcquire('slow.example', 'ns/b')).toBeUndefined();
+    expect(limiter.tryAcquire('fast.example', 'other/c')).toBeDefined();
+  });
+
+  it('wakes the parked waiters in the order they parked, one per freed slot', () => {
+    const { woken, wake } = wakes();
+    const limiter = createKeyedLimiter(2, { wake });
+    const held = [limiter.tryAcquire('slow.example', 'ns/a'), limiter.tryAcquire('slow.example', 'ns/b')];
+    for (const waiter of ['ns/c', 'ns/d', 'ns/e']) limiter.tryAcquire('slow.example', waiter);
+
+    held[0]?.release();
+    expect(woken).toEqual(['ns/c']);
+    held[1]?.release();
+    expect(woken).toEqual(['ns/c', 'ns/d']);
+    expect(limiter.parked('slow.example')).toBe(1);
+  });
+
+  it('parks a waiter once however often it asks', () => {
+    const { woken, wake } = wakes();
+    const limiter = createKeyedLimiter(1, { wake });
+    const held = limiter.tryAcquire('slow.example', 'ns/a');
+    limiter.tryAcquire('slow.example', 'ns/b');
+    limiter.tryAcquire('slow.example', 'ns/b');
+
+    expect(limiter.parked('slow.example')).toBe(1);
+    held?.release();
+    expect(woken).toEqual(['ns/b']);
+  });
+
+  it('gives the woken waiter the freed slot when it asks again', () => {
+    const { wake } = wakes();
+    const limiter = createKeyedLimiter(1, { wake });
+    limiter.tryAcquire('slow.example', 'ns/a')?.release();
+    const held = limiter.tryAcquire('slow.example', 'ns/a');
+    limiter.tryAcquire('slow.example', 'ns/b');
+
+    held?.release();
+
+    expect(limiter.tryAcquire('slow.example', 'ns/b')).toBeDefined();
+    expect([limiter.active('slow.example'), limiter.parked('slow.example')]).toEqual([1, 0]);
+  });
+
+  it('does not keep a freed slot idle for a woken waiter: whoever asks first takes it, the woken one parks again', () => {
+    const { woken, wake } = wakes();
+    const limiter = createKeyedLimiter(1, { wake });
+    const held = limiter.tryAcquire('slow.example', 'ns/a');
+    limiter.tryAcquire('slow.example', 'ns/b');
+    held?.release();
+    expect(woken).toEqual(['ns/b']);
+
+    const newcomer = limiter.tryAcquire('slow.example', 'ns/c');
+    expect(newcomer).toBeDefined();
+    expect(limiter.tryAcquire('slow.example', 'ns/b')).toBeUndefined();
+
+    newcomer?.release();
+    expect(woken).toEqual(['ns/b', 'ns/b']);
+  });
+
+  it('passes the wake of a waiter that wants no slot any more (dismiss) to the next one', () => {
+    const { woken, wake } = wakes();
+    const limiter = createKeyedLimiter(1, { wake });
+    const held = limiter.tryAcquire('slow.example', 'ns/a');
+    limiter.tryAcquire('slow.example', 'ns/b');
+    limiter.tryAcquire('slow.example', 'ns/c');
+    held?.release();
+    expect(woken).toEqual(['ns/b']);
+
+    limiter.dismiss('ns/b');
+
+    expect(woken).toEqual(['ns/b', 'ns/c']);
+    expect(limiter.tryAcquire('slow.example', 'ns/c')).toBeDefined();
+  });
+
+  it('ignores dismiss of a waiter that was not woken, or already came back', () => {
+    const { woken, wake } = wakes();
+    const limiter = createKeyedLimiter(1, { wake });
+    const held = limiter.tryAcquire('slow.example', 'ns/a');
+    limiter.tryAcquire('slow.example', 'ns/b');
+
+    limiter.dismiss('ns/b');
+    limiter.dismiss('ns/z');
+
+    expect(woken).toEqual([]);
+    expect(limiter.parked('slow.example')).toBe(1);
+    held?.release();
+    expect(woken).toEqual(['ns/b']);
+  });
+
+  it('wakes no more waiters than there are free slots nobody woken is on the way to', () => {
+    const { woken, wake } = wakes();
+    const limiter = createKeyedLimiter(2, { wake });
+    const held = [limiter.tryAcquire('slow.example', 'ns/a'), limiter.tryAcquire('slow.example', 'ns/b')];
+    for (const waiter of ['ns/c', 'ns/d', 'ns/e']) limiter.tryAcquire('slow.example', waiter);
+
+    held[0]?.release();
+    held[1]?.release();
+    held[0]?.release(); // a second release of one slot frees nothing
+
+    expect(woken).toEqual(['ns/c', 'ns/d']);
+    expect(limiter.active('slow.example')).toBe(0);
+  });
+
+  it('hands a freed slot to a waiting run before waking a parked waiter', async () => {
+    const { woken, wake } = wakes();
+    const limiter = createKeyedLimiter(1, { wake });
+    const held = limiter.tryAcquire('slow.example', 'ns/a');
+    limiter.tryAcquire('slow.example', 'ns/b');
+    const started: string[] = [];
+    const exchange = gate();
+    void limiter.run('slow.example', () => {
+      started.push('code exchange');
+      return exchange.promise;
+    });
+
+    held?.release();
+    await settle();
+    expect([started, woken]).toEqual([['code exchange'], []]);
+    expect(limiter.tryAcquire('slow.example', 'ns/c')).toBeUndefined();
+
+    exchange.open();
+    await settle();
+    expect(woken).toEqual(['ns/b']);
+  });
+
+  it('counts tryAcquire slots and runs against one limit', async () => {
+    const limiter = createKeyedLimiter(2);
+    limiter.tryAcquire('slow.example', 'ns/a');
+    const started: string[] = [];
+    const first = gate();
+    void limiter.run('slow.example', () => {
+      started.push('run 1');
+      return first.promise;
+    });
+    void limiter.run('slow.example', async () => {
+      started.push('run 2');
+      return 'ok';
+    });
+    await settle();
+
+    expect(started).toEqual(['run 1']);
+    expect(limiter.tryAcquire('slow.example', 'ns/b')).toBeUndefined();
+  });
+
+  it('forgets a key once nothing holds, waits or is parked on it', () => {
+    const { wake } = wakes();
+    const limiter = createKeyedLimiter(1, { wake });
+    const held = limiter.tryAcquire('slow.example', 'ns/a');
+    limiter.tryAcquire('slow.example', 'ns/b');
+    held?.release();
+    limiter.tryAcquire('slow.example', 'ns/b')?.release();
+
+    expect([limiter.active('slow.example'), limiter.waiting('slow.example'), limiter.parked('slow.example')]).toEqual([0, 0, 0]);
+  });
+});

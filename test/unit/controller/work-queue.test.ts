@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { createExponentialRateLimiter } from '../../../src/controller/rate-limiter.ts';
-import { WorkQueue } from '../../../src/controller/work-queue.ts';
+import { namespaceOf, WorkQueue } from '../../../src/controller/work-queue.ts';
 import { FakeClock, settle } from './fake-clock.ts';
 
 const newQueue = (clock = new FakeClock()) => ({ clock, queue: new WorkQueue({ clock }) });
@@ -260,6 +260,91 @@ describe('WorkQueue', () => {
     await queue.get();
 
     expect(depths).toEqual([1, 2, 1]);
+  });
+
+  describe('fair across namespaces', () => {
+    it('serves namespaces round-robin: one with a thousand queued keys gets one turn per round like one with a single key', async () => {
+      const { queue } = newQueue();
+      for (let index = 0; index < 1_000; index += 1) queue.add(`noisy/app-${index}`);
+      queue.add('quiet/app');
+      queue.add('other/app');
+
+      const first = await Promise.all(Array.from({ length: 4 }, () => queue.get()));
+
+      expect(first).toEqual(['noisy/app-0', 'quiet/app', 'other/app', 'noisy/app-1']);
+    });
+
+    it('keeps the order of keys within a namespace', async () => {
+      const { queue } = newQueue();
+      queue.add('a/1');
+      queue.add('b/1');
+      queue.add('a/2');
+      queue.add('a/3');
+      queue.add('b/2');
+
+      expect(await takeAll(queue)).toEqual(['a/1', 'b/1', 'a/2', 'b/2', 'a/3']);
+    });
+
+    it('puts a namespace that runs empty and gets a key again at the back of the round', async () => {
+      const { queue } = newQueue();
+      queue.add('a/1');
+      queue.add('a/2');
+      queue.add('b/1');
+      expect(await queue.get()).toBe('a/1');
+      expect(await queue.get()).toBe('b/1');
+
+      queue.add('c/1');
+      queue.add('b/2');
+
+      expect(await takeAll(queue)).toEqual(['a/2', 'c/1', 'b/2']);
+    });
+
+    it('queues a key added while it was processed at the back of its namespace, not ahead of other namespaces', async () => {
+      const { queue } = newQueue();
+      queue.add('noisy/a');
+      expect(await queue.get()).toBe('noisy/a');
+      queue.add('noisy/a');
+      queue.add('noisy/b');
+      queue.add('quiet/x');
+
+      queue.done('noisy/a');
+
+      expect(await takeAll(queue)).toEqual(['noisy/b', 'quiet/x', 'noisy/a']);
+    });
+
+    it('hands a waiting getter the key of whichever namespace comes first', async () => {
+      const { queue } = newQueue();
+      const waiting = queue.get();
+
+      queue.add('quiet/x');
+
+      await expect(waiting).resolves.toBe('quiet/x');
+      expect(queue.length).toBe(0);
+    });
+
+    it('takes the flow of a key from fairnessKey when given', async () => {
+      const clock = new FakeClock();
+      const queue = new WorkQueue({ clock, fairnessKey: (key) => key.slice(0, 1) });
+      for (const key of ['x1', 'x2', 'y1', 'x3', 'y2']) queue.add(key);
+
+      expect(await takeAll(queue)).toEqual(['x1', 'y1', 'x2', 'y2', 'x3']);
+    });
+
+    it('counts the depth over all namespaces', async () => {
+      const clock = new FakeClock();
+      const depths: number[] = [];
+      const queue = new WorkQueue({ clock, onDepthChange: (depth) => depths.push(depth) });
+      queue.add('a/1');
+      queue.add('b/1');
+      queue.add('a/2');
+
+      await queue.get();
+      queue.shutDown();
+
+      expect(depths).toEqual([1, 2, 3, 2, 0]);
+      expect(namespaceOf('a/b')).toBe('a');
+      expect(namespaceOf('cluster-scoped')).toBe('cluster-scoped');
+    });
   });
 
   it('reports how long a key waited in the queue when it is handed out', async () => {

@@ -8,7 +8,7 @@ import type { KubeRequest } from '../../../src/kube/http.ts';
 import { Informer, NamespacedInformers } from '../../../src/kube/informer.ts';
 import type { KubeObject, ObjectList, WatchEvent } from '../../../src/kube/objects.ts';
 import { createLogger } from '../../../src/log.ts';
-import { enqueueOnChanges, type Caches } from '../../../src/oauthapp/controller.ts';
+import { appEssentials, enqueueOnChanges, identityOnly, resourceVersionOnly, type Caches } from '../../../src/oauthapp/controller.ts';
 
 type Obj = KubeObject & { spec?: Record<string, unknown>; status?: Record<string, unknown> };
 
@@ -26,6 +26,11 @@ class WatchStream {
     this.controller.enqueue(new TextEncoder().encode(`${JSON.stringify({ type, object })}\n`));
   }
 
+  /** The apiserver ends the watch (its timeoutSeconds ran out). */
+  end(): void {
+    this.controller.close();
+  }
+
   /** The connection breaks mid-stream (a reset, a dead HTTP/2 connection). */
   fail(): void {
     this.controller.error(new Error('connection reset by peer'));
@@ -35,6 +40,8 @@ class WatchStream {
 /** The two calls the informer makes: list (json) and watch (stream). */
 class FakeAPIServer {
   listCalls = 0;
+  /** The continue token of each list request (undefined: a first page). */
+  readonly listContinues: Array<string | undefined> = [];
   private readonly lists: Array<ObjectList<Obj>> = [];
   private readonly watches: WatchStream[] = [];
   private wake: () => void = () => undefined;
@@ -46,6 +53,7 @@ class FakeAPIServer {
 
   readonly json = async <T>(request: KubeRequest): Promise<T> => {
     this.listCalls += 1;
+    this.listContinues.push(request.query?.continue === undefined ? undefined : String(request.query.continue));
     for (;;) {
       const list = this.lists.shift();
       if (list) return list as T;
@@ -98,6 +106,8 @@ const object = (name: string, resourceVersion: string, { uid = `uid-${name}`, na
 });
 
 const list = (resourceVersion: string, ...items: Obj[]): ObjectList<Obj> => ({ metadata: { resourceVersion }, items });
+/** One page of a paged list: `next` is the continue token of the page after it. */
+const page = (resourceVersion: string, next: string | undefined, ...items: Obj[]): ObjectList<Obj> => ({ metadata: { resourceVersion, ...(next ? { continue: next } : {}) }, items });
 
 const silent = createLogger({ level: 'silent' });
 const running: Array<{ stop(): Promise<void> }> = [];
@@ -276,6 +286,173 @@ describe('Informer relist', () => {
 
     expect(informer.get('ns', 'a')).toBeUndefined();
     expect(told).toEqual(['deleted a -→5']);
+  });
+});
+
+describe('Informer relist in pages', () => {
+  /** A 410 makes the informer relist; the pages are handed out one at a time by the test. */
+  function startRelist(watch: WatchStream): void {
+    watch.send('ERROR', { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' });
+  }
+
+  it('tells handlers only what changed: nothing for unchanged objects, one update, one delete, across pages', async () => {
+    const { server, informer, told, watch } = await startInformer(list('10', object('a', '1'), object('b', '2'), object('c', '3'), object('d', '4'), object('e', '5')));
+
+    startRelist(watch);
+    server.queueList(page('20', 'p2', object('a', '1'), object('b', '2')));
+    server.queueList(page('20', 'p3', object('c', '15')));
+    server.queueList(page('20', undefined, object('e', '5'), object('f', '16')));
+    await server.watch(1);
+
+    expect(told).toEqual(['updated c 3→15', 'added f -→16', 'deleted d -→4']);
+    expect(server.listContinues.slice(1)).toEqual([undefined, 'p2', 'p3']);
+    expect(informer.list().map((item) => `${item.metadata.name}@${item.metadata.resourceVersion}`).sort()).toEqual(['a@1', 'b@2', 'c@15', 'e@5', 'f@16']);
+  });
+
+  it('merges each page as it arrives, and deletes nothing before the last page is in', async () => {
+    const { server, informer, told, watch } = await startInformer(list('10', object('a', '1'), object('z', '2')));
+
+    startRelist(watch);
+    server.queueList(page('20', 'p2', object('a', '12')));
+    await until('the first page merged', () => rv(informer, 'a') === '12');
+    // z is on a later page (or gone): not removed on the strength of the first page.
+    expect(rv(informer, 'z')).toBe('2');
+    expect(told).toEqual(['updated a 1→12']);
+
+    server.queueList(page('20', undefined, object('z', '2')));
+    await server.watch(1);
+    expect(told).toEqual(['updated a 1→12']);
+    expect(rv(informer, 'z')).toBe('2');
+  });
+
+  it('keeps the cached copy (the same object) for an unchanged item: no event, no churn', async () => {
+    const { server, informer, told, watch } = await startInformer(list('10', object('a', '1')));
+    const cached = informer.get('ns', 'a');
+
+    startRelist(watch);
+    server.queueList(list('20', object('a', '1')));
+    await server.watch(1);
+
+    expect(informer.get('ns', 'a')).toBe(cached);
+    expect(told).toEqual([]);
+  });
+
+  it('relists once relistIntervalMs (--relist-interval) has passed and the running watch ends', async () => {
+    const server = new FakeAPIServer();
+    server.queueList(list('10', object('a', '1')));
+    const informer = new Informer<Obj>({ name: 'test', http: server, path: '/api/v1/namespaces/ns/things', logger: silent, relistIntervalMs: 1 });
+    running.push(informer);
+    informer.start();
+    const first = await server.watch(0);
+    expect(server.listCalls).toBe(1);
+
+    server.queueList(list('30', object('a', '25')));
+    first.end();
+    await server.watch(1);
+    expect(server.listCalls).toBe(2);
+    expect(rv(informer, 'a')).toBe('25');
+  });
+
+  it('with relistIntervalMs 0 (--relist-interval=0) resumes the watch, never relists', async () => {
+    const server = new FakeAPIServer();
+    server.queueList(list('10', object('a', '1')));
+    const informer = new Informer<Obj>({ name: 'test', http: server, path: '/api/v1/namespaces/ns/things', logger: silent, relistIntervalMs: 0 });
+    running.push(informer);
+    informer.start();
+    const first = await server.watch(0);
+    first.send('MODIFIED', object('a', '11'));
+    await until('the event applied', () => rv(informer, 'a') === '11');
+    first.end();
+    const second = await server.watch(1);
+
+    expect(second.resourceVersion).toBe('11');
+    expect(server.listCalls).toBe(1);
+  });
+});
+
+describe('the source-Secret cache (identityOnly)', () => {
+  const lastApplied = JSON.stringify({ apiVersion: 'v1', kind: 'Secret', data: { password: 'c2VjcmV0'.repeat(500) } });
+  const heavy = (name: string, resourceVersion: string): Obj => ({
+    apiVersion: 'meta.k8s.io/v1',
+    kind: 'PartialObjectMetadata',
+    metadata: {
+      name,
+      namespace: 'ns',
+      uid: `uid-${name}`,
+      resourceVersion,
+      generation: 1,
+      creationTimestamp: '2026-01-01T00:00:00Z',
+      labels: { team: 'a' },
+      annotations: { 'kubectl.kubernetes.io/last-applied-configuration': lastApplied },
+      ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', uid: 'u' }],
+      finalizers: ['keep'],
+    },
+  });
+
+  it('holds namespace, name and resourceVersion of listed and watched Secrets, tells handlers their uid too: no annotations, labels or owners', async () => {
+    const server = new FakeAPIServer();
+    server.queueList(list('10', heavy('listed', '5')));
+    const informer = new Informer<Obj>({ name: 'sources', http: server, path: '/api/v1/secrets', metadataOnly: true, keep: identityOnly(), packing: resourceVersionOnly as never, logger: silent });
+    running.push(informer);
+    const told: Obj[] = [];
+    informer.on((_event, changed) => told.push(changed));
+    informer.start();
+    await informer.synced;
+    const watch = await server.watch(0);
+    watch.send('ADDED', heavy('watched', '11'));
+    watch.send('MODIFIED', heavy('listed', '12'));
+    await until('the events applied', () => informer.get('ns', 'watched') !== undefined && rv(informer, 'listed') === '12');
+    // A Secret re-created under the same name (another uid) comes back with a newer resourceVersion: an update.
+    watch.send('DELETED', heavy('watched', '13'));
+    watch.send('ADDED', { ...heavy('watched', '14'), metadata: { ...heavy('watched', '14').metadata, uid: 'uid-watched-again' } });
+    await until('the re-creation applied', () => rv(informer, 'watched') === '14');
+
+    for (const name of ['listed', 'watched']) {
+      expect(informer.get('ns', name)).toEqual({ metadata: { namespace: 'ns', name, resourceVersion: name === 'listed' ? '12' : '14' } });
+    }
+    expect(informer.list().map((item) => item.metadata.name).sort()).toEqual(['listed', 'watched']);
+    expect(told.map((changed) => `${changed.metadata.name}@${changed.metadata.resourceVersion}`)).toEqual(['listed@5', 'watched@11', 'listed@12', 'watched@13', 'watched@14']);
+    expect(told.every((changed) => Object.keys(changed).join() === 'metadata' && Object.keys(changed.metadata).sort().join() === 'name,namespace,resourceVersion,uid')).toBe(true);
+    expect(JSON.stringify(informer.list())).not.toContain('last-applied');
+  });
+});
+
+describe('the OAuthApp cache (appEssentials)', () => {
+  it('keeps spec, status and the metadata the operator acts on; of annotations only oauthapp.dev/ ones; never managedFields', async () => {
+    const spec = { provider: 'pipedrive', clientId: 'abc', clientSecretRef: { name: 'crm-client', key: 'client_secret' }, redirectURI: 'https://ops.example.com/oauth/callback' };
+    const status = { conditions: [{ type: 'Ready', status: 'True', reason: 'TokenValid', message: 'valid', lastTransitionTime: '2026-01-01T00:00:00Z' }], observedGeneration: 2 };
+    const applied: Obj = {
+      apiVersion: 'oauthapp.dev/v1alpha1',
+      kind: 'OAuthApp',
+      metadata: {
+        name: 'crm',
+        namespace: 'ns',
+        uid: 'uid-crm',
+        resourceVersion: '5',
+        generation: 2,
+        creationTimestamp: '2026-01-01T00:00:00Z',
+        labels: { team: 'sales' },
+        finalizers: ['oauthapp.dev/state-cleanup'],
+        annotations: { 'oauthapp.dev/rotate': '1700000000', 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({ spec }) },
+        managedFields: [{ manager: 'kubectl', operation: 'Apply' }],
+      } as Obj['metadata'],
+      spec,
+      status,
+    };
+    const server = new FakeAPIServer();
+    server.queueList(list('10', applied));
+    const informer = new Informer<Obj>({ name: 'oauthapps', http: server, path: '/apis/oauthapp.dev/v1alpha1/oauthapps', keep: appEssentials, logger: silent });
+    running.push(informer);
+    informer.start();
+    await informer.synced;
+
+    expect(informer.get('ns', 'crm')).toEqual({
+      apiVersion: 'oauthapp.dev/v1alpha1',
+      kind: 'OAuthApp',
+      metadata: { name: 'crm', namespace: 'ns', uid: 'uid-crm', resourceVersion: '5', generation: 2, finalizers: ['oauthapp.dev/state-cleanup'], annotations: { 'oauthapp.dev/rotate': '1700000000' } },
+      spec,
+      status,
+    });
   });
 });
 

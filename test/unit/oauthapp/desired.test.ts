@@ -2,7 +2,7 @@
 // user's, and a comparison that restores hand edits without fighting tools that add metadata.
 import { describe, expect, it } from '@jest/globals';
 import { oauthAppSpec, type OAuthAppSpec } from '../../../src/api/oauthapp.ts';
-import { decodeData, encodeData, type Secret } from '../../../src/kube/objects.ts';
+import { dataDigest, decodeData, encodeData, type Secret } from '../../../src/kube/objects.ts';
 import { desiredTargetSecret, isOwnedBy, mergeForUpdate, rfc3339, targetMatches } from '../../../src/oauthapp/desired.ts';
 import { managedByLabel, managedByValue } from '../../../src/oauthapp/labels.ts';
 import { appUIDLabel, roleLabel, type AppState, type Tokens } from '../../../src/oauthapp/state.ts';
@@ -141,6 +141,13 @@ describe('targetMatches', () => {
 
   it('is true for the Secret as it was written', () => {
     expect(targetMatches(edited(want, () => {}), want)).toBe(true);
+  });
+
+  it('compares a cached copy that holds its data as a digest (the target cache) by that digest', () => {
+    const cached = { ...edited(want, () => {}), data: undefined, dataDigest: dataDigest(want.data) };
+    expect(targetMatches(cached, want)).toBe(true);
+    const handEdited = { ...cached, dataDigest: dataDigest({ ...want.data, ...encodeData({ access_token: 'pasted-by-hand' }) }) };
+    expect(targetMatches(handEdited, want)).toBe(false);
   });
 
   it('is false after a value was edited by hand', () => {

@@ -3,7 +3,7 @@
 // value), and a Secret labelled like a target by someone else is cached without its data.
 import { describe, expect, it } from '@jest/globals';
 import type { KubeClient } from '../../../src/kube/client.ts';
-import { encodeData, type Secret } from '../../../src/kube/objects.ts';
+import { dataDigest, encodeData, type Secret } from '../../../src/kube/objects.ts';
 import { ownTargetsOnly, targetSelector } from '../../../src/oauthapp/controller.ts';
 import { maxSecretValueBytes, SourceSecrets } from '../../../src/oauthapp/source-secrets.ts';
 import { deriveStatus } from '../../../src/oauthapp/status.ts';
@@ -65,10 +65,15 @@ describe('the target Secret cache', () => {
     expect(targetSelector).toBe('oauthapp.dev/role=credentials,app.kubernetes.io/managed-by=oauthapp-operator');
   });
 
-  it('keeps a Secret an OAuthApp controls whole', () => {
+  it('keeps a Secret an OAuthApp controls with its metadata, and its data as a digest', () => {
     const ours = secret('crm-credentials', { access_token: 'token' }, { ownerReferences: [owner], annotations: { note: 'ours' } });
 
-    expect(ownTargetsOnly(ours)).toBe(ours);
+    const kept = ownTargetsOnly(ours);
+
+    expect(kept.metadata).toEqual(ours.metadata);
+    expect(kept.data).toBeUndefined();
+    expect(kept.dataDigest).toBe(dataDigest(ours.data));
+    expect(JSON.stringify(kept)).not.toContain(encodeData({ access_token: 'token' }).access_token);
   });
 
   it.each([

@@ -1,15 +1,20 @@
 // The refresh path's ordering guarantees, with an in-memory apiserver stand-in for the state
 // Secret (the real apiserver's answers are covered by the integration tests): claim before send,
 // store before anything else, a store that fails is kept and written before the next step, and a
-// kept answer is written only where it still belongs.
+// kept answer is written only where it still belongs; and a refresh waits for its provider slot
+// without holding its caller (a worker), holding the slot from before the claim until the answer
+// is stored.
 import { describe, expect, it } from '@jest/globals';
 import { KubeAPIError } from '../../../src/kube/errors.ts';
 import type { ObjectCache } from '../../../src/kube/informer.ts';
 import { decodeData, type Secret } from '../../../src/kube/objects.ts';
 import { TokenRequestError } from '../../../src/oauth/errors.ts';
+import { createKeyedLimiter, type KeyedLimiter } from '../../../src/controller/limiter.ts';
 import type { TokenSet } from '../../../src/oauth/token-response.ts';
 import { decideRefresh } from '../../../src/oauthapp/policies.ts';
-import { Refresher, type TokenRequester } from '../../../src/oauthapp/refresher.ts';
+import { Refresher, type RefreshOutcome, type TokenRequester } from '../../../src/oauthapp/refresher.ts';
+import type { AppIdentity } from '../../../src/oauthapp/state.ts';
+import { settle } from '../controller/fake-clock.ts';
 import { StateStore, type StateSecrets } from '../../../src/oauthapp/state-store.ts';
 import { fingerprint, stateSecretName } from '../../../src/oauthapp/state.ts';
 
@@ -67,7 +72,7 @@ const noCache: ObjectCache<Secret> = {
   stop: async () => undefined,
 };
 
-function setUp(answer: () => Promise<TokenSet>, clock = { now }) {
+function setUp(answer: () => Promise<TokenSet>, clock = { now }, limiter: KeyedLimiter = createKeyedLimiter(8)) {
   const secrets = new SecretsStandIn();
   const store = new StateStore(secrets, noCache, 'oauthapp-system', { now: () => clock.now });
   const sent: string[] = [];
@@ -78,17 +83,19 @@ function setUp(answer: () => Promise<TokenSet>, clock = { now }) {
       return answer();
     },
   };
+  const settled: AppIdentity[] = [];
   const refresher = new Refresher({
     store,
     tokens,
-    limit: (_key, task) => task(),
+    slots: limiter,
+    onSettled: (settledApp) => settled.push(settledApp),
     now: () => clock.now,
     random: () => 0.5,
     backoffMs: () => 10_000,
     holder: 'replica-a',
     requestTimeoutMs: 10_000,
   });
-  return { secrets, store, refresher, sent };
+  return { secrets, store, refresher, sent, settled };
 }
 
 const rotated: TokenSet = { accessToken: 'access-2', tokenType: 'Bearer', refreshToken: 'refresh-2', expiresInSeconds: 3600 };
@@ -97,8 +104,21 @@ async function seeded(store: StateStore) {
   return store.save(app, { refreshToken: 'refresh-1', record: {} }, undefined);
 }
 
-const refresh = (refresher: Refresher, stored: Awaited<ReturnType<typeof seeded>>) =>
-  refresher.refresh({ app, stored, provider, clientId: 'client', clientSecret: 'secret', renewBeforeMs: undefined, reason: 'initial' });
+const request = (stored: Awaited<ReturnType<typeof seeded>>) => ({ app, stored, provider, clientId: 'client', clientSecret: 'secret', renewBeforeMs: undefined, reason: 'initial' as const, waiter: 'sales/crm-sync' });
+
+/** Starts a refresh (a slot must be free) and waits for its answer to be stored. */
+async function refresh(refresher: Refresher, stored: Awaited<ReturnType<typeof seeded>>): Promise<RefreshOutcome> {
+  const start = await refresher.start(request(stored));
+  if (!start.started) throw new Error('no provider slot');
+  return start.answered;
+}
+
+/** A token answer the test lets through when it wants. */
+function heldAnswer() {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  return { answer: async () => (await gate, rotated), open };
+}
 
 describe('Refresher', () => {
   it('writes the claim before it sends, and the answer right after', async () => {
@@ -116,9 +136,7 @@ describe('Refresher', () => {
     const leadership = new AbortController();
     leadership.abort();
 
-    await expect(
-      refresher.refresh({ app, stored, provider, clientId: 'client', clientSecret: 'secret', renewBeforeMs: undefined, reason: 'due', leadership: leadership.signal }),
-    ).rejects.toMatchObject({ code: 'NOT_LEADING' });
+    await expect(refresher.start({ ...request(stored), reason: 'due', leadership: leadership.signal })).rejects.toMatchObject({ code: 'NOT_LEADING' });
 
     expect(secrets.log).toEqual(['create:result']);
     expect(sent).toEqual([]);
@@ -320,6 +338,121 @@ describe('Refresher', () => {
     expect(decideRefresh({ now: now + 3_600_000, state: outcome.stored.state, clientSecretFingerprint: fingerprint('secret'), rotateRequested: true })).toEqual({
       action: 'blocked',
       reason: 'refresh-token-dead',
+    });
+  });
+
+  describe('waiting for a provider slot without holding the caller', () => {
+    it('writes and sends nothing when no slot of the provider is free, and parks the app to be woken', async () => {
+      const limiter = createKeyedLimiter(1);
+      const busy = limiter.tryAcquire('oauth.example.com', 'sales/other');
+      const { secrets, store, refresher, sent } = setUp(async () => rotated, { now }, limiter);
+      const stored = await seeded(store);
+
+      const start = await refresher.start(request(stored));
+
+      expect(start).toEqual({ started: false });
+      expect(secrets.log).toEqual(['create:result']);
+      expect(sent).toEqual([]);
+      expect(refresher.inFlight(app)).toBe(false);
+      expect(limiter.parked('oauth.example.com')).toBe(1);
+      busy?.release();
+    });
+
+    it('returns once the claim is written, and holds the slot off the caller until the answer is stored', async () => {
+      const limiter = createKeyedLimiter(1);
+      const held = heldAnswer();
+      const { secrets, store, refresher, settled } = setUp(held.answer, { now }, limiter);
+
+      const start = await refresher.start(request(await seeded(store)));
+      await settle();
+
+      expect(start.started).toBe(true);
+      expect(secrets.log).toEqual(['create:result', 'replace:claim', 'send']);
+      expect(refresher.inFlight(app)).toBe(true);
+      expect(limiter.active('oauth.example.com')).toBe(1);
+      expect(settled).toEqual([]);
+
+      held.open();
+      await (start.started ? start.answered : undefined);
+      await settle();
+
+      expect(secrets.log).toEqual(['create:result', 'replace:claim', 'send', 'replace:result']);
+      expect(refresher.inFlight(app)).toBe(false);
+      expect(limiter.active('oauth.example.com')).toBe(0);
+      expect(settled).toEqual([app]);
+    });
+
+    it('is in flight from before its claim is written, so no reconcile decides about that claim meanwhile', async () => {
+      const { secrets, store, refresher } = setUp(async () => rotated);
+      const stored = await seeded(store);
+      let inFlightDuringClaim: boolean | undefined;
+      const original = secrets.replaceSecret.bind(secrets);
+      secrets.replaceSecret = async (namespace, secret) => {
+        inFlightDuringClaim ??= refresher.inFlight(app);
+        return original(namespace, secret);
+      };
+
+      await refresh(refresher, stored);
+
+      expect(inFlightDuringClaim).toBe(true);
+    });
+
+    it('frees the slot and is no longer in flight when the claim fails (the caller sees the error)', async () => {
+      const limiter = createKeyedLimiter(1);
+      const { store, refresher, sent } = setUp(async () => rotated, { now }, limiter);
+      const stale = await seeded(store);
+      await store.save(app, { refreshToken: 'refresh-1', record: { lastRefreshTime: new Date(now).toISOString() } }, stale.resourceVersion);
+
+      await expect(refresher.start(request(stale))).rejects.toMatchObject({ reason: 'Conflict' });
+
+      expect(sent).toEqual([]);
+      expect(refresher.inFlight(app)).toBe(false);
+      expect(limiter.active('oauth.example.com')).toBe(0);
+    });
+
+    it('wakes the next app parked on the provider once the answer is stored and the slot freed', async () => {
+      const woken: string[] = [];
+      const limiter = createKeyedLimiter(1, { wake: (waiter) => woken.push(waiter) });
+      const held = heldAnswer();
+      const { store, refresher } = setUp(held.answer, { now }, limiter);
+      const start = await refresher.start(request(await seeded(store)));
+      expect(limiter.tryAcquire('oauth.example.com', 'sales/next')).toBeUndefined();
+
+      held.open();
+      await (start.started ? start.answered : undefined);
+      await settle();
+
+      expect(woken).toEqual(['sales/next']);
+    });
+
+    it('idle() resolves only once every request out has its answer stored', async () => {
+      const held = heldAnswer();
+      const { secrets, store, refresher } = setUp(held.answer);
+      await refresher.start(request(await seeded(store)));
+      let idle = false;
+      void refresher.idle().then(() => (idle = true));
+      await settle();
+      expect(idle).toBe(false);
+
+      held.open();
+      await settle();
+      await settle();
+
+      expect(idle).toBe(true);
+      expect(secrets.log.at(-1)).toBe('replace:result');
+    });
+
+    it('keeps an answer it could not store for the next reconcile, and says so through answered', async () => {
+      const { secrets, store, refresher } = setUp(async () => rotated);
+      const stored = await seeded(store);
+      failWritesAfter(secrets, 1);
+
+      const start = await refresher.start(request(stored));
+
+      await expect(start.started ? start.answered : undefined).rejects.toMatchObject({ reason: 'NetworkError' });
+      await refresher.idle();
+      expect(store.holds(app)).toBe(true);
+      expect(refresher.inFlight(app)).toBe(false);
     });
   });
 });
