@@ -1,6 +1,12 @@
-// Writes crds/ from the zod schemas: `npm run generate`. A unit test fails when crds/ is stale.
+// Writes crds/ and the Helm chart's CRD template from the zod schemas: `npm run generate`. A unit
+// test fails when either is stale.
 import { writeFile } from 'node:fs/promises';
-import { renderCRDFile, crdFilePath } from './crd-file.ts';
+import { chartCRDTemplatePath, crdFilePath, renderChartCRDTemplate, renderCRDFile } from './crd-file.ts';
 
-await writeFile(crdFilePath, renderCRDFile());
-console.log(`wrote ${crdFilePath}`);
+for (const [path, render] of [
+  [crdFilePath, renderCRDFile],
+  [chartCRDTemplatePath, renderChartCRDTemplate],
+] as const) {
+  await writeFile(path, render());
+  console.log(`wrote ${path}`);
+}

@@ -5,6 +5,7 @@ import type { RunningControlPlane } from '../../src/localcluster/controlplane.ts
 export const environmentKeys = {
   kubeconfig: 'OAUTHAPP_TEST_KUBECONFIG',
   binDir: 'OAUTHAPP_TEST_BIN_DIR',
+  helm: 'OAUTHAPP_TEST_HELM',
 } as const;
 
 const globalKey = Symbol.for('oauthapp-operator.test.controlPlane');

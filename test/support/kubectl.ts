@@ -13,17 +13,21 @@ export interface KubectlOptions {
   kubeconfig?: string;
 }
 
-/** Runs the kubectl built with the control plane (same version as the apiserver), as a user would. */
-export function kubectl(args: string[], options: KubectlOptions = {}): Promise<KubectlResult> {
-  const binary = join(requiredEnvironment('binDir'), 'kubectl');
+/** Runs a command-line client (kubectl, helm) against the cluster of `options.kubeconfig` (default: the run's). */
+export function runClient(binary: string, args: string[], options: KubectlOptions = {}): Promise<KubectlResult> {
   const kubeconfig = options.kubeconfig ?? requiredEnvironment('kubeconfig');
   return new Promise((resolve) => {
-    const child = execFile(binary, args, { env: { ...process.env, KUBECONFIG: kubeconfig }, timeout: 60_000 }, (error, stdout, stderr) => {
+    const child = execFile(binary, args, { env: { ...process.env, KUBECONFIG: kubeconfig }, timeout: 60_000, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
+}
+
+/** Runs the kubectl built with the control plane (same version as the apiserver), as a user would. */
+export function kubectl(args: string[], options: KubectlOptions = {}): Promise<KubectlResult> {
+  return runClient(join(requiredEnvironment('binDir'), 'kubectl'), args, options);
 }
 
 /** kubectl that must succeed; its output on success. */

@@ -1,0 +1,217 @@
+// The Helm chart (deploy/helm/oauthapp-operator), with real helm (built from its Go module) against
+// a real apiserver: `helm lint`; `helm template` with each values combination accepted by the
+// apiserver (server-side dry run); `helm install` with the defaults; the whole flow with the
+// operator authenticated as the chart's ServiceAccount; `helm uninstall` keeping the CRD; and the
+// chart granting exactly the rules deploy/ grants.
+// A control plane of this file's own: the chart installs the CRD and fixed-name objects (as a user's
+// `helm install oauthapp-operator -n oauthapp-system` does), which must not meet the run's CRD or
+// deploy.test.ts's install.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { access, mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { startControlPlane, type RunningControlPlane } from '../../src/localcluster/controlplane.ts';
+import { requiredEnvironment } from '../support/environment.ts';
+import { chartDir, helm, helmOK, helmTemplate, helmTemplateYAML, type Release } from '../support/helm.ts';
+import { expectWholeFlowAsServiceAccount } from '../support/install-flow.ts';
+import { kubectl, kubectlOK } from '../support/kubectl.ts';
+import { findManifest, kustomizeBuild, parseManifests, type Manifest, type PolicyRule } from '../support/manifests.ts';
+import { serviceAccountKubeconfig } from '../support/rbac.ts';
+
+const repository = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
+const chartRules = join(chartDir, 'files/prometheus-rules.yaml');
+const canonicalRules = repository('deploy/monitoring/prometheus-rules.yaml');
+const monitoringCRDs = repository('test/fixtures/prometheus-operator/');
+
+const release = 'oauthapp-operator';
+const operatorNamespace = 'oauthapp-system';
+const watched = ['sales', 'marketing'];
+
+interface Binding extends Manifest {
+  roleRef: { kind: string; name: string };
+  subjects: Array<{ kind: string; name: string; namespace?: string }>;
+}
+interface Deployment extends Manifest {
+  spec: {
+    replicas: number;
+    template: {
+      metadata: { labels: Record<string, string> };
+      spec: { serviceAccountName: string; containers: Array<{ image: string; args: string[]; env: Array<{ name: string; value?: string }> }> };
+    };
+  };
+}
+
+const exists = (path: string) => access(path).then(() => true, () => false);
+
+let cluster: RunningControlPlane;
+const admin = () => ({ kubeconfig: cluster.adminKubeconfigPath });
+const cleanups: Array<() => Promise<unknown>> = [];
+
+beforeAll(async () => {
+  cluster = await startControlPlane({ binDir: requiredEnvironment('binDir'), workDir: await mkdtemp(join(tmpdir(), 'oauthapp-helm-')), controllerManager: false });
+  cleanups.push(() => cluster.stop());
+  for (const namespace of [operatorNamespace, ...watched]) await kubectlOK(['create', 'namespace', namespace], admin());
+  await kubectlOK(['label', 'namespace', operatorNamespace, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/warn=restricted'], admin());
+  await kubectlOK(['apply', '--server-side', '-f', monitoringCRDs], admin());
+  await kubectlOK(['wait', '--for=condition=Established', '--timeout=60s', '-f', monitoringCRDs], admin());
+}, 120_000);
+
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+});
+
+describe('helm lint', () => {
+  it('passes --strict with the default values', async () => {
+    expect(await helmOK(['lint', '--strict', chartDir])).toContain('1 chart(s) linted, 0 chart(s) failed');
+  });
+});
+
+describe('helm template', () => {
+  const combinations: Array<[string, object]> = [
+    ['the defaults (all namespaces)', {}],
+    ['watched namespaces', { watchNamespaces: watched }],
+    ['the callback in a Deployment of its own', { callback: { separate: { enabled: true } } }],
+    [
+      'a ServiceMonitor, the callback Ingress with TLS, a proxy, an image digest and extra flags',
+      {
+        serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' } },
+        ingress: { enabled: true, className: 'nginx', tls: [{ secretName: 'oauthapp-callback-tls', hosts: ['ops.example.com'] }] },
+        callback: { trustedProxies: ['10.0.0.0/8'] },
+        proxy: { httpsProxy: 'http://proxy.example.com:3128', noProxy: '10.96.0.1,.svc' },
+        image: { repository: 'registry.example.com/oauthapp-operator', digest: `sha256:${'a'.repeat(64)}` },
+        extraArgs: ['--workers=16'],
+      },
+    ],
+    ['no CRD, NetworkPolicy or PodDisruptionBudget', { crds: { install: false }, networkPolicy: { enabled: false }, podDisruptionBudget: { enabled: false } }],
+  ];
+
+  it.each(combinations)('renders objects the apiserver accepts (server-side dry run) with %s', async (_title, values) => {
+    const yaml = await helmTemplateYAML({ name: release, namespace: operatorNamespace, values });
+    const result = await kubectl(['apply', '--dry-run=server', '-f', '-'], { ...admin(), input: yaml });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it("renders the CRD of crds/ with helm.sh/resource-policy: keep, and none with crds.install=false", async () => {
+    const generated = parse(await readFile(repository('crds/oauthapp.dev_oauthapps.yaml'), 'utf8')) as Manifest;
+    const crd = findManifest(await helmTemplate({ name: release, namespace: operatorNamespace }), 'CustomResourceDefinition', 'oauthapps.oauthapp.dev');
+    expect(crd.spec).toEqual(generated.spec);
+    expect(crd.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
+    const withoutKeep = findManifest(await helmTemplate({ name: release, namespace: operatorNamespace, values: { crds: { keep: false } } }), 'CustomResourceDefinition', 'oauthapps.oauthapp.dev');
+    expect(withoutKeep.metadata.annotations).toBeUndefined();
+    const without = await helmTemplate({ name: release, namespace: operatorNamespace, values: { crds: { install: false } } });
+    expect(without.filter((object) => object.kind === 'CustomResourceDefinition')).toEqual([]);
+  });
+
+  it('runs the operator with --namespaces and grants it a Role in each watched namespace, nothing cluster-scoped but the CRD', async () => {
+    const objects = await helmTemplate({ name: release, namespace: operatorNamespace, values: { watchNamespaces: watched } });
+    expect(objects.filter((object) => object.kind.startsWith('Cluster'))).toEqual([]);
+    const deployment = findManifest<Deployment>(objects, 'Deployment', release, operatorNamespace);
+    expect(deployment.spec.template.spec.containers[0]?.args).toContain(`--namespaces=${watched.join(',')}`);
+    for (const namespace of watched) {
+      expect(findManifest(objects, 'Role', `${release}-watch`, namespace)).toBeDefined();
+      expect(findManifest<Binding>(objects, 'RoleBinding', `${release}-watch`, namespace).subjects).toEqual([{ kind: 'ServiceAccount', name: release, namespace: operatorNamespace }]);
+    }
+  });
+
+  it('pulls the image by digest, sets HTTPS_PROXY and NO_PROXY, and passes extraArgs last', async () => {
+    const values = { image: { repository: 'registry.example.com/oauthapp-operator', tag: '9.9.9', digest: `sha256:${'b'.repeat(64)}` }, proxy: { httpsProxy: 'http://proxy:3128', noProxy: '.svc' }, extraArgs: ['--log-level=debug'] };
+    const [container] = findManifest<Deployment>(await helmTemplate({ name: release, namespace: operatorNamespace, values }), 'Deployment', release, operatorNamespace).spec.template.spec.containers;
+    expect(container?.image).toBe(`registry.example.com/oauthapp-operator@sha256:${'b'.repeat(64)}`);
+    expect(container?.env).toEqual(expect.arrayContaining([{ name: 'HTTPS_PROXY', value: 'http://proxy:3128' }, { name: 'NO_PROXY', value: '.svc' }]));
+    expect(container?.args.at(-1)).toBe('--log-level=debug');
+    expect(container?.args).toContain('--log-level=info');
+  });
+});
+
+describe('the PrometheusRule', () => {
+  it("is off by default", async () => {
+    expect((await helmTemplate({ name: release, namespace: operatorNamespace })).filter((object) => object.kind === 'PrometheusRule')).toEqual([]);
+  });
+
+  // Until deploy/monitoring has its rules file, the chart carries none and the switch refuses to render.
+  it("carries deploy/monitoring's alert rules unchanged (files/prometheus-rules.yaml)", async () => {
+    if (!(await exists(canonicalRules))) {
+      expect(await exists(chartRules)).toBe(false);
+      return;
+    }
+    expect(await readFile(chartRules, 'utf8')).toBe(await readFile(canonicalRules, 'utf8'));
+    const yaml = await helmTemplateYAML({ name: release, namespace: operatorNamespace, values: { prometheusRule: { enabled: true } } });
+    const rule = findManifest(parseManifests(yaml), 'PrometheusRule', release, operatorNamespace);
+    expect(rule.spec).toEqual(parse(await readFile(canonicalRules, 'utf8')));
+    await kubectlOK(['apply', '--dry-run=server', '-f', '-'], { ...admin(), input: yaml });
+  });
+});
+
+describe('helm install with the default values', () => {
+  let installed: Manifest[];
+  beforeAll(async () => {
+    installed = await helmTemplate({ name: release, namespace: operatorNamespace });
+    await helmOK(['install', release, chartDir, '--namespace', operatorNamespace], admin());
+    await kubectlOK(['wait', '--for=condition=Established', '--timeout=60s', 'crd/oauthapps.oauthapp.dev'], admin());
+  }, 60_000);
+
+  it('creates every object the chart renders', async () => {
+    const result = await kubectl(['get', '-f', '-', '-o', 'name'], { ...admin(), input: installed.map((object) => JSON.stringify(object)).join('\n') });
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim().split('\n')).toHaveLength(installed.length);
+  });
+
+  it("makes a pod the restricted Pod Security profile admits without a warning", async () => {
+    const deployment = findManifest<Deployment>(installed, 'Deployment', release, operatorNamespace);
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'oauthapp-operator-dry-run', namespace: operatorNamespace, labels: deployment.spec.template.metadata.labels }, spec: deployment.spec.template.spec };
+    const result = await kubectl(['create', '--dry-run=server', '-f', '-'], { ...admin(), input: JSON.stringify(pod) });
+    expect(result.stderr).not.toMatch(/PodSecurity/);
+    expect(result.code).toBe(0);
+  });
+
+  it("lets the operator, as the chart's ServiceAccount, run the whole flow: seed, refresh, authorize, rotate and restart", async () => {
+    const account = await serviceAccountKubeconfig(operatorNamespace, release, cluster.adminKubeconfigPath);
+    cleanups.push(() => account.remove());
+    const [appNamespace = ''] = watched;
+    await expectWholeFlowAsServiceAccount({ account: account.path, operatorNamespace, appNamespace, adminKubeconfig: cluster.adminKubeconfigPath, cleanups });
+  }, 120_000);
+
+  it('is removed by helm uninstall, which keeps the CRD and the OAuthApps', async () => {
+    const output = await helmOK(['uninstall', release, '--namespace', operatorNamespace], admin());
+    expect(output).toMatch(/kept due to the resource policy:\s*\[CustomResourceDefinition\] oauthapps\.oauthapp\.dev/);
+    const left = await kubectl(['get', '-f', '-', '-o', 'name'], { ...admin(), input: installed.map((object) => JSON.stringify(object)).join('\n') });
+    expect(left.stdout.trim()).toBe('customresourcedefinition.apiextensions.k8s.io/oauthapps.oauthapp.dev');
+    expect(await kubectlOK(['get', 'oauthapps', '-n', watched[0] ?? '', '-o', 'name'], admin())).toMatch(/oauthapp\.oauthapp\.dev\/seeded/);
+    expect((await helm(['status', release, '--namespace', operatorNamespace], admin())).stderr).toMatch(/release: not found/);
+  });
+});
+
+describe('the RBAC the chart and deploy/ grant', () => {
+  const rules = (objects: Manifest[], kind: string, name: string, namespace?: string) => findManifest(objects, kind, name, namespace).rules as PolicyRule[];
+  const render = (values: object) => helmTemplate({ name: release, namespace: operatorNamespace, values } satisfies Release);
+
+  it('are the same rules for all namespaces (deploy/)', async () => {
+    const [chart, kustomize] = await Promise.all([render({}), kustomizeBuild(repository('deploy/'))]);
+    expect(rules(chart, 'ClusterRole', release)).toEqual(rules(kustomize, 'ClusterRole', 'oauthapp-operator'));
+    expect(rules(chart, 'Role', release, operatorNamespace)).toEqual(rules(kustomize, 'Role', 'oauthapp-operator', operatorNamespace));
+    expect(findManifest<Binding>(chart, 'ClusterRoleBinding', release).subjects).toEqual(findManifest<Binding>(kustomize, 'ClusterRoleBinding', 'oauthapp-operator').subjects);
+  });
+
+  it('are the same rules in each watched namespace (deploy/overlays/namespaced)', async () => {
+    const [chart, kustomize] = await Promise.all([render({ watchNamespaces: watched }), kustomizeBuild(repository('deploy/overlays/namespaced/'))]);
+    const clusterRules = rules(kustomize, 'ClusterRole', 'oauthapp-operator');
+    const boundIn = kustomize.filter((object) => object.kind === 'RoleBinding' && object.metadata.namespace !== operatorNamespace).map((binding) => binding.metadata.namespace);
+    expect(boundIn.sort()).toEqual([...watched].sort());
+    for (const namespace of watched) expect(rules(chart, 'Role', `${release}-watch`, namespace)).toEqual(clusterRules);
+    expect(rules(chart, 'Role', release, operatorNamespace)).toEqual(rules(kustomize, 'Role', 'oauthapp-operator', operatorNamespace));
+  });
+
+  it('are the same rules for the callback apart (deploy/overlays/split-callback)', async () => {
+    const [chart, kustomize] = await Promise.all([render({ callback: { separate: { enabled: true } } }), kustomizeBuild(repository('deploy/overlays/split-callback/'))]);
+    const callback = `${release}-callback`;
+    expect(rules(chart, 'ClusterRole', callback)).toEqual(rules(kustomize, 'ClusterRole', 'oauthapp-callback'));
+    expect(rules(chart, 'Role', callback, operatorNamespace)).toEqual(rules(kustomize, 'Role', 'oauthapp-callback', operatorNamespace));
+    expect(rules(chart, 'ClusterRole', release)).toEqual(rules(kustomize, 'ClusterRole', 'oauthapp-operator'));
+    const [controller, callbackPod] = [release, callback].map((name) => findManifest<Deployment>(chart, 'Deployment', name, operatorNamespace).spec.template.spec);
+    expect([controller?.serviceAccountName, controller?.containers[0]?.args]).toEqual([release, expect.arrayContaining(['--components=controller'])]);
+    expect([callbackPod?.serviceAccountName, callbackPod?.containers[0]?.args]).toEqual([callback, expect.arrayContaining(['--components=callback'])]);
+  });
+});
