@@ -38,6 +38,7 @@ import { requeueOnConflict } from './oauthapp/conflicts.ts';
 import { StatusWriter } from './oauthapp/status-writer.ts';
 import { TargetWriter } from './oauthapp/target-writer.ts';
 import { objectKey, splitKey } from './kube/objects.ts';
+import { operatorVersion } from './version.ts';
 
 export interface RunningOperator {
   /** Resolves once every cache has listed its objects. */
@@ -84,7 +85,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const kube = new KubeClient(http);
   const now = () => systemClock.now();
   const identity = `${hostname()}-${randomUUID().slice(0, 8)}`;
-  const metrics = createMetrics();
+  const metrics = createMetrics({ version: operatorVersion });
 
   const caches = createCaches({ http, namespaces: config.namespaces, operatorNamespace: config.operatorNamespace, logger, relistIntervalMs: config.relistIntervalSeconds * 1000 });
   // --components: the internet-facing callback server may run in a Deployment of its own, with a
@@ -206,11 +207,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     now,
     logger,
     minRefreshIntervalMs: config.minRefreshIntervalSeconds * 1000,
-    observe: (key, { ready, accessTokenExpiresAt }) => {
-      const { namespace, name } = splitKey(key);
-      metrics.setAppReady({ namespace, name }, ready);
-      if (accessTokenExpiresAt !== undefined) metrics.setAccessTokenExpiry({ namespace, name }, accessTokenExpiresAt);
-    },
+    observe: (key, facts) => metrics.observeApp(splitKey(key), facts),
   });
 
   const all = runsController ? [caches.apps, caches.targets, caches.sources, caches.states] : [caches.apps];
@@ -275,11 +272,13 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   if (elector) {
     void elector.run({
       onStartedLeading: (signal) => {
+        metrics.setLeader(true);
         // Leadership ends: no reconcile starts after this; in-flight ones finish their writes.
         signal.addEventListener('abort', () => queue.shutDown(), { once: true });
         return startWorkers(signal);
       },
       onStoppedLeading: (reason) => {
+        metrics.setLeader(false);
         queue.shutDown();
         if (reason === 'lost') {
           logger.error({ identity }, 'lost the leader Lease: stopping');
@@ -293,6 +292,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       },
     });
   } else if (runsController) {
+    metrics.setLeader(true);
     void startWorkers();
   }
 

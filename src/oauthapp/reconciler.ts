@@ -22,6 +22,7 @@ import type { SeedLedger } from './seed-ledger.ts';
 import type { SourceSecrets, SecretValue } from './source-secrets.ts';
 import type { StateStore, StoredState } from './state-store.ts';
 import { fingerprint, type AppIdentity } from './state.ts';
+import { observation, type AppObservation } from './observation.ts';
 import { deriveStatus, invalidSpecStatus, limits } from './status.ts';
 import type { StatusWriter } from './status-writer.ts';
 import type { TargetWriter } from './target-writer.ts';
@@ -45,8 +46,8 @@ export interface ReconcilerDependencies {
   minRefreshIntervalMs?: number;
   /** The limiter the refresher takes provider slots from: told when a woken app took none. */
   providerSlots?: Pick<KeyedLimiter, 'dismiss'>;
-  /** Sees each app's readiness and token expiry (metrics). */
-  observe?: (appKey: string, facts: { ready: boolean; accessTokenExpiresAt: number | undefined }) => void;
+  /** Sees each app's conditions and token schedule after its status is written (metrics). */
+  observe?: (appKey: string, facts: AppObservation) => void;
 }
 
 /**
@@ -87,7 +88,9 @@ export class Reconciler {
     if (!parsed.success) {
       const fields = [...new Set(issueFieldPaths(parsed.error, ''))].join(', ');
       leading();
-      await this.deps.status.write(object, invalidSpecStatus(`the spec is invalid at ${fields}`), this.deps.now());
+      const status = invalidSpecStatus(`the spec is invalid at ${fields}`);
+      await this.deps.status.write(object, status, this.deps.now());
+      this.deps.observe?.(key, { conditions: status.conditions });
       return {};
     }
     const app = parsed.data;
@@ -192,10 +195,7 @@ export class Reconciler {
     });
     leading();
     await this.deps.status.write(app, status, now());
-    this.deps.observe?.(objectKey(identity.namespace, identity.name), {
-      ready: status.conditions.some((condition) => condition.type === 'Ready' && condition.status === 'True'),
-      accessTokenExpiresAt: stored.state.tokens ? Date.parse(stored.state.tokens.expiresAt) : undefined,
-    });
+    this.deps.observe?.(objectKey(identity.namespace, identity.name), observation(status, stored.state, spec.renewBefore));
     return this.nextLook(stored, decision, authorization?.renewAt);
   }
 

@@ -63,7 +63,8 @@ export interface RefresherDependencies {
   requestTimeoutMs: number;
   /** --min-refresh-interval: stored refresh and retry times are never sooner after an answer. */
   minRefreshIntervalMs?: number;
-  onResult?: (result: 'success' | TokenRequestError['code'], seconds: number) => void;
+  /** Each token request's result and duration, by provider (the token URL's host, as the limiter keys it). */
+  onResult?: (result: 'success' | TokenRequestError['code'], seconds: number, provider: string) => void;
 }
 
 export interface RefreshRequest {
@@ -212,12 +213,12 @@ export class Refresher {
       });
     } catch (error) {
       if (!isTokenRequestError(error)) throw error;
-      this.deps.onResult?.(error.code, (now() - started) / 1000);
+      this.deps.onResult?.(error.code, (now() - started) / 1000, new URL(provider.tokenURL).host);
       return this.storeFailure(app, claimed, claim, refreshToken, clientSecretFingerprint, error, rotateRequest);
     }
     // The answer's time, once: an answer stored late must not get a later expiry than it has.
     const answeredAt = now();
-    this.deps.onResult?.('success', (answeredAt - started) / 1000);
+    this.deps.onResult?.('success', (answeredAt - started) / 1000, new URL(provider.tokenURL).host);
 
     const success = (state: AppState) =>
       holdsClaim(state, claim)

@@ -17,7 +17,7 @@ const registry = () => createMetrics({ processMetrics: false }).registry;
 describe('the routes', () => {
   it('GET /metrics answers the registry in the Prometheus text format', async () => {
     const metrics = createMetrics({ processMetrics: false });
-    metrics.setAppReady({ namespace: 'sales', name: 'crm-sync' }, true);
+    metrics.observeApp({ namespace: 'sales', name: 'crm-sync' }, { conditions: [{ type: 'Ready', status: 'True', reason: 'TokenValid' }] });
     const app = buildMetricsApp({ registry: metrics.registry, ready: () => true });
     const response = await app.inject({ method: 'GET', url: '/metrics' });
     expect(response.statusCode).toBe(200);
@@ -126,7 +126,7 @@ describe('startMetricsServer', () => {
 
     const metrics = await fetch(`${server.url}/metrics`);
     expect(metrics.status).toBe(200);
-    expect(await metrics.text()).toContain('oauthapp_workqueue_depth 0');
+    expect(await metrics.text()).toContain('workqueue_depth{name="oauthapp"} 0');
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${server.url}/readyz`)).status).toBe(503);
     ready = true;
