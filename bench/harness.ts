@@ -170,7 +170,7 @@ export interface BenchApps {
   clientId: string;
   clientSecret: string;
   /** A fresh bootstrap refresh token per app. */
-  issueRefreshToken: () => string;
+  issueRefreshToken: () => string | Promise<string>;
   tokenURL: string;
   concurrency?: number;
   /** Extra spec fields, e.g. renewBefore. */
@@ -182,7 +182,7 @@ export async function createOAuthApps({ cluster, namespace, names, clientId, cli
   const secret = (name: string, data: Record<string, string>): Secret => ({ metadata: { name, namespace }, type: 'Opaque', data: encodeData(data) });
   await forEachLimited(names, concurrency, async (name) => {
     await cluster.kube.createSecret(namespace, secret(`${name}-client`, { client_secret: clientSecret }));
-    await cluster.kube.createSecret(namespace, secret(`${name}-bootstrap`, { refresh_token: issueRefreshToken() }));
+    await cluster.kube.createSecret(namespace, secret(`${name}-bootstrap`, { refresh_token: await issueRefreshToken() }));
     await cluster.http.json({
       method: 'POST',
       path: `/apis/oauthapp.dev/v1alpha1/namespaces/${namespace}/oauthapps`,

@@ -41,6 +41,7 @@ import {
   apiserverRequests,
   controlPlanePids,
   cpuSeconds,
+  createOAuthApps,
   forEachLimited,
   ms,
   operatorArgs,
@@ -79,23 +80,8 @@ const providers = await startProviders();
 const { healthy: healthyClient, hostile: hostileClient } = providers;
 
 const secret = (name: string, namespace: string, data: Record<string, string>): Secret => ({ metadata: { name, namespace }, type: 'Opaque', data: encodeData(data) });
-const oauthApp = (name: string, tokenURL: string, clientId: string) => ({
-  apiVersion: 'oauthapp.dev/v1alpha1',
-  kind: 'OAuthApp',
-  metadata: { name },
-  spec: {
-    tokenURL,
-    clientId,
-    clientSecretRef: { name: `${name}-client`, key: 'client_secret' },
-    refreshTokenRef: { name: `${name}-bootstrap`, key: 'refresh_token' },
-    redirectURI: redirectUri,
-  },
-});
-const createApp = async (namespace: string, name: string, tokenURL: string, clientId: string, clientSecret: string, seed: string) => {
-  await kube.createSecret(namespace, secret(`${name}-client`, namespace, { client_secret: clientSecret }));
-  await kube.createSecret(namespace, secret(`${name}-bootstrap`, namespace, { refresh_token: seed }));
-  await http.json({ method: 'POST', path: `/apis/oauthapp.dev/v1alpha1/namespaces/${namespace}/oauthapps`, body: oauthApp(name, tokenURL, clientId) });
-};
+const createApps = (namespace: string, names: readonly string[], client: { url: string; clientId: string; clientSecret: string }, issueRefreshToken: () => Promise<string>) =>
+  createOAuthApps({ cluster, namespace, names, clientId: client.clientId, clientSecret: client.clientSecret, issueRefreshToken, tokenURL: `${client.url}/oauth/token`, spec: { redirectURI: redirectUri } });
 
 try {
   for (const namespace of [tenants, hostile, operatorNamespace]) await cluster.kubectl(['create', 'namespace', namespace]);
@@ -103,7 +89,7 @@ try {
   const hostileNames = Array.from({ length: hostileApps }, (_, index) => `noisy-${index}`);
   log(`creating ${apps} well-behaved OAuthApps on kube-apiserver ${cluster.controlPlane.version}; tokens live ${lifetimeSeconds}-${3 * lifetimeSeconds} s`);
   const setupStarted = Date.now();
-  await forEachLimited(names, 16, async (name) => createApp(tenants, name, `${healthyClient.url}/oauth/token`, healthyClient.clientId, healthyClient.clientSecret, await providers.seed('healthy')));
+  await createApps(tenants, names, healthyClient, () => providers.seed('healthy'));
   log(`created in ${((Date.now() - setupStarted) / 1000).toFixed(1)} s`);
 
   // Targets: each propagation sample completes when its new value shows up.
@@ -202,7 +188,7 @@ try {
     log(`phase 2: with the hostile tenant (${hostileApps} apps; provider answers after ${hostileDelayMs} ms or never), ${phaseSeconds} s`);
     const seedFor = () => providers.seed('hostile');
     const arrivedAt = Date.now();
-    await forEachLimited(hostileNames, 16, async (name) => createApp(hostile, name, `${hostileClient.url}/oauth/token`, hostileClient.clientId, hostileClient.clientSecret, await seedFor()));
+    await createApps(hostile, hostileNames, hostileClient, seedFor);
     hostileDriver = driveHostileTenant(seedFor);
     // Its steady state: the provider's 8 slots full and turned over once (≥ 10 s after the tenant
     // arrived), so the arrival itself (150 objects created, 50 new apps' first writes) is reported
