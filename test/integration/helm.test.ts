@@ -43,6 +43,49 @@ interface Deployment extends Manifest {
   };
 }
 
+/** The values combinations every check runs through; together they set each value of values.yaml. */
+const combinations: Array<[string, object]> = [
+  ['the defaults (all namespaces)', {}],
+  ['watched namespaces', { watchNamespaces: watched }],
+  ['the callback in a Deployment of its own', { callback: { separate: { enabled: true, replicaCount: 3 }, rateLimit: '30/min', maxConnections: 128, trustedProxies: ['10.0.0.0/8'] } }],
+  [
+    'a ServiceMonitor, a PrometheusRule, the callback Ingress with TLS and a proxy',
+    {
+      serviceMonitor: { enabled: true, interval: '1m', labels: { release: 'kube-prometheus-stack' } },
+      prometheusRule: { enabled: true, labels: { release: 'kube-prometheus-stack' } },
+      ingress: { enabled: true, className: 'nginx', annotations: { 'cert-manager.io/cluster-issuer': 'letsencrypt' }, tls: [{ secretName: 'oauthapp-callback-tls', hosts: ['ops.example.com'] }] },
+      proxy: { httpsProxy: 'http://proxy.example.com:3128', noProxy: '10.96.0.1,.svc' },
+      networkPolicy: { metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }] },
+    },
+  ],
+  [
+    'the image by digest and every pod and flag value changed',
+    {
+      image: { repository: 'registry.example.com/oauthapp-operator', digest: `sha256:${'a'.repeat(64)}`, pullPolicy: 'Always' },
+      imagePullSecrets: [{ name: 'registry' }],
+      replicaCount: 3,
+      resources: { requests: { cpu: '200m', memory: '256Mi' }, limits: { memory: '512Mi' } },
+      nodeOptions: '--max-old-space-size=384',
+      leaderElection: false,
+      logLevel: 'debug',
+      providerHosts: ['*.pipedrive.com', 'login.example.com'],
+      extraArgs: ['--workers=16'],
+      extraEnv: [{ name: 'NODE_EXTRA_CA_CERTS', value: '/etc/ssl/extra/ca.pem' }],
+      serviceAccount: { annotations: { 'example.com/role': 'oauthapp' } },
+      podAnnotations: { 'example.com/scrape': 'false' },
+      podLabels: { team: 'platform' },
+      nodeSelector: { 'kubernetes.io/os': 'linux' },
+      tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'platform', effect: 'NoSchedule' }],
+      affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, preference: { matchExpressions: [{ key: 'pool', operator: 'In', values: ['system'] }] } }] } },
+      priorityClassName: 'system-cluster-critical',
+      podDisruptionBudget: { maxUnavailable: 2 },
+      nameOverride: 'oauthapp',
+      fullnameOverride: 'oauthapp',
+    },
+  ],
+  ['no CRD, NetworkPolicy or PodDisruptionBudget', { crds: { install: false }, networkPolicy: { enabled: false }, podDisruptionBudget: { enabled: false } }],
+];
+
 let cluster: RunningControlPlane;
 const admin = () => ({ kubeconfig: cluster.adminKubeconfigPath });
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -61,30 +104,12 @@ afterAll(async () => {
 });
 
 describe('helm lint', () => {
-  it('passes --strict with the default values', async () => {
-    expect(await helmOK(['lint', '--strict', chartDir])).toContain('1 chart(s) linted, 0 chart(s) failed');
+  it.each(combinations)('passes --strict with %s', async (_title, values) => {
+    expect(await helmOK(['lint', '--strict', chartDir, '--values', '-'], { input: JSON.stringify(values) })).toContain('1 chart(s) linted, 0 chart(s) failed');
   });
 });
 
 describe('helm template', () => {
-  const combinations: Array<[string, object]> = [
-    ['the defaults (all namespaces)', {}],
-    ['watched namespaces', { watchNamespaces: watched }],
-    ['the callback in a Deployment of its own', { callback: { separate: { enabled: true } } }],
-    [
-      'a ServiceMonitor, a PrometheusRule, the callback Ingress with TLS, a proxy, an image digest and extra flags',
-      {
-        serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' } },
-        prometheusRule: { enabled: true },
-        ingress: { enabled: true, className: 'nginx', tls: [{ secretName: 'oauthapp-callback-tls', hosts: ['ops.example.com'] }] },
-        callback: { trustedProxies: ['10.0.0.0/8'] },
-        proxy: { httpsProxy: 'http://proxy.example.com:3128', noProxy: '10.96.0.1,.svc' },
-        image: { repository: 'registry.example.com/oauthapp-operator', digest: `sha256:${'a'.repeat(64)}` },
-        extraArgs: ['--workers=16'],
-      },
-    ],
-    ['no CRD, NetworkPolicy or PodDisruptionBudget', { crds: { install: false }, networkPolicy: { enabled: false }, podDisruptionBudget: { enabled: false } }],
-  ];
 
   it.each(combinations)('renders objects the apiserver accepts (server-side dry run) with %s', async (_title, values) => {
     const yaml = await helmTemplateYAML({ name: release, namespace: operatorNamespace, values });
@@ -130,7 +155,7 @@ describe('the PrometheusRule', () => {
     expect((await helmTemplate({ name: release, namespace: operatorNamespace })).filter((object) => object.kind === 'PrometheusRule')).toEqual([]);
   });
 
-  it("carries deploy/monitoring's alert rules unchanged (files/prometheus-rules.yaml is a copy)", async () => {
+  it("carries deploy/monitoring's alert rules unchanged (files/prometheus-rules.yaml is a copy: copy it again after changing them)", async () => {
     const canonical = await readFile(canonicalRules, 'utf8');
     expect(await readFile(chartRules, 'utf8')).toBe(canonical);
     const rule = findManifest(await helmTemplate({ name: release, namespace: operatorNamespace, values: { prometheusRule: { enabled: true } } }), 'PrometheusRule', release, operatorNamespace);
