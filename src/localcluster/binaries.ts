@@ -26,3 +26,8 @@ export function controlPlaneBinaries(): Promise<string> {
 export async function helmBinary(): Promise<string> {
   return join(await builtDirectory('helm/build.sh'), 'helm');
 }
+
+/** promtool (checks and tests the alert rules), built from the Prometheus module the same way. */
+export async function promtoolBinary(): Promise<string> {
+  return join(await builtDirectory('promtool/build.sh'), 'promtool');
+}

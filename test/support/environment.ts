@@ -6,6 +6,7 @@ export const environmentKeys = {
   kubeconfig: 'OAUTHAPP_TEST_KUBECONFIG',
   binDir: 'OAUTHAPP_TEST_BIN_DIR',
   helm: 'OAUTHAPP_TEST_HELM',
+  promtool: 'OAUTHAPP_TEST_PROMTOOL',
 } as const;
 
 const globalKey = Symbol.for('oauthapp-operator.test.controlPlane');
