@@ -150,6 +150,21 @@ describe('helm template', () => {
   });
 });
 
+describe('values.schema.json', () => {
+  const refused: Array<[string, object, string]> = [
+    ['an unknown value (a misspelt one)', { replicas: 3 }, "additional properties 'replicas' not allowed"],
+    ['watchNamespaces given as a string', { watchNamespaces: 'sales' }, "at '/watchNamespaces': got string, want array"],
+    ['an extraArgs entry that is no flag', { extraArgs: ['workers=16'] }, "at '/extraArgs/0': 'workers=16' does not match pattern"],
+    ['an image digest that is no sha256 digest', { image: { repository: 'oauthapp-operator', digest: 'latest' } }, "at '/image/digest'"],
+  ];
+
+  it.each(refused)('refuses %s, naming it', async (_title, values, message) => {
+    const result = await helm(['template', release, chartDir, '--values', '-'], { input: JSON.stringify(values) });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(message);
+  });
+});
+
 describe('the PrometheusRule', () => {
   it("is off by default", async () => {
     expect((await helmTemplate({ name: release, namespace: operatorNamespace })).filter((object) => object.kind === 'PrometheusRule')).toEqual([]);
