@@ -217,19 +217,33 @@ describe('helm install with the default values', () => {
   });
 });
 
-describe('the RBAC the chart and deploy/ grant', () => {
-  const rules = (objects: Manifest[], kind: string, name: string, namespace?: string) => findManifest(objects, kind, name, namespace).rules as PolicyRule[];
+describe('the chart and deploy/, not drifting apart', () => {
   const render = (values: object) => helmTemplate({ name: release, namespace: operatorNamespace, values } satisfies Release);
+  const rules = (objects: Manifest[], kind: string, name: string, namespace?: string) => findManifest(objects, kind, name, namespace).rules as PolicyRule[];
+  const installs = {
+    'all namespaces (deploy/)': { values: {}, kustomization: 'deploy/', components: [[release, 'oauthapp-operator']] },
+    'watched namespaces (deploy/overlays/namespaced)': { values: { watchNamespaces: watched }, kustomization: 'deploy/overlays/namespaced/', components: [[release, 'oauthapp-operator']] },
+    'the callback apart (deploy/overlays/split-callback)': {
+      values: { callback: { separate: { enabled: true } } },
+      kustomization: 'deploy/overlays/split-callback/',
+      components: [
+        [release, 'oauthapp-operator'],
+        [`${release}-callback`, 'oauthapp-callback'],
+      ],
+    },
+  } as const;
+  type Install = keyof typeof installs;
+  const both = async (install: Install) => Promise.all([render(installs[install].values), kustomizeBuild(repository(installs[install].kustomization))]);
 
-  it('are the same rules for all namespaces (deploy/)', async () => {
-    const [chart, kustomize] = await Promise.all([render({}), kustomizeBuild(repository('deploy/'))]);
+  it('grant the same rules for all namespaces', async () => {
+    const [chart, kustomize] = await both('all namespaces (deploy/)');
     expect(rules(chart, 'ClusterRole', release)).toEqual(rules(kustomize, 'ClusterRole', 'oauthapp-operator'));
     expect(rules(chart, 'Role', release, operatorNamespace)).toEqual(rules(kustomize, 'Role', 'oauthapp-operator', operatorNamespace));
     expect(findManifest<Binding>(chart, 'ClusterRoleBinding', release).subjects).toEqual(findManifest<Binding>(kustomize, 'ClusterRoleBinding', 'oauthapp-operator').subjects);
   });
 
-  it('are the same rules in each watched namespace (deploy/overlays/namespaced)', async () => {
-    const [chart, kustomize] = await Promise.all([render({ watchNamespaces: watched }), kustomizeBuild(repository('deploy/overlays/namespaced/'))]);
+  it('grant the same rules in each watched namespace', async () => {
+    const [chart, kustomize] = await both('watched namespaces (deploy/overlays/namespaced)');
     const clusterRules = rules(kustomize, 'ClusterRole', 'oauthapp-operator');
     const boundIn = kustomize.filter((object) => object.kind === 'RoleBinding' && object.metadata.namespace !== operatorNamespace).map((binding) => binding.metadata.namespace);
     expect(boundIn.sort()).toEqual([...watched].sort());
@@ -237,14 +251,40 @@ describe('the RBAC the chart and deploy/ grant', () => {
     expect(rules(chart, 'Role', release, operatorNamespace)).toEqual(rules(kustomize, 'Role', 'oauthapp-operator', operatorNamespace));
   });
 
-  it('are the same rules for the callback apart (deploy/overlays/split-callback)', async () => {
-    const [chart, kustomize] = await Promise.all([render({ callback: { separate: { enabled: true } } }), kustomizeBuild(repository('deploy/overlays/split-callback/'))]);
+  it('grant the same rules to the callback apart, and the controller its own', async () => {
+    const [chart, kustomize] = await both('the callback apart (deploy/overlays/split-callback)');
     const callback = `${release}-callback`;
     expect(rules(chart, 'ClusterRole', callback)).toEqual(rules(kustomize, 'ClusterRole', 'oauthapp-callback'));
     expect(rules(chart, 'Role', callback, operatorNamespace)).toEqual(rules(kustomize, 'Role', 'oauthapp-callback', operatorNamespace));
     expect(rules(chart, 'ClusterRole', release)).toEqual(rules(kustomize, 'ClusterRole', 'oauthapp-operator'));
-    const [controller, callbackPod] = [release, callback].map((name) => findManifest<Deployment>(chart, 'Deployment', name, operatorNamespace).spec.template.spec);
-    expect([controller?.serviceAccountName, controller?.containers[0]?.args]).toEqual([release, expect.arrayContaining(['--components=controller'])]);
-    expect([callbackPod?.serviceAccountName, callbackPod?.containers[0]?.args]).toEqual([callback, expect.arrayContaining(['--components=callback'])]);
+    for (const name of [release, callback]) expect(findManifest<Deployment>(chart, 'Deployment', name, operatorNamespace).spec.template.spec.serviceAccountName).toBe(name);
+  });
+
+  // Object names and labels differ (the chart's carry the release); everything the pod runs with does not.
+  const podSpec = (objects: Manifest[], name: string) => {
+    const spec = structuredClone(findManifest<Deployment>(objects, 'Deployment', name, operatorNamespace).spec.template.spec) as Record<string, unknown>;
+    delete spec.serviceAccountName;
+    for (const constraint of spec.topologySpreadConstraints as Array<Record<string, unknown>>) delete constraint.labelSelector;
+    return spec;
+  };
+
+  it.each(Object.keys(installs) as Install[])('run the same pods as %s: security context, flags, environment, ports, probes, resources and volumes', async (install) => {
+    const [chart, kustomize] = await both(install);
+    for (const [chartName, kustomizeName] of installs[install].components) expect(podSpec(chart, chartName)).toEqual(podSpec(kustomize, kustomizeName));
+  });
+
+  it.each(Object.keys(installs) as Install[])('serve the same Service ports as %s', async (install) => {
+    const [chart, kustomize] = await both(install);
+    const ports = (objects: Manifest[], name: string) => (findManifest(objects, 'Service', name, operatorNamespace).spec as { ports: unknown }).ports;
+    for (const [chartName, kustomizeName] of installs[install].components) expect(ports(chart, chartName)).toEqual(ports(kustomize, kustomizeName));
+  });
+
+  it('allow the same traffic (NetworkPolicies)', async () => {
+    const [chart, kustomize] = await both('all namespaces (deploy/)');
+    const rulesOf = (objects: Manifest[], name: string) => {
+      const { podSelector: _selector, ...rest } = findManifest(objects, 'NetworkPolicy', name, operatorNamespace).spec as Record<string, unknown>;
+      return rest;
+    };
+    for (const direction of ['egress', 'ingress']) expect(rulesOf(chart, `${release}-${direction}`)).toEqual(rulesOf(kustomize, `oauthapp-operator-${direction}`));
   });
 });
