@@ -1,13 +1,13 @@
 // The alert rules in deploy/monitoring/, checked and unit-tested by promtool (built from the
 // Prometheus module, hack/promtool/build.sh), shipped unchanged as the kustomize PrometheusRule, each
-// alert linking a runbook section that exists.
+// alert linking a runbook section that exists; and the ServiceMonitor that feeds them.
 import { describe, expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { requiredEnvironment } from '../support/environment.ts';
 import { runClient } from '../support/kubectl.ts';
-import { findManifest, kustomizeBuild } from '../support/manifests.ts';
+import { findManifest, kustomizeBuild, type Manifest } from '../support/manifests.ts';
 
 const repository = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const monitoringDir = repository('deploy/monitoring/');
@@ -21,6 +21,12 @@ interface Rule {
 }
 interface RuleGroups {
   groups: { name: string; rules: Rule[] }[];
+}
+interface ServiceMonitor extends Manifest {
+  spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string }[] };
+}
+interface Service extends Manifest {
+  spec: { ports: { name: string }[] };
 }
 interface RulesTests {
   tests: { alert_rule_test?: { alertname: string; exp_alerts: unknown[] }[] }[];
@@ -62,8 +68,18 @@ describe('deploy/monitoring/prometheus-rules.yaml', () => {
 
   it('ships unchanged as the PrometheusRule of `kubectl apply -k deploy/monitoring/`', async () => {
     const objects = await kustomizeBuild(monitoringDir);
-    expect(objects.map((object) => object.kind)).toEqual(['PrometheusRule']);
+    expect(objects.map((object) => object.kind).sort()).toEqual(['PrometheusRule', 'ServiceMonitor']);
     const rule = findManifest(objects, 'PrometheusRule', 'oauthapp-operator', 'oauthapp-system');
     expect(rule.spec).toEqual(await rules());
+  });
+});
+
+describe('the ServiceMonitor of `kubectl apply -k deploy/monitoring/`', () => {
+  it("scrapes the metrics port of deploy/'s Service, so the alerts' job is that Service's name", async () => {
+    const monitor = findManifest<ServiceMonitor>(await kustomizeBuild(monitoringDir), 'ServiceMonitor', 'oauthapp-operator', 'oauthapp-system');
+    const service = findManifest<Service>(await kustomizeBuild(repository('deploy/')), 'Service', 'oauthapp-operator', 'oauthapp-system');
+    expect(service.metadata.labels).toEqual(expect.objectContaining(monitor.spec.selector.matchLabels));
+    expect(service.spec.ports.map((port) => port.name)).toContain(monitor.spec.endpoints[0]?.port);
+    expect(service.metadata.name).toMatch(/oauthapp-operator/);
   });
 });
