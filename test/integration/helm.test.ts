@@ -1,8 +1,9 @@
 // The Helm chart (deploy/helm/oauthapp-operator), with real helm (built from its Go module) against
-// a real apiserver: `helm lint`; `helm template` with each values combination accepted by the
-// apiserver (server-side dry run); `helm install` with the defaults; the whole flow with the
-// operator authenticated as the chart's ServiceAccount; `helm uninstall` keeping the CRD; and the
-// chart granting exactly the rules deploy/ grants.
+// a real apiserver: `helm lint` and `helm template` with each values combination, the objects
+// accepted by the apiserver (server-side dry run, the Prometheus Operator's CRDs installed); values
+// refused by the chart's schema; `helm install` with the defaults; the whole flow with the operator
+// authenticated as the chart's ServiceAccount; `helm uninstall` keeping the CRD; and the chart
+// making the same rules, pods, Services and NetworkPolicies as deploy/ (no drift).
 // A control plane of this file's own: the chart installs the CRD and fixed-name objects (as a user's
 // `helm install oauthapp-operator -n oauthapp-system` does), which must not meet the run's CRD or
 // deploy.test.ts's install.
@@ -17,7 +18,7 @@ import { requiredEnvironment } from '../support/environment.ts';
 import { chartDir, helm, helmOK, helmTemplate, helmTemplateYAML, type Release } from '../support/helm.ts';
 import { expectWholeFlowAsServiceAccount } from '../support/install-flow.ts';
 import { kubectl, kubectlOK } from '../support/kubectl.ts';
-import { findManifest, kustomizeBuild, type Manifest, type PolicyRule } from '../support/manifests.ts';
+import { findManifest, kustomizeBuild, toYAML, type Manifest, type PolicyRule } from '../support/manifests.ts';
 import { serviceAccountKubeconfig } from '../support/rbac.ts';
 
 const repository = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
@@ -110,7 +111,6 @@ describe('helm lint', () => {
 });
 
 describe('helm template', () => {
-
   it.each(combinations)('renders objects the apiserver accepts (server-side dry run) with %s', async (_title, values) => {
     const yaml = await helmTemplateYAML({ name: release, namespace: operatorNamespace, values });
     const result = await kubectl(['apply', '--dry-run=server', '-f', '-'], { ...admin(), input: yaml });
@@ -187,7 +187,7 @@ describe('helm install with the default values', () => {
   }, 60_000);
 
   it('creates every object the chart renders', async () => {
-    const result = await kubectl(['get', '-f', '-', '-o', 'name'], { ...admin(), input: installed.map((object) => JSON.stringify(object)).join('\n') });
+    const result = await kubectl(['get', '-f', '-', '-o', 'name'], { ...admin(), input: toYAML(installed) });
     expect(result.stderr).toBe('');
     expect(result.stdout.trim().split('\n')).toHaveLength(installed.length);
   });
@@ -210,7 +210,7 @@ describe('helm install with the default values', () => {
   it('is removed by helm uninstall, which keeps the CRD and the OAuthApps', async () => {
     const output = await helmOK(['uninstall', release, '--namespace', operatorNamespace], admin());
     expect(output).toMatch(/kept due to the resource policy:\s*\[CustomResourceDefinition\] oauthapps\.oauthapp\.dev/);
-    const left = await kubectl(['get', '-f', '-', '-o', 'name'], { ...admin(), input: installed.map((object) => JSON.stringify(object)).join('\n') });
+    const left = await kubectl(['get', '-f', '-', '-o', 'name'], { ...admin(), input: toYAML(installed) });
     expect(left.stdout.trim()).toBe('customresourcedefinition.apiextensions.k8s.io/oauthapps.oauthapp.dev');
     expect(await kubectlOK(['get', 'oauthapps', '-n', watched[0] ?? '', '-o', 'name'], admin())).toMatch(/oauthapp\.oauthapp\.dev\/seeded/);
     expect((await helm(['status', release, '--namespace', operatorNamespace], admin())).stderr).toMatch(/release: not found/);
