@@ -52,7 +52,7 @@ const combinations: Array<[string, object]> = [
   [
     'a ServiceMonitor, a PrometheusRule, the callback Ingress with TLS and a proxy',
     {
-      serviceMonitor: { enabled: true, interval: '1m', labels: { release: 'kube-prometheus-stack' } },
+      serviceMonitor: { enabled: true, interval: '1m', scrapeTimeout: '20s', labels: { release: 'kube-prometheus-stack' } },
       prometheusRule: { enabled: true, labels: { release: 'kube-prometheus-stack' } },
       ingress: { enabled: true, className: 'nginx', annotations: { 'cert-manager.io/cluster-issuer': 'letsencrypt' }, tls: [{ secretName: 'oauthapp-callback-tls', hosts: ['ops.example.com'] }] },
       proxy: { httpsProxy: 'http://proxy.example.com:3128', noProxy: '10.96.0.1,.svc' },
@@ -277,6 +277,12 @@ describe('the chart and deploy/, not drifting apart', () => {
     const [chart, kustomize] = await both(install);
     const ports = (objects: Manifest[], name: string) => (findManifest(objects, 'Service', name, operatorNamespace).spec as { ports: unknown }).ports;
     for (const [chartName, kustomizeName] of installs[install].components) expect(ports(chart, chartName)).toEqual(ports(kustomize, kustomizeName));
+  });
+
+  it('scrape the same endpoints (the ServiceMonitor of deploy/monitoring)', async () => {
+    const [chart, kustomize] = await Promise.all([render({ serviceMonitor: { enabled: true } }), kustomizeBuild(repository('deploy/monitoring/'))]);
+    const endpoints = (objects: Manifest[], name: string) => (findManifest(objects, 'ServiceMonitor', name, operatorNamespace).spec as { endpoints: unknown }).endpoints;
+    expect(endpoints(chart, release)).toEqual(endpoints(kustomize, 'oauthapp-operator'));
   });
 
   it('allow the same traffic (NetworkPolicies)', async () => {
