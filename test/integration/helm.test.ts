@@ -94,8 +94,9 @@ const cleanups: Array<() => Promise<unknown>> = [];
 beforeAll(async () => {
   cluster = await startControlPlane({ binDir: requiredEnvironment('binDir'), workDir: await mkdtemp(join(tmpdir(), 'oauthapp-helm-')), controllerManager: false });
   cleanups.push(() => cluster.stop());
-  for (const namespace of [operatorNamespace, ...watched]) await kubectlOK(['create', 'namespace', namespace], admin());
-  await kubectlOK(['label', 'namespace', operatorNamespace, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/warn=restricted'], admin());
+  // The operator namespace as the README's Helm install makes it: restricted Pod Security.
+  await kubectlOK(['apply', '-k', repository('deploy/namespace/')], admin());
+  for (const namespace of watched) await kubectlOK(['create', 'namespace', namespace], admin());
   await kubectlOK(['apply', '--server-side', '-f', monitoringCRDs], admin());
   await kubectlOK(['wait', '--for=condition=Established', '--timeout=60s', '-f', monitoringCRDs], admin());
 }, 120_000);
