@@ -58,7 +58,9 @@ async function startReplica(): Promise<OperatorProcess & { metricsURL: string }>
   return replica;
 }
 
-const refreshSuccesses = (metrics: string) => Number(/oauthapp_token_refresh_total\{result="success"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+/** Successful token requests, summed over the providers (one here). */
+const refreshSuccesses = (metrics: string) =>
+  [...metrics.matchAll(/^oauthapp_token_refresh_total\{provider="[^"]*",result="success"\} (\d+)$/gm)].reduce((sum, [, count]) => sum + Number(count), 0);
 
 describe('two replicas that both believe they lead', () => {
   it(`send each refresh-token value at most once (${rounds} rounds of racing rotate requests)`, async () => {

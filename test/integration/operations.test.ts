@@ -119,9 +119,14 @@ describe('the metrics endpoint', () => {
 
     const expiry = new RegExp(`oauthapp_access_token_expiration_timestamp_seconds\\{namespace="${namespace}",name="metered"\\} (\\d+)`).exec(text);
     expect(Number(expiry?.[1])).toBe(Math.floor(expiresAt / 1000));
-    expect(text).toMatch(/oauthapp_token_refresh_total\{result="success"\} [1-9]/);
-    expect(text).toMatch(/oauthapp_token_refresh_duration_seconds_count [1-9]/);
-    expect(text).toMatch(/oauthapp_workqueue_depth \d/);
+    const tokenHost = new URL(provider.tokenURL).host;
+    expect(text).toContain(`oauthapp_status_condition{namespace="${namespace}",name="metered",type="Ready",status="True",reason="TokenValid"} 1`);
+    expect(text).toMatch(new RegExp(`oauthapp_next_refresh_timestamp_seconds\\{namespace="${namespace}",name="metered"\\} \\d+`));
+    expect(text).toMatch(new RegExp(`oauthapp_token_refresh_total\\{provider="${tokenHost}",result="success"\\} [1-9]`));
+    expect(text).toMatch(new RegExp(`oauthapp_token_refresh_duration_seconds_count\\{provider="${tokenHost}"\\} [1-9]`));
+    expect(text).toMatch(/workqueue_depth\{name="oauthapp"\} \d/);
+    expect(text).toContain('oauthapp_leader 1');
+    expect(text).toMatch(/oauthapp_build_info\{version="[^"]+"\} 1/);
     expect(text).toMatch(/oauthapp_reconcile_duration_seconds_bucket\{le="[^"]+",outcome="(success|requeue)"\} [1-9]/);
     expect(text).toContain('process_resident_memory_bytes');
     expect((await fetch(`${replica.metricsURL}/healthz`)).status).toBe(200);
