@@ -95,7 +95,13 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   // guarded writes). It runs no workers, no leader election, no target writes, no restarts.
   const runsCallback = config.components.includes('callback');
   const runsController = config.components.includes('controller');
-  const queue = new WorkQueue({ clock: systemClock, onDepthChange: metrics.setWorkqueueDepth, onLatency: metrics.observeQueueDuration });
+  const queue = new WorkQueue({
+    clock: systemClock,
+    onDepthChange: metrics.setWorkqueueDepth,
+    onLatency: metrics.observeQueueDuration,
+    onAdd: metrics.countWorkqueueAdd,
+    onRetry: metrics.countWorkqueueRetry,
+  });
   const references = enqueueOnChanges(caches, (key) => queue.add(key));
   caches.apps.on((event, app) => {
     if (event === 'deleted') metrics.forgetApp(app.metadata.namespace ?? '', app.metadata.name);

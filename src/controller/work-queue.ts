@@ -28,6 +28,10 @@ export interface WorkQueueOptions {
   onDepthChange?: (depth: number) => void;
   /** Called when a key is handed out, with how long it waited in the queue. */
   onLatency?: (seconds: number) => void;
+  /** Called when `add` takes a key that was not already waiting (client-go's adds count). */
+  onAdd?: () => void;
+  /** Called when `addRateLimited` schedules a key again after a failure (client-go's retries count). */
+  onRetry?: () => void;
   /** Which flow a key belongs to, served round-robin; default its namespace (`ns/name` → `ns`). */
   fairnessKey?: (key: string) => string;
 }
@@ -53,6 +57,8 @@ export class WorkQueue {
   private readonly rateLimiter: RateLimiter;
   private readonly onDepthChange: ((depth: number) => void) | undefined;
   private readonly onLatency: ((seconds: number) => void) | undefined;
+  private readonly onAdd: (() => void) | undefined;
+  private readonly onRetry: (() => void) | undefined;
   private readonly fairnessKey: (key: string) => string;
 
   /**
@@ -77,6 +83,8 @@ export class WorkQueue {
     this.rateLimiter = options.rateLimiter ?? createExponentialRateLimiter();
     this.onDepthChange = options.onDepthChange;
     this.onLatency = options.onLatency;
+    this.onAdd = options.onAdd;
+    this.onRetry = options.onRetry;
     this.fairnessKey = options.fairnessKey ?? namespaceOf;
   }
 
@@ -103,6 +111,7 @@ export class WorkQueue {
   add(key: string): void {
     if (this.shuttingDown || this.dirty.has(key)) return;
     this.dirty.add(key);
+    this.onAdd?.();
     if (this.processing.has(key)) return; // done(key) queues it again
     this.enqueue(key);
   }
@@ -130,6 +139,7 @@ export class WorkQueue {
   /** Records a failure of `key` and adds it after its backoff delay, which it returns. */
   addRateLimited(key: string): number {
     const delayMs = this.rateLimiter.when(key);
+    this.onRetry?.();
     this.addAfter(key, delayMs);
     return delayMs;
   }

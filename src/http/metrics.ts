@@ -4,8 +4,8 @@
 // the token URL's host as provider): never from a secret, an error message or a whole URL.
 //
 // The recorders are plain functions, bound at creation, with the signatures of the hooks they feed:
-// WorkQueueOptions.onDepthChange / onLatency, RunWorkersOptions.onReconcile, Refresher's onResult,
-// Reconciler's observe.
+// WorkQueueOptions.onDepthChange / onLatency / onAdd / onRetry, RunWorkersOptions.onReconcile,
+// Refresher's onResult, Reconciler's observe.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ReconcileOutcome } from '../controller/runner.ts';
 import { tokenErrorCodes } from '../oauth/errors.ts';
@@ -56,6 +56,10 @@ export interface OperatorMetrics {
   readonly setWorkqueueDepth: (depth: number) => void;
   /** How long a key waited in the queue before a worker took it (fits WorkQueueOptions.onLatency). */
   readonly observeQueueDuration: (seconds: number) => void;
+  /** A key added that was not already waiting (fits WorkQueueOptions.onAdd). */
+  readonly countWorkqueueAdd: () => void;
+  /** A key scheduled again after a failed reconcile (fits WorkQueueOptions.onRetry). */
+  readonly countWorkqueueRetry: () => void;
   /** One reconcile, its outcome and duration (fits RunWorkersOptions.onReconcile). */
   readonly recordReconcile: (outcome: ReconcileOutcome, seconds: number) => void;
   /** Drops every series labelled with this app (call when the OAuthApp is gone). */
@@ -149,6 +153,18 @@ export function createMetrics(options: MetricsOptions = {}): OperatorMetrics {
     buckets: queueDurationBuckets,
     registers,
   });
+  const queueAdds = new Counter({
+    name: 'workqueue_adds_total',
+    help: 'Keys added to the work queue that were not already waiting in it.',
+    labelNames: ['name'] as const,
+    registers,
+  });
+  const queueRetries = new Counter({
+    name: 'workqueue_retries_total',
+    help: 'Keys scheduled again, after their backoff, because their reconcile failed.',
+    labelNames: ['name'] as const,
+    registers,
+  });
   const reconcileDuration = new Histogram({
     name: 'oauthapp_reconcile_duration_seconds',
     help: 'How long one reconcile of an OAuthApp took, by outcome (success, error, requeue).',
@@ -178,6 +194,8 @@ export function createMetrics(options: MetricsOptions = {}): OperatorMetrics {
   const queue = { name: workqueueName };
   queueDepth.set(queue, 0);
   queueDuration.zero(queue);
+  queueAdds.inc(queue, 0);
+  queueRetries.inc(queue, 0);
   leader.set(0);
   buildInfo.set({ version: options.version ?? 'unknown' }, 1);
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
@@ -212,6 +230,8 @@ export function createMetrics(options: MetricsOptions = {}): OperatorMetrics {
     setLeader: (leading) => leader.set(leading ? 1 : 0),
     setWorkqueueDepth: (depth) => queueDepth.set(queue, depth),
     observeQueueDuration: (seconds) => queueDuration.observe(queue, nonNegative(seconds)),
+    countWorkqueueAdd: () => queueAdds.inc(queue),
+    countWorkqueueRetry: () => queueRetries.inc(queue),
     recordReconcile: (outcome, seconds) => {
       reconcileTotal.inc({ outcome });
       reconcileDuration.observe({ outcome }, nonNegative(seconds));

@@ -358,4 +358,25 @@ describe('WorkQueue', () => {
 
     expect(latencies).toEqual([1.5]);
   });
+
+  it('counts an add only when the key was not already waiting, as client-go counts adds', async () => {
+    let adds = 0;
+    const queue = new WorkQueue({ clock: new FakeClock(), onAdd: () => (adds += 1) });
+    queue.add('ns/a');
+    queue.add('ns/a');
+    queue.add('ns/b');
+    expect(adds).toBe(2);
+
+    expect(await queue.get()).toBe('ns/a');
+    queue.add('ns/a'); // dirty while processing: counted, queued again by done()
+    expect(adds).toBe(3);
+  });
+
+  it('counts each failure that schedules a key again', () => {
+    let retries = 0;
+    const queue = new WorkQueue({ clock: new FakeClock(), onRetry: () => (retries += 1) });
+    queue.addRateLimited('ns/a');
+    queue.addRateLimited('ns/a');
+    expect(retries).toBe(2);
+  });
 });

@@ -37,6 +37,8 @@ describe('createMetrics', () => {
       oauthapp_build_info: 'gauge',
       workqueue_depth: 'gauge',
       workqueue_queue_duration_seconds: 'histogram',
+      workqueue_adds_total: 'counter',
+      workqueue_retries_total: 'counter',
       oauthapp_reconcile_duration_seconds: 'histogram',
       oauthapp_reconcile_total: 'counter',
     };
@@ -171,17 +173,22 @@ describe('createMetrics', () => {
     expect(await samples(createMetrics({ version: '1.2.3' }), 'oauthapp_build_info')).toEqual(['oauthapp_build_info{version="1.2.3"} 1']);
   });
 
-  it('feeds the work queue and runner hooks under client-go\'s workqueue names: depth, queue wait, reconcile outcome and duration', async () => {
+  it('feeds the work queue and runner hooks under client-go\'s workqueue names: depth, queue wait, adds, retries, reconcile outcome and duration', async () => {
     const metrics = createMetrics();
     // Passed unbound, as WorkQueueOptions and RunWorkersOptions take them.
-    const { setWorkqueueDepth, observeQueueDuration, recordReconcile } = metrics;
+    const { setWorkqueueDepth, observeQueueDuration, countWorkqueueAdd, countWorkqueueRetry, recordReconcile } = metrics;
     setWorkqueueDepth(7);
     observeQueueDuration(0.002);
+    countWorkqueueAdd();
+    countWorkqueueAdd();
+    countWorkqueueRetry();
     recordReconcile('success', 0.03);
     recordReconcile('requeue', 0.01);
     recordReconcile('error', 2);
     expect(await samples(metrics, 'workqueue_depth')).toEqual(['workqueue_depth{name="oauthapp"} 7']);
     expect(await samples(metrics, 'workqueue_queue_duration_seconds_count')).toEqual(['workqueue_queue_duration_seconds_count{name="oauthapp"} 1']);
+    expect(await samples(metrics, 'workqueue_adds_total')).toEqual(['workqueue_adds_total{name="oauthapp"} 2']);
+    expect(await samples(metrics, 'workqueue_retries_total')).toEqual(['workqueue_retries_total{name="oauthapp"} 1']);
     expect(await samples(metrics, 'oauthapp_reconcile_total')).toEqual([
       'oauthapp_reconcile_total{outcome="success"} 1',
       'oauthapp_reconcile_total{outcome="error"} 1',
