@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { expectNoLeaks } from '../support/chaos.ts';
 import { eventually } from '../support/eventually.ts';
+import { kubectlOK } from '../support/kubectl.ts';
 import { secretData } from '../support/resources.ts';
 import { useTestbed } from '../support/testbed.ts';
 
@@ -38,6 +39,8 @@ const exported = (body: string) => new Set(body.split('\n').filter((line) => lin
 
 const testbed = useTestbed('dashboard');
 let body = '';
+/** Every /metrics body read, for the leak check. */
+const scrapes: string[] = [];
 let dashboard: Dashboard;
 
 beforeAll(async () => {
@@ -51,6 +54,7 @@ beforeAll(async () => {
     const text = await (await fetch(`${testbed.operator.metricsURL}/metrics`)).text();
     return text.includes(`oauthapp_next_refresh_timestamp_seconds{namespace="${testbed.namespace}",name="crm-sync"}`) ? text : undefined;
   });
+  scrapes.push(body);
 }, 90_000);
 
 describe('metricNames (the dashboard check\'s PromQL reading)', () => {
@@ -86,7 +90,17 @@ describe('the running operator\'s /metrics', () => {
     expect(body).toMatch(/^oauthapp_build_info\{version="\d+\.\d+\.\d+"\} 1$/m);
   });
 
+  it('drops every series of an app once the OAuthApp is deleted', async () => {
+    await kubectlOK(['delete', 'oauthapp', 'crm-sync', '-n', testbed.namespace, '--wait=true']);
+    const after = await eventually('the app\'s series gone from /metrics', async () => {
+      const text = await (await fetch(`${testbed.operator.metricsURL}/metrics`)).text();
+      return text.includes('name="crm-sync"') ? undefined : text;
+    });
+    scrapes.push(after);
+    expect(after).toContain('oauthapp_leader 1');
+  });
+
   it('leaked no client secret or token into it, the logs, Events or status', async () => {
-    await expectNoLeaks({ canaries: testbed.canaries, namespace: testbed.namespace, logs: testbed.logs(), metrics: [body] });
+    await expectNoLeaks({ canaries: testbed.canaries, namespace: testbed.namespace, logs: testbed.logs(), metrics: scrapes });
   });
 });
