@@ -210,17 +210,16 @@ export function createMetrics(options: MetricsOptions = {}): OperatorMetrics {
   return {
     registry,
     observeApp: (app, facts) => {
-      const key = `${app.namespace}/${app.name}`;
-      const series = facts.conditions.map((facts) => conditionLabels(app, facts));
-      for (const stale of conditionSeries.get(key) ?? []) {
+      const series = facts.conditions.map((each) => conditionLabels(app, each));
+      for (const stale of conditionSeries.get(appKey(app)) ?? []) {
         if (!series.some((labels) => sameLabels(labels, stale))) condition.remove(stale);
       }
       for (const labels of series) condition.set(labels, 1);
-      conditionSeries.set(key, series);
+      conditionSeries.set(appKey(app), series);
       ready.set(appLabels(app), facts.conditions.some(({ type, status }) => type === 'Ready' && status === 'True') ? 1 : 0);
-      setOrRemove(expiration, app, seconds(facts.accessTokenExpiresAt));
-      setOrRemove(nextRefresh, app, seconds(facts.nextRefreshAt));
-      setOrRemove(renewBefore, app, seconds(facts.renewBeforeMs));
+      setOrRemove(expiration, app, toSeconds(facts.accessTokenExpiresAt));
+      setOrRemove(nextRefresh, app, toSeconds(facts.nextRefreshAt));
+      setOrRemove(renewBefore, app, toSeconds(facts.renewBeforeMs));
     },
     recordTokenRefresh: (result, seconds, provider) => {
       startProvider(provider);
@@ -239,17 +238,18 @@ export function createMetrics(options: MetricsOptions = {}): OperatorMetrics {
     forgetApp: (namespace, name) => {
       const labels = appLabels({ namespace, name });
       for (const gauge of [expiration, nextRefresh, renewBefore, ready]) gauge.remove(labels);
-      for (const stale of conditionSeries.get(`${namespace}/${name}`) ?? []) condition.remove(stale);
-      conditionSeries.delete(`${namespace}/${name}`);
+      for (const stale of conditionSeries.get(appKey(labels)) ?? []) condition.remove(stale);
+      conditionSeries.delete(appKey(labels));
     },
   };
 }
 
 const appLabels = ({ namespace, name }: AppKey) => ({ namespace, name });
+const appKey = ({ namespace, name }: AppKey) => `${namespace}/${name}`;
 const conditionLabels = ({ namespace, name }: AppKey, { type, status, reason }: ConditionFacts) => ({ namespace, name, type, status, reason });
 const sameLabels = (a: ReturnType<typeof conditionLabels>, b: ReturnType<typeof conditionLabels>) =>
   a.type === b.type && a.status === b.status && a.reason === b.reason;
-const seconds = (ms: number | undefined) => (ms === undefined ? undefined : ms / 1000);
+const toSeconds = (ms: number | undefined) => (ms === undefined ? undefined : ms / 1000);
 
 /** A clock step backwards must not produce a negative observation (prom-client would accept it). */
 const nonNegative = (seconds: number) => (seconds > 0 ? seconds : 0);
