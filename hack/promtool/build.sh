@@ -3,7 +3,8 @@
 # whose v0.3XX.Y tags are Prometheus 3.XX.Y), once per machine, the way
 # hack/controlplane/build.sh builds the control plane: cached outside the repo, keyed by the pinned
 # version and a hash of the module files, so only a new machine (or a version bump) pays for it.
-# Prints the directory holding the binary.
+# Prints the directory holding the binary. Another version:
+#   cd hack/promtool && go get github.com/prometheus/prometheus/cmd/promtool@v0.3XX.Y
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
