@@ -1,18 +1,21 @@
 // The alert rules in deploy/monitoring/, checked and unit-tested by promtool (built from the
 // Prometheus module, hack/promtool/build.sh), shipped unchanged as the kustomize PrometheusRule, each
-// alert linking a runbook section that exists; and the ServiceMonitor that feeds them.
+// alert linking a runbook section that exists; and the ServiceMonitor that feeds them, both
+// validated by the apiserver against the Prometheus Operator's CRDs.
 import { describe, expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { requiredEnvironment } from '../support/environment.ts';
-import { runClient } from '../support/kubectl.ts';
-import { findManifest, kustomizeBuild, type Manifest } from '../support/manifests.ts';
+import { kubectlOK, runClient } from '../support/kubectl.ts';
+import { findManifest, kustomizeBuild, toYAML, type Manifest } from '../support/manifests.ts';
+import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
 
 const repository = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const monitoringDir = repository('deploy/monitoring/');
 const rulesFile = repository('deploy/monitoring/prometheus-rules.yaml');
 const rulesTests = repository('deploy/monitoring/tests/alerts.yaml');
+const monitoringCRDs = repository('test/fixtures/prometheus-operator/');
 
 interface Rule {
   alert?: string;
@@ -71,6 +74,22 @@ describe('deploy/monitoring/prometheus-rules.yaml', () => {
     expect(objects.map((object) => object.kind).sort()).toEqual(['PrometheusRule', 'ServiceMonitor']);
     const rule = findManifest(objects, 'PrometheusRule', 'oauthapp-operator', 'oauthapp-system');
     expect(rule.spec).toEqual(await rules());
+  });
+});
+
+describe('`kubectl apply -k deploy/monitoring/`', () => {
+  it("is accepted by the apiserver, validated against the Prometheus Operator's CRDs (server-side dry run)", async () => {
+    await kubectlOK(['apply', '--server-side', '-f', monitoringCRDs]);
+    await kubectlOK(['wait', '--for=condition=Established', '--timeout=60s', '-f', monitoringCRDs]);
+    // The objects as they are, in a namespace of this test's own instead of oauthapp-system.
+    const namespace = await createTestNamespace('monitoring');
+    try {
+      const objects = (await kustomizeBuild(monitoringDir)).map((object) => ({ ...object, metadata: { ...object.metadata, namespace } }));
+      const applied = await kubectlOK(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], { input: toYAML(objects) });
+      expect(applied.trim().split('\n').sort()).toEqual(['prometheusrule.monitoring.coreos.com/oauthapp-operator created (server dry run)', 'servicemonitor.monitoring.coreos.com/oauthapp-operator created (server dry run)']);
+    } finally {
+      await deleteTestNamespace(namespace);
+    }
   });
 });
 
