@@ -1,3 +1,4 @@
+import { openSync } from 'node:fs';
 // Shared parts of the benchmarks: a private control plane with the CRD, an admin client, the
 // operator as its own process (as in production), and small statistics helpers.
 import { loadKubeConfigFile } from '../src/kube/kubeconfig.ts';
@@ -52,10 +53,14 @@ const mainPath = fileURLToPath(new URL('../src/main.ts', import.meta.url));
  * the script (e.g. `--cpu-prof --cpu-prof-dir=…` to profile it); `main` replaces src/main.ts (e.g.
  * the built dist/main.js, as the image runs it); `heapProbe` lets `forcedGCHeap` ask it for its heap.
  */
-export function startOperatorProcess(args: string[], options: { nodeArgs?: string[]; main?: string; env?: Record<string, string>; heapProbe?: boolean } = {}): { child: ChildProcess; stop(): Promise<void> } {
+export function startOperatorProcess(
+  args: string[],
+  options: { nodeArgs?: string[]; main?: string; env?: Record<string, string>; heapProbe?: boolean; /** Its debug log goes here. */ logFile?: string } = {},
+): { child: ChildProcess; stop(): Promise<void> } {
   const probe = options.heapProbe ? ['--expose-gc', `--import=${heapProbeModule}`] : [];
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...probe, options.main ?? mainPath, ...args], {
-    stdio: ['ignore', 'ignore', 'inherit', ...(options.heapProbe ? ['ipc' as const] : [])],
+  const logging = options.logFile ? ['--log-level=debug'] : [];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...probe, options.main ?? mainPath, ...args, ...logging], {
+    stdio: ['ignore', options.logFile ? openSync(options.logFile, 'w') : 'ignore', 'inherit', ...(options.heapProbe ? ['ipc' as const] : [])],
     env: { ...process.env, ...options.env },
   });
   return {

@@ -29,9 +29,8 @@
 // run in a process of their own (bench/noisy-neighbour-providers.ts), so serving the hostile
 // tenant does not share an event loop with the measurements.
 // Run: npm run bench:noisy-neighbour (goal: hostile / alone ≤ 1.5 for both p99s)
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Informer } from '../src/kube/informer.ts';
 import { encodeData, type Secret } from '../src/kube/objects.ts';
@@ -123,7 +122,7 @@ try {
   const metricsPort = 20_000 + Math.floor(Math.random() * 20_000);
   const operatorStarted = Date.now();
   const args = operatorArgs(cluster, [tenants, hostile], operatorNamespace, metricsPort);
-  const operator = operatorLog ? startLoggedOperator(args, operatorLog) : startOperatorProcess(args);
+  const operator = startOperatorProcess(args, operatorLog ? { logFile: operatorLog } : {});
   let hostileDriver: { stop(): Promise<void> } | undefined;
   try {
     await waitFor('every well-behaved target Secret holding an access token', () => targets.list().filter((target) => target.data?.access_token).length >= apps, 900_000);
@@ -301,17 +300,3 @@ async function startProviders() {
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-/** The operator as its own process, its debug log into `file`. */
-function startLoggedOperator(args: string[], file: string): { child: ChildProcess; stop(): Promise<void> } {
-  const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-  const child = spawn(process.execPath, [main, ...args, '--log-level=debug'], { stdio: ['ignore', openSync(file, 'w'), 'inherit'] });
-  return {
-    child,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
