@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { acquireJitter } from './kube/leader-election.ts';
 import { parseCIDR } from './oauth/address-policy.ts';
 
 const hostPort = z
@@ -65,44 +66,81 @@ const cidr = z.string().refine((value) => {
 
 const booleanFlag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1')]);
 
-/** Each flag: its schema, and its default when neither flag nor variable is set. */
-const flags = {
-  kubeconfig: { schema: z.string().min(1, 'must be a path'), type: 'string' },
+/** Go's time.ParseDuration syntax (what controller-runtime's duration flags take), to milliseconds. */
+const durationUnits: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
+const duration = z
+  .string()
+  .regex(/^(?:\d+(?:\.\d+)?(?:ms|h|m|s))+$/, 'must be a duration such as 15s, 1m30s or 500ms')
+  .transform((value) => [...value.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)].reduce((ms, [, amount = '0', unit = 's']) => ms + Number(amount) * (durationUnits[unit] ?? 0), 0))
+  .pipe(z.number().min(1, 'must be at least 1ms').max(3_600_000, 'must be at most 1h'));
+
+interface Flag {
+  schema: z.ZodType;
+  type: 'string' | 'boolean';
+  /** The value's placeholder in --help (string flags). */
+  arg?: string;
+  /** The default as one would type it: parsed by the flag's own schema. */
+  default?: string;
+  /** The default in words, for defaults that depend on the environment (applied in parseConfig). */
+  defaultText?: string;
+  /** What the flag means, for --help. */
+  help: string;
+}
+
+/**
+ * Every flag: its schema, default and meaning. The one source of --help, and of the defaults
+ * parseConfig applies.
+ */
+export const flags = {
+  kubeconfig: { schema: z.string().min(1, 'must be a path'), type: 'string', arg: 'PATH', defaultText: '$KUBECONFIG, else in-cluster config', help: 'cluster to manage' },
   namespaces: {
     schema: z
       .string()
       .transform((value) => value.split(',').map((name) => name.trim()).filter(Boolean))
       .pipe(z.array(namespaceName).min(1, 'must name at least one namespace (omit the flag to watch all)')),
     type: 'string',
+    arg: 'a,b',
+    defaultText: 'all namespaces',
+    help: 'namespaces whose OAuthApps and Secrets it watches',
   },
-  'operator-namespace': { schema: namespaceName, type: 'string' },
-  'leader-elect': { schema: booleanFlag, type: 'boolean' },
-  'metrics-addr': { schema: hostPort, type: 'string' },
-  'callback-addr': { schema: hostPort, type: 'string' },
-  components: { schema: components, type: 'string' },
-  'callback-rate-limit': { schema: rateLimit, type: 'string' },
-  'callback-max-connections': { schema: positiveInt(65_536), type: 'string' },
+  'operator-namespace': { schema: namespaceName, type: 'string', arg: 'NS', defaultText: "the pod's namespace, else oauthapp-system", help: 'where state Secrets and the Lease live' },
+  'leader-elect': { schema: booleanFlag, type: 'boolean', default: 'true', help: 'elect one active replica through the Lease oauthapp-operator (coordination.k8s.io/v1)' },
+  'leader-elect-lease-duration': { schema: duration, type: 'string', arg: 'DURATION', default: '15s', help: 'how long other replicas wait after the last renewal they saw before taking the Lease' },
+  'leader-elect-renew-deadline': { schema: duration, type: 'string', arg: 'DURATION', default: '10s', help: 'how long the leader keeps leading without a successful renewal; shorter than the lease duration' },
+  'leader-elect-retry-period': { schema: duration, type: 'string', arg: 'DURATION', default: '2s', help: `between attempts to acquire or renew the Lease; shorter than the renew deadline / ${acquireJitter} (client-go's jitter factor)` },
+  'metrics-addr': { schema: hostPort, type: 'string', arg: 'HOST:PORT', default: ':8080', help: '/metrics, /healthz, /readyz' },
+  'callback-addr': { schema: hostPort, type: 'string', arg: 'HOST:PORT', default: ':8081', help: 'the OAuth callback server, /oauth/callback' },
+  components: { schema: components, type: 'string', arg: 'LIST', default: 'callback,controller', help: 'what this process runs: callback (the callback server alone: no reconciles, no Lease), controller (everything but the callback server), or both' },
+  // The callback server's defaults (src/http/callback-server.ts, defaultCallbackLimits).
+  'callback-rate-limit': { schema: rateLimit, type: 'string', arg: 'N/PERIOD', default: '60/min', help: 'requests per client IP (IPv6: per /64) at the callback per s, min or h; more get 429 with Retry-After' },
+  'callback-max-connections': { schema: positiveInt(65_536), type: 'string', arg: 'N', default: '256', help: 'connections the callback server keeps open at once; more are closed on accept' },
   'callback-trusted-proxies': {
     schema: z
       .string()
       .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean))
       .pipe(z.array(proxyAddress)),
     type: 'string',
+    arg: 'CIDR,...',
+    defaultText: 'none',
+    help: "proxies (e.g. the Ingress controller's pod range) whose X-Forwarded-For names the callback's client for the rate limit",
   },
-  'log-level': { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), type: 'string' },
-  workers: { schema: positiveInt(256), type: 'string' },
-  'relist-interval': { schema: z.coerce.number().int('must be a whole number').min(0, 'must be at least 0 (0: never)').max(24 * 3600, `must be at most ${24 * 3600}`), type: 'string' },
-  'provider-concurrency': { schema: positiveInt(1024), type: 'string' },
-  'token-request-timeout': { schema: positiveInt(300), type: 'string' },
-  'shutdown-timeout': { schema: positiveInt(3600), type: 'string' },
-  'default-token-lifetime': { schema: positiveInt(7 * 24 * 3600), type: 'string' },
-  'orphan-sweep-interval': { schema: positiveInt(24 * 3600), type: 'string' },
-  'min-refresh-interval': { schema: positiveInt(24 * 3600), type: 'string' },
-  'provider-hosts': { schema: z.string().transform(commaList).pipe(z.array(hostGlob).min(1, 'must name at least one host glob (* for any host)')), type: 'string' },
-  'allow-provider-networks': { schema: z.string().transform(commaList).pipe(z.array(cidr)), type: 'string' },
-  'allow-loopback-providers': { schema: booleanFlag, type: 'boolean' },
-  'allow-preset-overrides': { schema: booleanFlag, type: 'boolean' },
-} as const;
+  'log-level': { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), type: 'string', arg: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent; pino JSON logs, secret fields redacted' },
+  workers: { schema: positiveInt(256), type: 'string', arg: 'N', default: '8', help: 'reconciles running at once' },
+  // Each relist is paged: it costs one page of memory, not a second copy of the cache.
+  'relist-interval': { schema: z.coerce.number().int('must be a whole number').min(0, 'must be at least 0 (0: never)').max(24 * 3600, `must be at most ${24 * 3600}`), type: 'string', arg: 'S', default: '1800', help: 'seconds between full relists of each cache, a guard against missed watch events; 0: never' },
+  'provider-concurrency': { schema: positiveInt(1024), type: 'string', arg: 'N', default: '8', help: 'token requests per provider (token URL host) at once; apps waiting for one hold no worker' },
+  'token-request-timeout': { schema: positiveInt(300), type: 'string', arg: 'S', default: '10', help: 'seconds for one whole token request' },
+  // deploy/ gives the pod 30 s: 5 s left for the process to exit.
+  'shutdown-timeout': { schema: positiveInt(3600), type: 'string', arg: 'S', default: '25', help: "seconds a stop (SIGTERM) may take: in-flight reconciles, storing held refresh results, releasing the Lease; keep it below the pod's terminationGracePeriodSeconds" },
+  // Pipedrive's access tokens live an hour.
+  'default-token-lifetime': { schema: positiveInt(7 * 24 * 3600), type: 'string', arg: 'S', default: '3600', help: 'access-token lifetime assumed when a token response has no expires_in' },
+  'orphan-sweep-interval': { schema: positiveInt(24 * 3600), type: 'string', arg: 'S', default: '600', help: 'how often the leader deletes state Secrets whose OAuthApp is gone without its finalizer' },
+  'min-refresh-interval': { schema: positiveInt(24 * 3600), type: 'string', arg: 'S', default: '30', help: 'no app sends token requests more often than once per this many seconds; tokens that live shorter are Ready=False, reason=TokenLifetimeTooShort' },
+  'provider-hosts': { schema: z.string().transform(commaList).pipe(z.array(hostGlob).min(1, 'must name at least one host glob (* for any host)')), type: 'string', arg: 'GLOB,...', default: '*', help: 'hosts a custom provider or an overridden preset may use for tokenURL and authorizeURL (* is any run of characters: *.example.com)' },
+  'allow-provider-networks': { schema: z.string().transform(commaList).pipe(z.array(cidr)), type: 'string', arg: 'CIDR,...', defaultText: 'none', help: 'private or link-local networks token requests may connect to; cloud-metadata addresses never' },
+  'allow-loopback-providers': { schema: booleanFlag, type: 'boolean', default: 'false', help: 'token requests may connect to loopback addresses: development and tests only' },
+  'allow-preset-overrides': { schema: booleanFlag, type: 'boolean', default: 'false', help: "spec.tokenURL / spec.authorizeURL may replace the pipedrive preset's endpoints" },
+} as const satisfies Record<string, Flag>;
 
 type FlagName = keyof typeof flags;
 
@@ -113,6 +151,8 @@ export interface Config {
   namespaces: string[];
   operatorNamespace: string;
   leaderElect: boolean;
+  /** The Lease's timings, as the leader elector takes them. */
+  leaderElection: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   metricsAddr: string;
   callbackAddr: string;
   /** What this process runs (`--components`); both by default. */
@@ -162,6 +202,10 @@ export interface ConfigSources {
   podNamespace: string | undefined;
 }
 
+type Read<N extends FlagName> =
+  | { ok: true; value: z.output<(typeof flags)[N]['schema']> | ((typeof flags)[N] extends { default: string } ? never : undefined) }
+  | { ok: false; error: string };
+
 export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigResult {
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -171,11 +215,13 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
     return { ok: false, error: error instanceof Error ? error.message : String(error) };
   }
 
-  const read = <N extends FlagName>(name: N): { ok: true; value: z.output<(typeof flags)[N]['schema']> | undefined } | { ok: false; error: string } => {
-    const raw = values[name] ?? env[envName(name)];
-    if (raw === undefined || raw === '') return { ok: true, value: undefined };
-    const parsed = flags[name].schema.safeParse(raw);
-    if (parsed.success) return { ok: true, value: parsed.data as z.output<(typeof flags)[N]['schema']> };
+  const read = <N extends FlagName>(name: N): Read<N> => {
+    const flag: Flag = flags[name];
+    const given = values[name] ?? env[envName(name)];
+    const raw = given === undefined || given === '' ? flag.default : given;
+    if (raw === undefined) return { ok: true, value: undefined } as Read<N>;
+    const parsed = flag.schema.safeParse(raw);
+    if (parsed.success) return { ok: true, value: parsed.data } as Read<N>;
     const problem = parsed.error.issues[0]?.message ?? 'is invalid';
     return { ok: false, error: `invalid --${name} (${envName(name)}) ${JSON.stringify(String(raw))}: ${problem}` };
   };
@@ -185,6 +231,9 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
     namespaces: read('namespaces'),
     operatorNamespace: read('operator-namespace'),
     leaderElect: read('leader-elect'),
+    leaseDurationMs: read('leader-elect-lease-duration'),
+    renewDeadlineMs: read('leader-elect-renew-deadline'),
+    retryPeriodMs: read('leader-elect-retry-period'),
     metricsAddr: read('metrics-addr'),
     callbackAddr: read('callback-addr'),
     components: read('components'),
@@ -206,7 +255,11 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
     allowPresetOverrides: read('allow-preset-overrides'),
   };
   for (const result of Object.values(results)) if (!result.ok) return result;
-  const value = <T>(result: { ok: true; value: T | undefined } | { ok: false; error: string }) => (result.ok ? result.value : undefined);
+  const value = <T>(result: { ok: true; value: T } | { ok: false; error: string }): T => (result as { value: T }).value;
+
+  const leaderElection = { leaseDurationMs: value(results.leaseDurationMs), renewDeadlineMs: value(results.renewDeadlineMs), retryPeriodMs: value(results.retryPeriodMs) };
+  const timingProblem = leaderElectionTimingProblem(leaderElection);
+  if (timingProblem) return { ok: false, error: timingProblem };
 
   return {
     ok: true,
@@ -214,30 +267,40 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
       kubeconfig: value(results.kubeconfig) ?? (env.KUBECONFIG || undefined),
       namespaces: value(results.namespaces) ?? [],
       operatorNamespace: value(results.operatorNamespace) ?? (podNamespace || 'oauthapp-system'),
-      leaderElect: value(results.leaderElect) ?? true,
-      metricsAddr: value(results.metricsAddr) ?? ':8080',
-      callbackAddr: value(results.callbackAddr) ?? ':8081',
-      components: value(results.components) ?? ['callback', 'controller'],
-      // The callback server's defaults (src/http/callback-server.ts, defaultCallbackLimits).
-      callbackRateLimit: value(results.callbackRateLimit) ?? { max: 60, windowMs: 60_000 },
-      callbackMaxConnections: value(results.callbackMaxConnections) ?? 256,
+      leaderElect: value(results.leaderElect),
+      leaderElection,
+      metricsAddr: value(results.metricsAddr),
+      callbackAddr: value(results.callbackAddr),
+      components: value(results.components),
+      callbackRateLimit: value(results.callbackRateLimit),
+      callbackMaxConnections: value(results.callbackMaxConnections),
       callbackTrustedProxies: value(results.callbackTrustedProxies) ?? [],
-      logLevel: value(results.logLevel) ?? 'info',
-      workers: value(results.workers) ?? 8,
-      // Each relist is paged: it costs one page of memory, not a second copy of the cache.
-      relistIntervalSeconds: value(results.relistIntervalSeconds) ?? 1800,
-      providerConcurrency: value(results.providerConcurrency) ?? 8,
-      tokenRequestTimeoutSeconds: value(results.tokenRequestTimeoutSeconds) ?? 10,
-      // deploy/base/deployment.yaml gives 30 s: 5 s left for the process to exit.
-      shutdownTimeoutSeconds: value(results.shutdownTimeoutSeconds) ?? 25,
-      // Pipedrive's access tokens live an hour.
-      defaultTokenLifetimeSeconds: value(results.defaultTokenLifetimeSeconds) ?? 3600,
-      orphanSweepIntervalSeconds: value(results.orphanSweepIntervalSeconds) ?? 600,
-      minRefreshIntervalSeconds: value(results.minRefreshIntervalSeconds) ?? 30,
-      providerHosts: value(results.providerHosts) ?? ['*'],
+      logLevel: value(results.logLevel),
+      workers: value(results.workers),
+      relistIntervalSeconds: value(results.relistIntervalSeconds),
+      providerConcurrency: value(results.providerConcurrency),
+      tokenRequestTimeoutSeconds: value(results.tokenRequestTimeoutSeconds),
+      shutdownTimeoutSeconds: value(results.shutdownTimeoutSeconds),
+      defaultTokenLifetimeSeconds: value(results.defaultTokenLifetimeSeconds),
+      orphanSweepIntervalSeconds: value(results.orphanSweepIntervalSeconds),
+      minRefreshIntervalSeconds: value(results.minRefreshIntervalSeconds),
+      providerHosts: value(results.providerHosts),
       allowProviderNetworks: value(results.allowProviderNetworks) ?? [],
-      allowLoopbackProviders: value(results.allowLoopbackProviders) ?? false,
-      allowPresetOverrides: value(results.allowPresetOverrides) ?? false,
+      allowLoopbackProviders: value(results.allowLoopbackProviders),
+      allowPresetOverrides: value(results.allowPresetOverrides),
     },
   };
+}
+
+const seconds = (ms: number) => `${ms / 1000}s`;
+
+/** client-go's rules (leaderelection.NewLeaderElector), in the flags' words. */
+function leaderElectionTimingProblem({ leaseDurationMs, renewDeadlineMs, retryPeriodMs }: Config['leaderElection']): string | undefined {
+  if (renewDeadlineMs >= leaseDurationMs) {
+    return `--leader-elect-renew-deadline (${seconds(renewDeadlineMs)}) must be shorter than --leader-elect-lease-duration (${seconds(leaseDurationMs)}): a leader must stop before another replica may take its Lease`;
+  }
+  if (renewDeadlineMs <= acquireJitter * retryPeriodMs) {
+    return `--leader-elect-retry-period (${seconds(retryPeriodMs)}) must be shorter than --leader-elect-renew-deadline (${seconds(renewDeadlineMs)}) / ${acquireJitter}: the leader must get more than one try to renew before its deadline`;
+  }
+  return undefined;
 }

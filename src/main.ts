@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { parseConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { startOperator } from './operator.ts';
+import { infoRequest, usage } from './usage.ts';
+import { operatorVersion } from './version.ts';
 
 const serviceAccountNamespaceFile = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -16,6 +18,11 @@ function podNamespace(): string | undefined {
   }
 }
 
+const info = infoRequest(process.argv.slice(2));
+if (info) {
+  process.stdout.write(info === 'help' ? usage() : `oauthapp-operator ${operatorVersion}\n`);
+  process.exit(0);
+}
 const parsed = parseConfig({ argv: process.argv.slice(2), env: process.env, podNamespace: podNamespace() });
 if (!parsed.ok) {
   process.stderr.write(`oauthapp-operator: ${parsed.error}\n`);

@@ -273,7 +273,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   let lost!: () => void;
   const ended = new Promise<'lost'>((resolve) => (lost = () => resolve('lost')));
   const elector = runsController && config.leaderElect
-    ? createLeaderElector({ http, namespace: config.operatorNamespace, identity, logger })
+    ? createLeaderElector({ http, namespace: config.operatorNamespace, identity, logger, ...config.leaderElection })
     : undefined;
   if (elector) {
     void elector.run({

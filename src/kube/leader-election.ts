@@ -98,7 +98,7 @@ export type Lease = z.output<typeof leaseSchema>;
 type LeaseSpec = z.output<typeof leaseSpec>;
 
 /** client-go's wait.JitterUntil factor for acquisition retries: wait retryPeriod × [1, 2.2). */
-const acquireJitter = 1.2;
+export const acquireJitter = 1.2;
 
 export const leasePath = (namespace: string, name?: string) =>
   `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases${name === undefined ? '' : `/${name}`}`;

@@ -24,6 +24,7 @@ describe('parseConfig', () => {
       namespaces: [],
       operatorNamespace: 'oauthapp-system',
       leaderElect: true,
+      leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
       metricsAddr: ':8080',
       callbackAddr: ':8081',
       components: ['callback', 'controller'],
@@ -51,6 +52,9 @@ describe('parseConfig', () => {
     ['kubeconfig', '/home/ops/.kube/staging', { kubeconfig: '/home/ops/.kube/staging' }],
     ['namespaces', 'sales,billing', { namespaces: ['sales', 'billing'] }],
     ['operator-namespace', 'platform', { operatorNamespace: 'platform' }],
+    ['leader-elect-lease-duration', '1m', { leaderElection: { leaseDurationMs: 60_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 } }],
+    ['leader-elect-renew-deadline', '12.5s', { leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 12_500, retryPeriodMs: 2_000 } }],
+    ['leader-elect-retry-period', '1s500ms', { leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 1_500 } }],
     ['metrics-addr', '127.0.0.1:9090', { metricsAddr: '127.0.0.1:9090' }],
     ['callback-addr', '[::1]:9443', { callbackAddr: '[::1]:9443' }],
     ['components', 'callback', { components: ['callback'] }],
@@ -116,6 +120,26 @@ describe('parseConfig', () => {
       expect(config({ argv: ['--no-leader-elect'], env: { OAUTHAPP_LEADER_ELECT: 'true' } }).leaderElect).toBe(false);
       expect(config({ argv: ['--leader-elect'], env: { OAUTHAPP_LEADER_ELECT: 'false' } }).leaderElect).toBe(true);
     });
+
+    it('refuses a renew deadline not shorter than the lease duration, naming both flags', () => {
+      const message = error({ argv: ['--leader-elect-lease-duration=10s'] });
+      expect(message).toContain('--leader-elect-renew-deadline (10s) must be shorter than --leader-elect-lease-duration (10s)');
+      expect(message).not.toContain('\n');
+    });
+
+    // client-go's rule: the leader retries after retryPeriod × up to 1.2 and must get a second try in.
+    it('refuses a retry period not shorter than the renew deadline / 1.2, naming both flags', () => {
+      expect(error({ env: { OAUTHAPP_LEADER_ELECT_RETRY_PERIOD: '9s' } })).toContain('--leader-elect-retry-period (9s) must be shorter than --leader-elect-renew-deadline (10s) / 1.2');
+      expect(parse({ argv: ['--leader-elect-retry-period=8s'] }).ok).toBe(true);
+    });
+
+    it('takes timings the leader elector accepts', async () => {
+      const { createLeaderElector } = await import('../../src/kube/leader-election.ts');
+      const http = { json: () => Promise.reject(new Error('not called')) };
+      for (const argv of [[], ['--leader-elect-lease-duration=1m', '--leader-elect-renew-deadline=50s', '--leader-elect-retry-period=41s']]) {
+        expect(() => createLeaderElector({ http, namespace: 'oauthapp-system', identity: 'pod-0', ...config({ argv }).leaderElection })).not.toThrow();
+      }
+    });
   });
 
   it('stops within the default terminationGracePeriodSeconds of deploy/', async () => {
@@ -163,6 +187,11 @@ describe('parseConfig', () => {
     ['namespaces', ','],
     ['namespaces', ' , '], // a list that trims to nothing would silently mean all namespaces
     ['operator-namespace', '-system'],
+    ['leader-elect-lease-duration', '15'], // a bare number: seconds or milliseconds? Go's flags ask for a unit too
+    ['leader-elect-lease-duration', '0s'],
+    ['leader-elect-renew-deadline', '10 s'],
+    ['leader-elect-retry-period', '-2s'],
+    ['leader-elect-retry-period', '2d'],
     ['metrics-addr', '8080'],
     ['metrics-addr', 'localhost'],
     ['metrics-addr', ':65536'],
