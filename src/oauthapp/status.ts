@@ -9,6 +9,8 @@ import { fingerprint, type AppState } from './state.ts';
 export const reasons = {
   tokenValid: 'TokenValid',
   tokenExpired: 'TokenExpired',
+  notAuthorized: 'NotAuthorized',
+  clientSecretInvalid: 'ClientSecretInvalid',
   invalidSpec: 'InvalidSpec',
   pending: 'Pending',
   targetConflict: 'TargetConflict',
@@ -172,8 +174,8 @@ function readyCondition(input: StatusInput, authorized: ConditionInput, clientSe
   const lastFailure = failure && failure.kind !== 'invalid_grant' && failure.kind !== 'interrupted' && failure.kind !== 'invalid_client'
     ? `; the last refresh failed (${failure.kind}): ${failure.message}`
     : '';
-  const blocker = [authorized, clientSecretValid].find((condition) => condition.status === 'False');
-  const blockedBy = blocker ? `; ${blocker.message}` : '';
+  const blocker = personMustAct(authorized, clientSecretValid);
+  const blockedBy = blocker ? `; ${blocker.condition.message}` : '';
   if (!state.tokens) {
     return blocker
       ? { type: 'Ready', status: 'False', reason: blocker.reason, message: `no access token yet${blockedBy}` }
@@ -192,8 +194,20 @@ function readyCondition(input: StatusInput, authorized: ConditionInput, clientSe
       message: `the provider's access tokens live ${seconds(tooShort.lifetimeMs)}, less than --min-refresh-interval (${seconds(input.minRefreshIntervalMs)}): the operator refreshes at most once per interval and does not chase them, so the access token is expired part of the time: lengthen the provider's token lifetime or lower --min-refresh-interval${lastFailure}`,
     };
   }
+  // An expired token outranks the person's task: the workloads are failing now.
   if (Date.parse(state.tokens.expiresAt) <= now) {
     return { type: 'Ready', status: 'False', reason: reasons.tokenExpired, message: `the access token expired at ${expiresAt}${blockedBy || lastFailure}` };
   }
-  return { type: 'Ready', status: 'True', reason: reasons.tokenValid, message: `the access token is valid until ${expiresAt}${blockedBy || lastFailure}` };
+  if (blocker) return { type: 'Ready', status: 'False', reason: blocker.reason, message: `the access token is valid until ${expiresAt}${blockedBy}` };
+  return { type: 'Ready', status: 'True', reason: reasons.tokenValid, message: `the access token is valid until ${expiresAt}${lastFailure}` };
+}
+
+/**
+ * The condition a person must fix, and Ready's reason for it. The client secret comes first: a new
+ * authorization cannot succeed without it (the code exchange authenticates the client).
+ */
+function personMustAct(authorized: ConditionInput, clientSecretValid: ConditionInput): { reason: string; condition: ConditionInput } | undefined {
+  if (clientSecretValid.status === 'False') return { reason: reasons.clientSecretInvalid, condition: clientSecretValid };
+  if (authorized.status === 'False') return { reason: reasons.notAuthorized, condition: authorized };
+  return undefined;
 }

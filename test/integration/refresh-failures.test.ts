@@ -52,7 +52,7 @@ describe('a refresh token the provider refuses (invalid_grant)', () => {
 
     const app = await appWith('dead-grant', 'Authorized', 'False', 'InvalidGrant');
 
-    expect(condition(app, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidGrant' });
+    expect(condition(app, 'Ready')).toMatchObject({ status: 'False', reason: 'NotAuthorized' });
     expect(await eventReasons('dead-grant')).toContain('InvalidGrant');
     expect(provider.sandbox.stats().presentedRefreshTokens).toHaveLength(1);
   }, 120_000);
@@ -94,7 +94,7 @@ describe('a provider that answers 503', () => {
 });
 
 describe('a gateway 502 in front of a provider that rotates refresh tokens', () => {
-  it('never sends that refresh token again (the provider may have rotated it), reports RefreshInterrupted and keeps serving the access token', async () => {
+  it('never sends that refresh token again (the provider may have rotated it), reports RefreshInterrupted (Ready=False, NotAuthorized) and keeps serving the access token', async () => {
     const provider = await testbed.newProvider();
     await testbed.readyApp('gateway', provider);
     const accessToken = (await testbed.admin.secretData(testbed.namespace, 'gateway-credentials'))?.access_token;
@@ -104,6 +104,7 @@ describe('a gateway 502 in front of a provider that rotates refresh tokens', () 
     const app = await appWith('gateway', 'Authorized', 'False', 'RefreshInterrupted');
 
     expect(app.status?.authorizationURL).toBeDefined();
+    expect(condition(app, 'Ready')).toMatchObject({ status: 'False', reason: 'NotAuthorized' });
     const presented = provider.sandbox.stats().presentedRefreshTokens;
     expect(presented.map((p) => p.outcome)).toEqual(['ok', 'status5xx']);
     expect((await testbed.admin.secretData(testbed.namespace, 'gateway-credentials'))?.access_token).toBe(accessToken);

@@ -54,20 +54,23 @@ describe('client secret refreshed in the portal first, then in the Secret', () =
 });
 
 describe('client secret changed in the Secret before the portal', () => {
-  it('reports invalid_client until the portal catches up, then recovers by itself', async () => {
+  it('reports invalid_client (Ready=False, ClientSecretInvalid, while the access token still works) until the portal catches up, then recovers by itself', async () => {
     const provider = await testbed.newProvider();
     await readyApp('secret-first', provider);
+    const { access_token: accessToken = '' } = await credentials('secret-first');
     const upcoming = newSecret();
 
     await apply(testbed.namespace, opaqueSecret('secret-first-client', { client_secret: upcoming }));
     await kubectlOK(['annotate', 'oauthapp', 'secret-first', '-n', testbed.namespace, 'oauthapp.dev/rotate=before-portal', '--overwrite']);
     const rejected = await appWith('secret-first', (app) => condition(app, 'ClientSecretValid')?.reason === 'InvalidClient', 'ClientSecretValid=False InvalidClient');
     expect(condition(rejected, 'ClientSecretValid')?.message).toContain('developer portal');
-    expect(condition(rejected, 'Ready')?.status).toBe('True');
+    expect(condition(rejected, 'Ready')).toMatchObject({ status: 'False', reason: 'ClientSecretInvalid' });
+    expect(condition(rejected, 'Ready')?.message).toContain(`the access token is valid until ${rejected.status?.accessTokenExpiresAt}`);
+    expect(await provider.whoAmI(accessToken)).toBe(200);
 
     provider.sandbox.rotateClientSecret(provider.clientId, upcoming);
 
-    await appWith('secret-first', (app) => condition(app, 'ClientSecretValid')?.status === 'True', 'ClientSecretValid=True after the portal caught up');
+    await appWith('secret-first', (app) => condition(app, 'ClientSecretValid')?.status === 'True' && condition(app, 'Ready')?.status === 'True', 'ClientSecretValid=True and Ready=True after the portal caught up');
   }, 120_000);
 
   it('retries at once, without waiting for the backoff, when the Secret is fixed', async () => {

@@ -36,12 +36,12 @@ describe('a referenced Secret value', () => {
     expect(await sourcesOver([secret('crm-client', { client_secret: value })]).read('sales', { name: 'crm-client', key: 'client_secret' })).toMatchObject({ found: true, value });
   });
 
-  it('too large makes ClientSecretValid=False with that reason, and Ready=False', async () => {
+  it('too large makes ClientSecretValid=False with that reason, and Ready=False with ClientSecretInvalid', async () => {
     const clientSecret = await sourcesOver([secret('crm-client', { client_secret: canary })]).read('sales', { name: 'crm-client', key: 'client_secret' });
     const status = deriveStatus({ now: Date.now(), state: { refreshToken: 'refresh-one', record: {} }, clientSecret });
 
     expect(status.conditions.find((condition) => condition.type === 'ClientSecretValid')).toMatchObject({ status: 'False', reason: 'SecretValueTooLarge' });
-    expect(status.conditions.find((condition) => condition.type === 'Ready')).toMatchObject({ status: 'False', reason: 'SecretValueTooLarge' });
+    expect(status.conditions.find((condition) => condition.type === 'Ready')).toMatchObject({ status: 'False', reason: 'ClientSecretInvalid' });
     expect(JSON.stringify(status)).not.toContain('CANARY');
   });
 

@@ -80,19 +80,41 @@ describe('the Ready condition', () => {
     expect(condition(state, 'Ready').message).toContain('server_error');
   });
 
+  const invalidGrant = { ...deadMarker, failure: failure('invalid_grant') };
+  const refusedSecret = { failure: failure('invalid_client', { clientSecretFingerprint: secretFP }) };
+  const personMustAct: Array<[string, Bookkeeping, Partial<StatusInput>, string]> = [
+    ['a refused refresh token', invalidGrant, {}, 'NotAuthorized'],
+    ['an interrupted refresh', { ...deadMarker, failure: failure('interrupted') }, {}, 'NotAuthorized'],
+    ['a missing client secret', {}, { clientSecret: missing }, 'ClientSecretInvalid'],
+    ['a refused client secret', refusedSecret, {}, 'ClientSecretInvalid'],
+  ];
+
   it.each<[string, AppState, Partial<StatusInput>, string]>([
-    ['no refresh token', { record: {} }, {}, 'AuthorizationRequired'],
-    ['a refused refresh token', { refreshToken: canaries.refreshToken, record: { ...deadMarker, failure: failure('invalid_grant') } }, {}, 'InvalidGrant'],
-    ['an interrupted refresh', { refreshToken: canaries.refreshToken, record: { ...deadMarker, failure: failure('interrupted') } }, {}, 'RefreshInterrupted'],
-    ['a missing client secret', { refreshToken: canaries.refreshToken, record: {} }, { clientSecret: missing }, 'SecretNotFound'],
-    ['a refused client secret', { refreshToken: canaries.refreshToken, record: { failure: failure('invalid_client', { clientSecretFingerprint: secretFP }) } }, {}, 'InvalidClient'],
-  ])('is False with the blocker as its reason before the first access token: %s', (_what, state, input, reason) => {
+    ['no refresh token', { record: {} }, {}, 'NotAuthorized'],
+    ...personMustAct.map(([what, record, input, reason]): [string, AppState, Partial<StatusInput>, string] => [what, { refreshToken: canaries.refreshToken, record }, input, reason]),
+  ])('is False, naming the condition a person must fix, before the first access token: %s', (_what, state, input, reason) => {
     expect(condition(state, 'Ready', input)).toMatchObject({ status: 'False', reason });
   });
 
-  it('stays True while the last good token is valid, and says what blocks the next refresh', () => {
-    const ready = condition(healthy({ ...deadMarker, failure: failure('invalid_grant') }), 'Ready');
-    expect(ready).toMatchObject({ status: 'True', reason: 'TokenValid' });
+  it.each(personMustAct)('is False, naming the condition a person must fix, while the access token still works: %s', (_what, record, input, reason) => {
+    const ready = condition(healthy(record), 'Ready', input);
+    expect(ready).toMatchObject({ status: 'False', reason });
+    expect(ready.message).toContain('the access token is valid until 2030-01-01T13:00:00Z');
+  });
+
+  it('says in its message what the person must do', () => {
+    expect(condition(healthy(invalidGrant), 'Ready').message).toContain('re-authorize');
+    expect(condition(healthy(refusedSecret), 'Ready').message).toContain("put the secret shown in the provider's developer portal into that Secret");
+  });
+
+  it('names the client secret first when both need a person: authorizing needs a working client secret', () => {
+    expect(condition({ record: {} }, 'Ready', { clientSecret: missing })).toMatchObject({ status: 'False', reason: 'ClientSecretInvalid' });
+  });
+
+  it('is False with TokenExpired once the access token expired, even while a person must act', () => {
+    const state = healthy(invalidGrant, { tokens: { accessToken: canaries.accessToken, tokenType: 'Bearer', expiresAt: iso(now) } });
+    const ready = condition(state, 'Ready');
+    expect(ready).toMatchObject({ status: 'False', reason: 'TokenExpired' });
     expect(ready.message).toContain('re-authorize');
   });
 
@@ -299,6 +321,17 @@ describe('in every situation', () => {
         const personMustAct = conditions.some((c) => (c.type === 'Authorized' || c.type === 'ClientSecretValid') && c.status === 'False');
         if (personMustAct) expect(fields).not.toHaveProperty('nextRefreshTime');
         else if (s.refreshAt !== undefined || s.failure?.retryAt !== undefined) expect(fields).toHaveProperty('nextRefreshTime');
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('Ready is False whenever Authorized or ClientSecretValid is False', () => {
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const { conditions } = deriveStatus(input(s));
+        const personMustAct = conditions.some((c) => (c.type === 'Authorized' || c.type === 'ClientSecretValid') && c.status === 'False');
+        if (personMustAct) expect(conditions.find((c) => c.type === 'Ready')?.status).toBe('False');
       }),
       { numRuns: 500 },
     );
