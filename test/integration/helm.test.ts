@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { parseConfig } from '../../src/config.ts';
 import { startControlPlane, type RunningControlPlane } from '../../src/localcluster/controlplane.ts';
 import { requiredEnvironment } from '../support/environment.ts';
 import { chartDir, helm, helmOK, helmTemplate, helmTemplateYAML, type Release } from '../support/helm.ts';
@@ -39,7 +40,7 @@ interface Deployment extends Manifest {
     replicas: number;
     template: {
       metadata: { labels: Record<string, string> };
-      spec: { serviceAccountName: string; containers: Array<{ image: string; args: string[]; env: Array<{ name: string; value?: string }> }> };
+      spec: { serviceAccountName: string; terminationGracePeriodSeconds: number; containers: Array<{ image: string; args: string[]; env: Array<{ name: string; value?: string }> }> };
     };
   };
 }
@@ -69,6 +70,7 @@ const combinations: Array<[string, object]> = [
       nodeOptions: '--max-old-space-size=384',
       leaderElection: false,
       logLevel: 'debug',
+      terminationGracePeriodSeconds: 60,
       providerHosts: ['*.pipedrive.com', 'login.example.com'],
       extraArgs: ['--workers=16'],
       extraEnv: [{ name: 'NODE_EXTRA_CA_CERTS', value: '/etc/ssl/extra/ca.pem' }],
@@ -149,6 +151,27 @@ describe('helm template', () => {
     expect(container?.args.at(-1)).toBe('--log-level=debug');
     expect(container?.args).toContain('--log-level=info');
   });
+
+  // The kubelet kills the container at the grace period: a stop still storing refresh results then
+  // loses them. 5 s are left for the process to exit.
+  it.each([
+    ['the default', {}, 30],
+    ['a raised one, with the callback apart', { terminationGracePeriodSeconds: 90, callback: { separate: { enabled: true } } }, 90],
+  ])('runs every pod with a --shutdown-timeout 5 s below its terminationGracePeriodSeconds: %s', async (_title, values, grace) => {
+    const deployments = (await helmTemplate({ name: release, namespace: operatorNamespace, values })).filter((object): object is Deployment => object.kind === 'Deployment');
+    expect(deployments.length).toBeGreaterThan(0);
+    for (const { spec } of deployments) {
+      expect(spec.template.spec.terminationGracePeriodSeconds).toBe(grace);
+      const parsed = parseConfig({ argv: spec.template.spec.containers[0]?.args ?? [], env: {}, podNamespace: undefined });
+      expect(parsed.ok && parsed.config.shutdownTimeoutSeconds).toBe(grace - 5);
+    }
+  });
+
+  it('refuses --shutdown-timeout in extraArgs, naming the value that sets it', async () => {
+    const result = await helm(['template', release, chartDir, '--values', '-'], { input: JSON.stringify({ extraArgs: ['--shutdown-timeout=60'] }) });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('extraArgs may not set --shutdown-timeout: it follows terminationGracePeriodSeconds');
+  });
 });
 
 describe('values.schema.json', () => {
@@ -157,6 +180,7 @@ describe('values.schema.json', () => {
     ['watchNamespaces given as a string', { watchNamespaces: 'sales' }, "at '/watchNamespaces': got string, want array"],
     ['an extraArgs entry that is no flag', { extraArgs: ['workers=16'] }, "at '/extraArgs/0': 'workers=16' does not match pattern"],
     ['an image digest that is no sha256 digest', { image: { repository: 'oauthapp-operator', digest: 'latest' } }, "at '/image/digest'"],
+    ['a grace period with no room for a shutdown budget', { terminationGracePeriodSeconds: 5 }, "at '/terminationGracePeriodSeconds'"],
   ];
 
   it.each(refused)('refuses %s, naming it', async (_title, values, message) => {

@@ -42,8 +42,8 @@ spec:
       # No Service environment variables: the process reads none of them.
       enableServiceLinks: false
       # On SIGTERM the operator finishes in-flight work, stores refresh results it holds and
-      # releases the Lease within --shutdown-timeout (25 s by default): keep that below this.
-      terminationGracePeriodSeconds: 30
+      # releases the Lease within --shutdown-timeout, which sharedArgs sets 5 s below this.
+      terminationGracePeriodSeconds: {{ $values.terminationGracePeriodSeconds }}
       {{- with $values.imagePullSecrets }}
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
@@ -172,6 +172,13 @@ spec:
 {{- $args = append $args (printf "--callback-trusted-proxies=%s" (join "," .)) -}}
 {{- end -}}
 {{- $args = append $args (printf "--log-level=%s" $values.logLevel) -}}
+{{- /* The shutdown budget stays inside the pod's grace period: 5 s left for the process to exit. */ -}}
+{{- $args = append $args (printf "--shutdown-timeout=%d" (sub (int $values.terminationGracePeriodSeconds) 5)) -}}
+{{- range $values.extraArgs -}}
+{{- if hasPrefix "--shutdown-timeout" . -}}
+{{- fail "extraArgs may not set --shutdown-timeout: it follows terminationGracePeriodSeconds (5 s shorter); set that value instead" -}}
+{{- end -}}
+{{- end -}}
 {{- $args = append $args (printf "--provider-hosts=%s" (join "," $values.providerHosts)) -}}
 {{- with $values.watchNamespaces -}}
 {{- $args = append $args (printf "--namespaces=%s" (join "," .)) -}}
