@@ -24,11 +24,14 @@ function toStructural(schema: unknown): unknown {
 const openAPI = (schema: z.ZodType) =>
   toStructural(z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'throw' }));
 
-const conditionColumn = (type: string) => ({
+const conditionColumn = (type: string, description: string) => ({
   name: type,
   type: 'string',
   jsonPath: `.status.conditions[?(@.type=="${type}")].status`,
+  description,
 });
+
+const readyField = (field: 'reason' | 'message') => `.status.conditions[?(@.type=="Ready")].${field}`;
 
 export function oauthAppCRD() {
   return {
@@ -49,11 +52,13 @@ export function oauthAppCRD() {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: [
-            conditionColumn('Ready'),
-            conditionColumn('Authorized'),
+            conditionColumn('Ready', 'Whether the target Secret holds a valid access token and no person needs to act'),
+            conditionColumn('Authorized', 'Whether the operator holds a usable refresh token'),
+            { name: 'Secret', type: 'string', jsonPath: '.status.targetSecretName', description: 'The Secret workloads mount' },
             // A string, not a date: kubectl prints future dates as <invalid>.
             { name: 'Expires', type: 'string', jsonPath: '.status.accessTokenExpiresAt', description: 'When the current access token expires (UTC)' },
-            { name: 'Reason', type: 'string', priority: 1, jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
+            { name: 'Reason', type: 'string', priority: 1, jsonPath: readyField('reason'), description: "Ready's reason" },
+            { name: 'Message', type: 'string', priority: 1, jsonPath: readyField('message'), description: "Ready's message" },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: {

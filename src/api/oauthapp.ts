@@ -175,30 +175,37 @@ export type OAuthAppSpec = z.output<typeof oauthAppSpec>;
 export const conditionTypes = ['Ready', 'Authorized', 'ClientSecretValid'] as const;
 export type ConditionType = (typeof conditionTypes)[number];
 
-/** metav1.Condition. */
-export const condition = z.object({
-  type: z.string().min(1).max(316),
-  status: z.enum(['True', 'False', 'Unknown']),
-  observedGeneration: z.number().int().min(0).optional(),
-  lastTransitionTime: z.string().meta({ format: 'date-time' }),
-  reason: z.string().min(1).max(1024),
-  message: z.string().max(32_768),
-});
+/** metav1.Condition, with its descriptions. */
+export const condition = z
+  .object({
+    type: z.string().min(1).max(316).describe('Ready, Authorized or ClientSecretValid.'),
+    status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
+    observedGeneration: z.number().int().min(0).optional().describe('The metadata.generation this condition was set for.'),
+    lastTransitionTime: z.string().meta({ format: 'date-time' }).describe('When status last changed.'),
+    reason: z.string().min(1).max(1024).describe('Why, in one CamelCase word (e.g. TokenValid, NotAuthorized, InvalidClient); stable for alerts and scripts.'),
+    message: z.string().max(32_768).describe('Why, for a person: what happened and what to do. Never contains a secret value.'),
+  })
+  .describe('One aspect of the app\'s state (metav1.Condition).');
 export type Condition = z.output<typeof condition>;
 
 const timestamp = z.string().meta({ format: 'date-time' });
 
 export const oauthAppStatus = z
   .object({
-    observedGeneration: z.number().int().min(0).optional(),
+    observedGeneration: z.number().int().min(0).optional().describe('The metadata.generation the operator last acted on.'),
     conditions: z
       .array(condition)
       .optional()
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] })
-      .describe('Ready, Authorized and ClientSecretValid.'),
+      .describe(
+        'Ready (the target Secret holds a valid access token and no person needs to act; False with NotAuthorized or ClientSecretInvalid when one does, even while the token still works), Authorized (the operator holds a usable refresh token) and ClientSecretValid (the provider accepted the client secret).',
+      ),
+    targetSecretName: objectName.optional().describe('The Secret the operator writes for workloads: spec.target.name, default <metadata.name>-credentials.'),
     accessTokenExpiresAt: timestamp.optional().describe('When the access token in the target Secret expires.'),
-    lastRefreshTime: timestamp.optional(),
-    nextRefreshTime: timestamp.optional(),
+    lastRefreshTime: timestamp.optional().describe('When the access token was last refreshed successfully.'),
+    nextRefreshTime: timestamp
+      .optional()
+      .describe('When the operator refreshes next (the schedule, or the retry after a failure). Absent while a person must act.'),
     lastRotateRequest: z.string().max(256).optional().describe('The last oauthapp.dev/rotate annotation value acted on.'),
     authorizationURL: z
       .string()

@@ -26,6 +26,7 @@ import { observation, type AppObservation } from './observation.ts';
 import { deriveStatus, invalidSpecStatus, limits } from './status.ts';
 import type { StatusWriter } from './status-writer.ts';
 import type { TargetWriter } from './target-writer.ts';
+import { targetSecretName } from './desired.ts';
 
 export interface ReconcilerDependencies {
   apps: ObjectCache<KubeObject>;
@@ -184,6 +185,7 @@ export class Reconciler {
       now: now(),
       state: stored.state,
       clientSecret,
+      targetSecretName: targetSecretName(app.metadata.name, spec),
       ...(targetConflict ? { targetConflict } : {}),
       ...(lastRotateRequest !== undefined ? { lastRotateRequest } : {}),
       ...(rotate.refused ? { rotateRequestRefused: rotate.refused } : {}),

@@ -41,6 +41,8 @@ export interface StatusInput {
   now: number;
   state: AppState;
   clientSecret: ClientSecretLookup;
+  /** The target Secret's name (spec.target.name or its default). */
+  targetSecretName: string;
   /** Set when the target Secret exists but belongs to something else. */
   targetConflict?: string;
   authorizationURL?: string;
@@ -80,6 +82,7 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
   return {
     conditions: [ready, authorized, clientSecretValid],
     fields: {
+      targetSecretName: input.targetSecretName,
       ...(tokens ? { accessTokenExpiresAt: rfc3339(tokens.expiresAt) } : {}),
       ...(record.lastRefreshTime ? { lastRefreshTime: rfc3339(record.lastRefreshTime) } : {}),
       ...(next ? { nextRefreshTime: rfc3339(next) } : {}),

@@ -142,12 +142,12 @@ describe('kubectl apply of a valid OAuthApp', () => {
 });
 
 describe('kubectl get oapp', () => {
-  it('lists OAuthApps by short name with Ready, Authorized, Expires and Age columns', async () => {
+  it('lists OAuthApps by short name with Ready, Authorized, Secret, Expires and Age columns', async () => {
     await kubectlOK(['apply', '-n', namespace, '-f', '-'], { input: stringify(withSpec(pipedriveExample, 'columns', () => undefined)) });
 
     const table = await kubectlOK(['get', 'oapp', 'columns', '-n', namespace]);
 
-    expect(table.split('\n')[0]?.split(/\s+/)).toEqual(['NAME', 'READY', 'AUTHORIZED', 'EXPIRES', 'AGE']);
+    expect(table.split('\n')[0]?.split(/\s+/)).toEqual(['NAME', 'READY', 'AUTHORIZED', 'SECRET', 'EXPIRES', 'AGE']);
   });
 
   it('explains each field from the schema descriptions', async () => {

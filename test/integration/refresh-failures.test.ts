@@ -2,7 +2,7 @@
 // operator does next (retry timing, recovery), against the real apiserver and sandbox.
 import { describe, expect, it } from '@jest/globals';
 import { stateSecretName } from '../../src/oauthapp/state.ts';
-import { kubectlOK } from '../support/kubectl.ts';
+import { kubectlOK, tableRows } from '../support/kubectl.ts';
 import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
 import { apply, condition, getApp, opaqueSecret, type AppView } from '../support/resources.ts';
 import { useTestbed } from '../support/testbed.ts';
@@ -110,6 +110,26 @@ describe('a gateway 502 in front of a provider that rotates refresh tokens', () 
     expect((await testbed.admin.secretData(testbed.namespace, 'gateway-credentials'))?.access_token).toBe(accessToken);
     expect(await provider.whoAmI(accessToken ?? '')).toBe(200);
   }, 120_000);
+});
+
+describe('kubectl get oapp -o wide', () => {
+  it("shows Ready=False while a person must act, the target Secret, the token's expiry, and Ready's reason and message", async () => {
+    // The gateway app above: its refresh token given up, its access token still valid.
+    const app = await getApp(testbed.namespace, 'gateway');
+
+    const [row] = tableRows(await kubectlOK(['get', 'oapp', 'gateway', '-n', testbed.namespace, '-o', 'wide']));
+
+    expect(row).toMatchObject({
+      NAME: 'gateway',
+      READY: 'False',
+      AUTHORIZED: 'False',
+      SECRET: 'gateway-credentials',
+      EXPIRES: app.status?.accessTokenExpiresAt,
+      REASON: 'NotAuthorized',
+    });
+    expect(row?.MESSAGE).toContain(`the access token is valid until ${app.status?.accessTokenExpiresAt}; `);
+    expect(Date.parse(row?.EXPIRES ?? '')).toBeGreaterThan(Date.now());
+  });
 });
 
 describe('all of the above', () => {

@@ -36,3 +36,15 @@ export async function kubectlOK(args: string[], options: KubectlOptions = {}): P
   if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
   return result.stdout;
 }
+
+/**
+ * The rows of a table kubectl printed (`kubectl get`), each keyed by column header. Cells are cut
+ * at the header's offsets, so a cell with spaces (a condition message) stays whole.
+ */
+export function tableRows(table: string): Array<Record<string, string>> {
+  const [header = '', ...rows] = table.split('\n').filter((line) => line.trim() !== '');
+  const columns = [...header.matchAll(/\S+/g)].map((match) => ({ name: match[0], start: match.index }));
+  return rows.map((row) =>
+    Object.fromEntries(columns.map(({ name, start }, index) => [name, row.slice(start, columns[index + 1]?.start).trim()])),
+  );
+}

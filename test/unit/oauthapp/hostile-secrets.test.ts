@@ -38,7 +38,7 @@ describe('a referenced Secret value', () => {
 
   it('too large makes ClientSecretValid=False with that reason, and Ready=False with ClientSecretInvalid', async () => {
     const clientSecret = await sourcesOver([secret('crm-client', { client_secret: canary })]).read('sales', { name: 'crm-client', key: 'client_secret' });
-    const status = deriveStatus({ now: Date.now(), state: { refreshToken: 'refresh-one', record: {} }, clientSecret });
+    const status = deriveStatus({ now: Date.now(), state: { refreshToken: 'refresh-one', record: {} }, clientSecret, targetSecretName: 'crm-credentials' });
 
     expect(status.conditions.find((condition) => condition.type === 'ClientSecretValid')).toMatchObject({ status: 'False', reason: 'SecretValueTooLarge' });
     expect(status.conditions.find((condition) => condition.type === 'Ready')).toMatchObject({ status: 'False', reason: 'ClientSecretInvalid' });
@@ -50,6 +50,7 @@ describe('a referenced Secret value', () => {
       now: Date.now(),
       state: { record: {} },
       clientSecret: { found: true, value: 'client-secret', source: 'Secret sales/crm-client, key client_secret' },
+      targetSecretName: 'crm-credentials',
       refreshTokenSourceProblem: { reason: 'SecretValueTooLarge', message: 'Secret sales/crm-seed, key refresh_token, holds 70000 bytes; at most 65536 are used' },
     });
 

@@ -118,7 +118,7 @@ describe('stored times with --min-refresh-interval', () => {
 
 describe('a token that lives shorter than --min-refresh-interval', () => {
   const ready = (state: AppState, at = now) =>
-    deriveStatus({ now: at, state, clientSecret: { found: true, value: clientSecret, source: 'Secret sales/crm-client, key client_secret' }, minRefreshIntervalMs: 5 * second }).conditions.find(
+    deriveStatus({ now: at, state, clientSecret: { found: true, value: clientSecret, source: 'Secret sales/crm-client, key client_secret' }, targetSecretName: 'crm-credentials', minRefreshIntervalMs: 5 * second }).conditions.find(
       (condition) => condition.type === 'Ready',
     );
 

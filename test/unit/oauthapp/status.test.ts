@@ -22,6 +22,7 @@ const source = 'Secret sales/crm-sync-client key client_secret';
 const found = (value = canaries.clientSecret): ClientSecretLookup => ({ found: true, value, source });
 const missingProblem = `${source} does not exist`;
 const missing: ClientSecretLookup = { found: false, source, problem: missingProblem };
+const targetSecretName = 'crm-sync-credentials';
 const authorizationURL = 'https://oauth.pipedrive.com/oauth/authorize?client_id=b4d083d9216986345b32&redirect_uri=https%3A%2F%2Fops.example.com%2Foauth%2Fcallback&state=signed';
 
 const secretFP = fingerprint(canaries.clientSecret);
@@ -51,7 +52,7 @@ const healthy = (record: Bookkeeping = {}, overrides: Partial<AppState> = {}): A
 });
 
 const derive = (state: AppState, input: Partial<StatusInput> = {}) =>
-  deriveStatus({ now, state, clientSecret: found(), authorizationURL, ...input });
+  deriveStatus({ now, state, clientSecret: found(), targetSecretName, authorizationURL, ...input });
 
 const condition = (state: AppState, type: ConditionInput['type'], input: Partial<StatusInput> = {}) => {
   const match = derive(state, input).conditions.find((c) => c.type === type);
@@ -190,8 +191,9 @@ describe('the ClientSecretValid condition', () => {
 });
 
 describe('the status fields', () => {
-  it('report the access token expiry and the last and next refresh in RFC 3339 UTC', () => {
+  it('name the target Secret, the access token expiry and the last and next refresh in RFC 3339 UTC', () => {
     expect(derive(healthy()).fields).toEqual({
+      targetSecretName,
       accessTokenExpiresAt: '2030-01-01T13:00:00Z',
       lastRefreshTime: '2030-01-01T11:50:00Z',
       nextRefreshTime: '2030-01-01T12:30:00Z',
@@ -296,6 +298,7 @@ function input(s: Scenario): StatusInput {
     now,
     state,
     clientSecret: s.clientSecret,
+    targetSecretName,
     ...(s.targetConflict ? { targetConflict: s.targetConflict } : {}),
     ...(s.authorizationURL ? { authorizationURL: s.authorizationURL } : {}),
     ...(s.lastRotateRequest ? { lastRotateRequest: s.lastRotateRequest } : {}),
