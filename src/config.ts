@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { acquireJitter } from './kube/leader-election.ts';
 import { parseCIDR } from './oauth/address-policy.ts';
+import { proxySettingsFrom, type ProxySettings } from './oauth/proxy.ts';
 
 const hostPort = z
   .string()
@@ -189,6 +190,8 @@ export interface Config {
   allowLoopbackProviders: boolean;
   /** spec.tokenURL / spec.authorizeURL may replace a preset's endpoints. */
   allowPresetOverrides: boolean;
+  /** The egress proxy for token requests, from HTTPS_PROXY and NO_PROXY (no flags: every HTTP client reads these). */
+  proxy: ProxySettings;
 }
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; error: string };
@@ -260,6 +263,8 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
   const leaderElection = { leaseDurationMs: value(results.leaseDurationMs), renewDeadlineMs: value(results.renewDeadlineMs), retryPeriodMs: value(results.retryPeriodMs) };
   const timingProblem = leaderElectionTimingProblem(leaderElection);
   if (timingProblem) return { ok: false, error: timingProblem };
+  const proxy = proxySettingsFrom(env);
+  if (!proxy.ok) return proxy;
 
   return {
     ok: true,
@@ -288,6 +293,7 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
       allowProviderNetworks: value(results.allowProviderNetworks) ?? [],
       allowLoopbackProviders: value(results.allowLoopbackProviders),
       allowPresetOverrides: value(results.allowPresetOverrides),
+      proxy: proxy.settings,
     },
   };
 }

@@ -30,7 +30,9 @@ if (!parsed.ok) {
 }
 const { config } = parsed;
 const logger = createLogger({ level: config.logLevel });
-logger.info({ namespaces: config.namespaces.length ? config.namespaces : 'all', operatorNamespace: config.operatorNamespace, components: config.components }, 'starting');
+// The proxy's host only: its URL may carry credentials.
+const proxy = config.proxy.url ? { proxy: config.proxy.url.host, noProxy: config.proxy.noProxy } : {};
+logger.info({ namespaces: config.namespaces.length ? config.namespaces : 'all', operatorNamespace: config.operatorNamespace, components: config.components, ...proxy }, 'starting');
 
 const operator = await startOperator(config, logger);
 void operator.ended.then(() => {

@@ -127,6 +127,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     timeoutMs: requestTimeoutMs,
     defaultExpiresInSeconds: config.defaultTokenLifetimeSeconds,
     addresses: createAddressPolicy({ allowNetworks: config.allowProviderNetworks, allowLoopback: config.allowLoopbackProviders }),
+    proxy: config.proxy,
   });
   // The state-signing keys, re-read every 10 s by every replica; a replica that sees a new
   // oauthapp.dev/rotate value on their Secret rotates them (one wins: a guarded update). States

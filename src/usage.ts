@@ -39,6 +39,7 @@ export function usage(): string {
     '',
     'Keeps OAuth 2.0 app credentials and fresh access tokens in Kubernetes Secrets, for OAuthApp resources.',
     'Every flag is also an environment variable (shown after its default); a flag wins.',
+    'Token requests honour HTTPS_PROXY, NO_PROXY (and their lowercase forms) and NODE_EXTRA_CA_CERTS.',
     '',
     'Flags:',
     ...entries,

@@ -1,12 +1,14 @@
 // The OAuth 2.0 token endpoint client: one POST per call, never retried, every failure a typed
 // TokenRequestError (see errors.ts for what `delivery` tells the caller).
-import got, { type ExtendOptions, type Got, type OptionsInit } from 'got';
+import got, { type Agents, type ExtendOptions, type Got, type OptionsInit } from 'got';
+import { HttpsProxyAgent } from 'hpagent';
 import http from 'node:http';
 import https from 'node:https';
 import { AddressNotAllowedError, guardedLookup, literalAddress, publicAddressesOnly, type AddressPolicy, type LookupFunction } from './address-policy.ts';
 import { fromErrorAnswer, malformedAnswer } from './error-response.ts';
 import { TokenRequestError } from './errors.ts';
 import { postForExchange } from './http-exchange.ts';
+import { noProxySettings, usesProxy, type ProxySettings } from './proxy.ts';
 import { redactor } from './redact.ts';
 import { encodeTokenRequest, type TokenRequest } from './token-request.ts';
 import { defaultExpiresInSeconds, parseTokenResponse, type TokenSet } from './token-response.ts';
@@ -36,6 +38,11 @@ export interface TokenClientOptions {
   readonly addresses?: AddressPolicy | undefined;
   /** Resolves host names (tests). Default dns.lookup. */
   readonly lookup?: LookupFunction | undefined;
+  /**
+   * The egress proxy for https:// token URLs (HTTPS_PROXY, NO_PROXY). Through it the proxy picks
+   * the provider's address, so `addresses` cannot apply (see proxy.ts). Default: none.
+   */
+  readonly proxy?: ProxySettings | undefined;
 }
 
 export interface RequestTokenOptions {
@@ -64,6 +71,9 @@ const instanceFrom = (option: TokenClientOptions['got'], lookup: LookupFunction)
 export const createTokenClient = (options: TokenClientOptions = {}): TokenClient => {
   const addresses = options.addresses ?? publicAddressesOnly;
   const instance = instanceFrom(options.got, guardedLookup(addresses, options.lookup));
+  const proxy = options.proxy ?? noProxySettings;
+  // hpagent: a CONNECT tunnel, then TLS to the provider over it as https.Agent does (CAs, names).
+  const proxied: Agents | undefined = proxy.url === undefined ? undefined : { https: new HttpsProxyAgent({ keepAlive: false, proxy: proxy.url }) };
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
   const now = options.now ?? Date.now;
   const userAgent = options.userAgent ?? defaultUserAgent;
@@ -105,6 +115,7 @@ export const createTokenClient = (options: TokenClientOptions = {}): TokenClient
       http2: false,
       timeout: { request: timeoutMs },
       signal: call.signal,
+      ...(proxied !== undefined && usesProxy(proxy, request.tokenURL) ? { agent: proxied } : {}),
     };
     const exchange = await postForExchange(instance, request.tokenURL, gotOptions, maxResponseBytes);
     if (exchange.kind === 'failed') {

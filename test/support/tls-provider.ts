@@ -23,16 +23,29 @@ export interface TLSProvider {
   close(): Promise<void>;
 }
 
-export async function startTLSProvider(certificateName: string): Promise<TLSProvider> {
+export interface SelfSigned {
+  readonly key: string;
+  readonly certificate: string;
+  readonly certificatePath: string;
+  remove(): Promise<void>;
+}
+
+/** A self-signed certificate for `names` (DNS names; the first is the CN), in a directory of its own. */
+export async function selfSignedCertificate(names: readonly string[]): Promise<SelfSigned> {
   const dir = await mkdtemp(join(tmpdir(), 'oauthapp-tls-'));
   const keyPath = join(dir, 'key.pem');
   const certificatePath = join(dir, 'cert.pem');
   await promisify(execFile)('openssl', [
     'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
     '-keyout', keyPath, '-out', certificatePath, '-days', '2',
-    '-subj', `/CN=${certificateName}`, '-addext', `subjectAltName=DNS:${certificateName}`,
+    '-subj', `/CN=${names[0] ?? ''}`, '-addext', `subjectAltName=${names.map((name) => `DNS:${name}`).join(',')}`,
   ]);
   const [key, certificate] = await Promise.all([readFile(keyPath, 'utf8'), readFile(certificatePath, 'utf8')]);
+  return { key, certificate, certificatePath, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export async function startTLSProvider(certificateName: string): Promise<TLSProvider> {
+  const { key, certificate, certificatePath, remove } = await selfSignedCertificate([certificateName]);
   let requests = 0;
   const server = https.createServer({ key, cert: certificate }, (_request, response) => {
     requests += 1;
@@ -51,7 +64,7 @@ export async function startTLSProvider(certificateName: string): Promise<TLSProv
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await rm(dir, { recursive: true, force: true });
+      await remove();
     },
   };
 }

@@ -44,6 +44,7 @@ describe('parseConfig', () => {
       allowProviderNetworks: [],
       allowLoopbackProviders: false,
       allowPresetOverrides: false,
+      proxy: { url: undefined, noProxy: [] },
     });
   });
 
@@ -286,6 +287,14 @@ describe('parseConfig', () => {
 
   it('refuses a flag without its value', () => {
     expect(error({ argv: ['--metrics-addr'] })).toContain('--metrics-addr');
+  });
+
+  it('refuses an HTTPS_PROXY that is no http:// or https:// URL, naming the variable', () => {
+    expect(error({ env: { HTTPS_PROXY: 'socks5://proxy:1080' } })).toContain('HTTPS_PROXY');
+  });
+
+  it('reads the egress proxy from HTTPS_PROXY and NO_PROXY', () => {
+    expect(config({ env: { HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: '.svc' } }).proxy).toEqual({ url: new URL('http://proxy:3128'), noProxy: ['.svc'] });
   });
 
   it('ignores variables for flags it does not have', () => {
