@@ -206,6 +206,22 @@ export const oauthAppStatus = z
     nextRefreshTime: timestamp
       .optional()
       .describe('When the operator refreshes next (the schedule, or the retry after a failure). Absent while a person must act.'),
+    lastFailure: z
+      .object({
+        reason: z
+          .string()
+          .min(1)
+          .max(64)
+          .describe(
+            'What went wrong, in one CamelCase word: InvalidGrant, InvalidClient, RateLimited, ServerError, Timeout, NetworkError, MalformedResponse, Rejected or RefreshInterrupted.',
+          ),
+        time: timestamp.describe('When the failed request ended.'),
+        attempts: z.number().int().min(1).describe('How many token requests in a row failed with this reason (the backoff grows with it).'),
+      })
+      .optional()
+      .describe(
+        'The last failed token request, while no request has succeeded since (cleared by the next success, as cert-manager clears lastFailureTime and failedIssuanceAttempts). The condition it affects says why, with the provider\'s own description of the error.',
+      ),
     lastRotateRequest: z.string().max(256).optional().describe('The last oauthapp.dev/rotate annotation value acted on.'),
     authorizationURL: z
       .string()

@@ -103,8 +103,9 @@ export const fromErrorAnswer = (answer: ErrorAnswer, context: ErrorAnswerContext
   const description = says.description === undefined ? undefined : providerText(says.description, context.redact);
   const retryAfterMs =
     code === 'rate_limited' || code === 'server_error' ? parseRetryAfter(answer.retryAfter, context.now) : undefined;
-  // The message reaches status and Events: the status and a registered RFC 6749 code only, never
-  // text from the body. The provider's own words (redacted, capped) are the debug-log detail.
+  // The message reaches status and Events: the status and a registered RFC 6749 code only. The
+  // provider's description (redacted, capped) travels apart from it, so that status can quote it
+  // as the provider's word; code and description together are the debug-log detail.
   const said = [providerError, description].filter((part) => part !== undefined && part !== '').join(': ');
   const registered = says.code !== undefined && registeredCodes.has(says.code) ? ` ${says.code}` : '';
   const wait = retryAfterMs === undefined ? '' : `, retry after ${Math.ceil(retryAfterMs / 1000)}s`;
@@ -115,6 +116,7 @@ export const fromErrorAnswer = (answer: ErrorAnswer, context: ErrorAnswerContext
     status: answer.status,
     retryAfterMs,
     providerError,
+    ...(description === undefined || description === '' ? {} : { description }),
     ...(said === '' ? {} : { detail: said }),
   });
 };

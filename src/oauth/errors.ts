@@ -41,6 +41,8 @@ export interface TokenRequestErrorDetails {
   readonly retryAfterMs?: number | undefined;
   /** The provider's RFC 6749 §5.2 `error` code, as sent (e.g. `invalid_scope`), when there was one. */
   readonly providerError?: string | undefined;
+  /** The provider's own words about the failure (see TokenRequestError.description). */
+  readonly description?: string | undefined;
   /** A refresh token found in a 2xx that was otherwise unusable (see TokenRequestError.refreshToken). */
   readonly refreshToken?: string | undefined;
   /** What the provider or the connection said (see TokenRequestError.detail). */
@@ -62,6 +64,13 @@ export class TokenRequestError extends Error {
   readonly status: number | undefined;
   readonly retryAfterMs: number | undefined;
   readonly providerError: string | undefined;
+  /**
+   * The provider's own description of the error (RFC 6749 error_description, or the sentence
+   * Pipedrive sends instead), with the secret values sent removed, on one line, at most
+   * maxProviderTextLength characters: the provider's word to the app's owner, fit for status and
+   * Events. Unlike `detail`, never a transport error's text (certificate names, addresses).
+   */
+  readonly description: string | undefined;
 
   constructor(message: string, details: TokenRequestErrorDetails) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -70,6 +79,7 @@ export class TokenRequestError extends Error {
     this.status = details.status;
     this.retryAfterMs = details.retryAfterMs;
     this.providerError = details.providerError;
+    this.description = details.description;
     this.#refreshToken = details.refreshToken;
     this.#detail = details.detail;
   }

@@ -25,6 +25,7 @@ import type { SourceSecrets } from './source-secrets.ts';
 import { AnswerNoLongerAppliesError, type StateStore, type StoredState } from './state-store.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { fingerprint, type AppIdentity, type AppState } from './state.ts';
+import { providerSaid } from './status.ts';
 
 /** A state handed out in status is replaced this long before it expires. */
 const stateRenewalMarginMs = 60_000;
@@ -157,7 +158,7 @@ export class Authorizations {
         return { ok: false, status: 409, reason: 'state_used', message: 'The OAuthApp was authorized again or deleted meanwhile; nothing was stored. Use its current status.authorizationURL.', app: identity };
       }
       if (!isTokenRequestError(error)) throw error;
-      const message = `the provider did not accept the authorization code (${error.code}): ${error.message}`;
+      const message = `the provider did not accept the authorization code (${error.code}): ${error.message}${providerSaid(error.description)}`;
       await this.recordFailure(app, identity, stored, 'ExchangeFailed', message);
       return { ok: false, status: 502, reason: 'exchange_failed', message: `${message}. Start again from the OAuthApp's status.authorizationURL.`, app: identity };
     }

@@ -130,6 +130,8 @@ export interface FailureInput {
   /** Whether the request may have reached the provider without an answer coming back. */
   outcomeUnknown: boolean;
   message: string;
+  /** The provider's description of the failure, when it gave one. */
+  description?: string | undefined;
   retryAfterMs?: number;
   clientSecretFingerprint: string;
   backoffMs: (attempt: number) => number;
@@ -145,6 +147,7 @@ const retryAfterDefaultMs = 60_000;
 export function recordFailure(input: FailureInput): AppState {
   const { now, state, kind, message, clientSecretFingerprint } = input;
   const at = new Date(now).toISOString();
+  const said = input.description === undefined ? {} : { description: input.description };
   const { claim: _claim, ...record } = state.record;
   const attempts = (record.failure?.kind === kind ? record.failure.attempts : 0) + 1;
   const sentFingerprint = fingerprint(input.sentRefreshToken);
@@ -155,7 +158,7 @@ export function recordFailure(input: FailureInput): AppState {
       record: {
         ...record,
         deadRefreshTokenFingerprint: sentFingerprint,
-        failure: { kind: kind === 'invalid_grant' ? kind : 'interrupted', message, at, attempts: 1 },
+        failure: { kind: kind === 'invalid_grant' ? kind : 'interrupted', message, ...said, at, attempts: 1 },
       },
     };
   }
@@ -171,6 +174,7 @@ export function recordFailure(input: FailureInput): AppState {
       failure: {
         kind,
         message,
+        ...said,
         at,
         attempts,
         retryAt: new Date(now + delay).toISOString(),

@@ -256,6 +256,7 @@ export class Refresher {
             kind: error.code === 'aborted' ? 'network' : error.code,
             outcomeUnknown: mayHaveReachedProvider(error),
             message: error.message,
+            description: error.description,
             ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
             clientSecretFingerprint,
             backoffMs: this.deps.backoffMs,

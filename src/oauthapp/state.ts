@@ -25,6 +25,8 @@ export type FailureKind = (typeof failureKinds)[number];
 export const refreshFailure = z.object({
   kind: z.enum(failureKinds),
   message: z.string(),
+  /** What the provider said about it (TokenRequestError.description: secrets removed, capped). */
+  description: z.string().optional(),
   at: isoTime,
   /** Consecutive failures of a retryable kind, for the backoff. */
   attempts: z.number().int().min(1),

@@ -4,7 +4,7 @@ import type { ConditionInput } from '../api/conditions.ts';
 import type { OAuthAppStatus } from '../api/oauthapp.ts';
 import { rfc3339 } from './desired.ts';
 import { needsAuthorization, tokenLifetimeTooShort } from './policies.ts';
-import { fingerprint, type AppState } from './state.ts';
+import { fingerprint, type AppState, type FailureKind } from './state.ts';
 
 export const reasons = {
   tokenValid: 'TokenValid',
@@ -29,6 +29,19 @@ export const reasons = {
   tokenLifetimeTooShort: 'TokenLifetimeTooShort',
   secretValueTooLarge: 'SecretValueTooLarge',
 } as const;
+
+/** status.lastFailure.reason for each kind of failed token request, in the conditions' style. */
+export const failureReasons: Readonly<Record<FailureKind, string>> = {
+  invalid_grant: reasons.invalidGrant,
+  invalid_client: reasons.invalidClient,
+  rate_limited: 'RateLimited',
+  server_error: 'ServerError',
+  timeout: 'Timeout',
+  network: 'NetworkError',
+  malformed_response: 'MalformedResponse',
+  rejected: 'Rejected',
+  interrupted: reasons.refreshInterrupted,
+};
 
 /** The CRD's bounds on status fields (src/api/oauthapp.ts): a longer value could never be written. */
 export const limits = { rotateRequest: 256, authorizationURL: 8192 } as const;
@@ -86,6 +99,7 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
       ...(tokens ? { accessTokenExpiresAt: rfc3339(tokens.expiresAt) } : {}),
       ...(record.lastRefreshTime ? { lastRefreshTime: rfc3339(record.lastRefreshTime) } : {}),
       ...(next ? { nextRefreshTime: rfc3339(next) } : {}),
+      ...(record.failure ? { lastFailure: { reason: failureReasons[record.failure.kind], time: rfc3339(record.failure.at), attempts: record.failure.attempts } } : {}),
       ...(input.lastRotateRequest !== undefined ? { lastRotateRequest: input.lastRotateRequest } : {}),
       ...(authorized.status === 'False' && usableURL(input.authorizationURL) ? { authorizationURL: input.authorizationURL } : {}),
     },
@@ -95,6 +109,9 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
 function nextRefresh({ record }: AppState): string | undefined {
   return record.failure?.retryAt ?? record.refreshAt;
 }
+
+/** The provider's own description of a failure (already redacted and capped), quoted, for a condition message. */
+export const providerSaid = (description: string | undefined): string => (description === undefined ? '' : ` (the provider said: ${JSON.stringify(description)})`);
 
 const usableURL = (url: string | undefined): boolean => url !== undefined && url.length <= limits.authorizationURL;
 
@@ -136,8 +153,8 @@ function authorizedCondition({ state, authorizationURL, seedAlreadyUsed, provide
       status: 'False',
       reason: interrupted ? reasons.refreshInterrupted : reasons.invalidGrant,
       message: interrupted
-        ? `${state.record.failure?.message ?? 'a refresh was interrupted'}${where}`
-        : `the provider refused the refresh token (invalid_grant: the app was uninstalled or the token expired): re-authorize${where}`,
+        ? `${state.record.failure?.message ?? 'a refresh was interrupted'}${providerSaid(state.record.failure?.description)}${where}`
+        : `the provider refused the refresh token (invalid_grant: the app was uninstalled or the token expired)${providerSaid(state.record.failure?.description)}: re-authorize${where}`,
     };
   }
   return { type: 'Authorized', status: 'True', reason: reasons.authorized, message: 'the operator holds a refresh token' };
@@ -154,7 +171,7 @@ function clientSecretCondition({ state, clientSecret }: StatusInput): ConditionI
       type: 'ClientSecretValid',
       status: 'False',
       reason: reasons.invalidClient,
-      message: `the provider rejected the client secret in ${clientSecret.source} (invalid_client): put the secret shown in the provider's developer portal into that Secret`,
+      message: `the provider rejected the client secret in ${clientSecret.source} (invalid_client)${providerSaid(failure?.description)}: put the secret shown in the provider's developer portal into that Secret`,
     };
   }
   if (state.record.verifiedClientSecretFingerprint === current) {
@@ -175,7 +192,7 @@ function readyCondition(input: StatusInput, authorized: ConditionInput, clientSe
   if (rotateRequestRefused) return { type: 'Ready', status: 'False', reason: reasons.invalidRotateRequest, message: rotateRequestRefused };
   const failure = state.record.failure;
   const lastFailure = failure && failure.kind !== 'invalid_grant' && failure.kind !== 'interrupted' && failure.kind !== 'invalid_client'
-    ? `; the last refresh failed (${failure.kind}): ${failure.message}`
+    ? `; the last refresh failed (${failure.kind}): ${failure.message}${providerSaid(failure?.description)}`
     : '';
   const blocker = personMustAct(authorized, clientSecretValid);
   const blockedBy = blocker ? `; ${blocker.condition.message}` : '';

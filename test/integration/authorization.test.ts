@@ -128,7 +128,7 @@ describe('an OAuthApp without a refresh token', () => {
     await testbed.appWith('tampered-verifier', (current) => condition(current, 'Ready')?.status === 'True', 'Ready');
   });
 
-  it('refuses a code issued for another authorization request (code injection): its challenge is not ours', async () => {
+  it("refuses a code issued for another authorization request (code injection): its challenge is not ours, and Authorized quotes the provider's reason", async () => {
     const app = await applyUnauthorizedApp('injected-code');
     const authorizationURL = new URL(app.status?.authorizationURL ?? '');
     // An attacker's own authorization request, with the attacker's verifier, and the victim's state.
@@ -144,6 +144,8 @@ describe('an OAuthApp without a refresh token', () => {
     expect(presented).toEqual([expect.objectContaining({ outcome: 'invalid_grant', codeVerifier: expect.any(String) })]);
     const refused = await testbed.appWith('injected-code', (current) => condition(current, 'Authorized')?.reason === 'ExchangeFailed', 'Authorized=False ExchangeFailed');
     expect(refused.status?.authorizationURL).toBeTruthy();
+    // The provider's error_description, quoted: why it refused the code.
+    expect(condition(refused, 'Authorized')?.message).toContain('(the provider said: "code_verifier does not match the code_challenge")');
   });
 
   it('reports a refusal at the provider as a condition, an Event and a page', async () => {

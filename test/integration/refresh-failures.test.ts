@@ -27,22 +27,27 @@ async function storedRefreshToken(app: AppView): Promise<string | undefined> {
 }
 
 describe('a client secret the provider rejects (invalid_client)', () => {
-  it('sets ClientSecretValid=False with an Event, keeps the refresh token, and recovers when the Secret is fixed', async () => {
+  it("sets ClientSecretValid=False quoting the provider's error_description, status.lastFailure and an Event, keeps the refresh token, and recovers (lastFailure cleared) when the Secret is fixed", async () => {
     const provider = await testbed.newProvider();
     const bootstrap = await testbed.applyApp('wrong-secret', provider, { clientSecret: 'not-the-secret-from-the-portal' });
 
     const failing = await appWith('wrong-secret', 'ClientSecretValid', 'False', 'InvalidClient');
 
     expect(condition(failing, 'ClientSecretValid')?.message).toContain(`Secret ${testbed.namespace}/wrong-secret-client`);
+    // The sandbox answers {"error":"invalid_client","error_description":"Invalid client"}.
+    expect(condition(failing, 'ClientSecretValid')?.message).toContain('(invalid_client) (the provider said: "Invalid client")');
+    expect(failing.status?.lastFailure).toEqual({ reason: 'InvalidClient', time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/), attempts: expect.any(Number) });
     expect(await eventReasons('wrong-secret')).toContain('InvalidClient');
     expect(await storedRefreshToken(failing)).toBe(bootstrap);
 
     await apply(testbed.namespace, opaqueSecret('wrong-secret-client', { client_secret: provider.clientSecret }));
 
     // invalid_client has no retry timer: only the Secret's change can bring it back.
-    await appWith('wrong-secret', 'Ready', 'True');
-    expect(condition(await getApp(testbed.namespace, 'wrong-secret'), 'ClientSecretValid')?.status).toBe('True');
+    const recovered = await appWith('wrong-secret', 'Ready', 'True');
+    expect(condition(recovered, 'ClientSecretValid')?.status).toBe('True');
+    expect(recovered.status?.lastFailure).toBeUndefined();
   }, 120_000);
+
 });
 
 describe('a refresh token the provider refuses (invalid_grant)', () => {

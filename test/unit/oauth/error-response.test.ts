@@ -93,4 +93,29 @@ describe('an error answer from the token endpoint', () => {
   it('flattens line breaks in the detail', () => {
     expect(answer(400, { error: 'invalid_grant', error_description: 'a\nb\r\nc' }).detail).toContain('a b c');
   });
+
+  it("keeps the provider's error_description as its description, apart from the message", () => {
+    expect(answer(400, { error: 'invalid_grant', error_description: 'refresh token expired after 60 days unused' }).description).toBe('refresh token expired after 60 days unused');
+  });
+
+  it("keeps Pipedrive's sentence as the description when it sends no error_description", () => {
+    expect(answer(400, { success: false, message: 'refresh_token is invalid' }).description).toBe('refresh_token is invalid');
+  });
+
+  it('has no description when the provider gave none', () => {
+    expect(answer(400, { error: 'invalid_grant' }).description).toBeUndefined();
+  });
+
+  it('removes secret values, also form-encoded, from the description', () => {
+    const { description } = fromErrorAnswer(
+      { status: 400, retryAfter: undefined, body: JSON.stringify({ error: 'invalid_grant', error_description: 'got refresh_token=a%2Fb and a/b' }) },
+      { now, redact: redactor(['a/b']) },
+    );
+    expect(description).toBe('got refresh_token=[redacted] and [redacted]');
+  });
+
+  it('caps the description at 200 characters on one line', () => {
+    const { description } = answer(400, { error: 'invalid_grant', error_description: `a\nb ${'x'.repeat(1000)}` });
+    expect(description).toBe(`a b ${'x'.repeat(196)}…`);
+  });
 });

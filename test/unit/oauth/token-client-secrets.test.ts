@@ -93,6 +93,7 @@ const expectNoSecrets = (error: TokenRequestError) => {
   const texts = [
     error.message,
     error.detail ?? '',
+    error.description ?? '',
     error.cause instanceof Error ? error.cause.message : '',
     inspect(error, { depth: Infinity, showHidden: true }),
     JSON.stringify(error),
@@ -111,7 +112,11 @@ describe('secret values never appear in errors', () => {
     const error = await failure(client.requestToken(request(scenario.grant, scenario.clientAuthentication)));
     expect(error.code).toBe(scenario.code);
     expectNoSecrets(error);
-    if (scenario.redacts) expect(error.detail).toContain('[redacted]');
+    if (scenario.redacts) {
+      expect(error.detail).toContain('[redacted]');
+      // The provider's words that status quotes, redacted the same way.
+      expect(error.description).toContain('[redacted]');
+    }
   });
 
   it('not in a network error', async () => {

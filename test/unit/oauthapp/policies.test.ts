@@ -248,6 +248,10 @@ describe('recordFailure', () => {
     );
   });
 
+  it.each<Exclude<FailureKind, 'interrupted'>>(['invalid_grant', 'invalid_client', 'server_error'])("keeps the provider's description of a %s failure", (kind) => {
+    expect(recordFailure(failure({ kind, description: 'the app was uninstalled' })).record.failure?.description).toBe('the app was uninstalled');
+  });
+
   it('clears the claim', () => {
     const after = recordFailure(failure({ state: held({ claim: claim(now + minute, 'me') }) }));
     expect(after.record.claim).toBeUndefined();

@@ -4,6 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { ConditionInput } from '../../../src/api/conditions.ts';
 import { deriveStatus, invalidSpecStatus, type ClientSecretLookup, type StatusInput } from '../../../src/oauthapp/status.ts';
+import { recordSuccess } from '../../../src/oauthapp/policies.ts';
 import { fingerprint, type AppState, type Bookkeeping, type FailureKind, type RefreshFailure } from '../../../src/oauthapp/state.ts';
 
 const now = Date.parse('2030-01-01T12:00:00Z');
@@ -236,6 +237,60 @@ describe('the status fields', () => {
   });
 });
 
+describe('status.lastFailure', () => {
+  it('names the last failed token request: its reason, when it ended, and how many in a row failed so', () => {
+    const state = healthy({ failure: failure('server_error', { attempts: 3, at: '2030-01-01T11:59:00.250Z', retryAt: iso(now + minute) }) });
+    expect(derive(state).fields.lastFailure).toEqual({ reason: 'ServerError', time: '2030-01-01T11:59:00Z', attempts: 3 });
+  });
+
+  it.each<[FailureKind, string]>([
+    ['invalid_grant', 'InvalidGrant'],
+    ['invalid_client', 'InvalidClient'],
+    ['rate_limited', 'RateLimited'],
+    ['server_error', 'ServerError'],
+    ['timeout', 'Timeout'],
+    ['network', 'NetworkError'],
+    ['malformed_response', 'MalformedResponse'],
+    ['rejected', 'Rejected'],
+    ['interrupted', 'RefreshInterrupted'],
+  ])('gives %s the reason %s', (kind, reason) => {
+    expect(derive(healthy({ failure: failure(kind) })).fields.lastFailure?.reason).toBe(reason);
+  });
+
+  it('is cleared by the next successful token request, as cert-manager clears lastFailureTime', () => {
+    const failed = healthy({ failure: failure('timeout', { attempts: 2, retryAt: iso(now) }) });
+    const succeeded = recordSuccess({
+      now,
+      state: failed,
+      sentRefreshToken: canaries.refreshToken,
+      response: { accessToken: canaries.accessToken, tokenType: 'Bearer', expiresInSeconds: 3600 },
+      renewBeforeMs: undefined,
+      clientSecretFingerprint: secretFP,
+      random: () => 0.5,
+    });
+    expect(derive(failed).fields).toHaveProperty('lastFailure');
+    expect(derive(succeeded).fields).not.toHaveProperty('lastFailure');
+  });
+});
+
+describe("the provider's description of a failure", () => {
+  const said = 'the provider said: "refresh token revoked by the user"';
+  const description = 'refresh token revoked by the user';
+
+  it('is quoted in Authorized\'s message after invalid_grant', () => {
+    expect(condition(healthy({ ...deadMarker, failure: failure('invalid_grant', { description }) }), 'Authorized').message).toContain(said);
+  });
+
+  it("is quoted in ClientSecretValid's message after invalid_client", () => {
+    const state = healthy({ failure: failure('invalid_client', { clientSecretFingerprint: secretFP, description }) });
+    expect(condition(state, 'ClientSecretValid').message).toContain(said);
+  });
+
+  it("is quoted in Ready's message after any other failure", () => {
+    expect(condition(healthy({ failure: failure('rejected', { description, retryAt: iso(now + minute) }) }), 'Ready').message).toContain(said);
+  });
+});
+
 describe('invalidSpecStatus', () => {
   it('reports InvalidSpec: Ready False, the others Unknown, with no fields', () => {
     const message = 'spec.tokenURL: must be an https:// URL';
@@ -369,7 +424,7 @@ describe('in every situation', () => {
     fc.assert(
       fc.property(scenario, (s) => {
         const { fields } = deriveStatus(input(s));
-        for (const value of [fields.accessTokenExpiresAt, fields.lastRefreshTime, fields.nextRefreshTime]) {
+        for (const value of [fields.accessTokenExpiresAt, fields.lastRefreshTime, fields.nextRefreshTime, fields.lastFailure?.time]) {
           if (value !== undefined) expect(value).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
         }
       }),
