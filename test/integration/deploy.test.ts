@@ -159,7 +159,7 @@ describe("the operator's pod", () => {
     expect(container).toMatchObject({
       args: expect.arrayContaining(['--leader-elect']),
       env: expect.arrayContaining([{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } }]),
-      resources: { limits: { memory: '256Mi' } },
+      resources: { requests: { memory: '384Mi' }, limits: { memory: '512Mi' } },
       livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' } },
       readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' } },
       securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsUser: 65532, runAsGroup: 65532 },
