@@ -188,8 +188,8 @@ describe('SIGKILL at each point of the refresh path (strictly rotating provider)
             if (reported) {
               counts.interrupted += 1;
               counts.worstReportAfterClaimExpiryMs = Math.max(counts.worstReportAfterClaimExpiryMs, Date.now() - claimExpiresAt);
-              // The access token already handed out stays in place.
-              expect(condition(reported, 'Ready')?.status).toBe('True');
+              // The access token already handed out stays in place (Ready=False: a person must re-authorize).
+              expect(condition(reported, 'Ready')).toMatchObject({ status: 'False', reason: 'NotAuthorized' });
               expect((await admin.secretData(namespace, `${app.metadata.name}-credentials`))?.access_token).toBe(accessTokenBefore);
             } else {
               counts.lost += 1;

@@ -146,8 +146,10 @@ describe('a crash between the provider answer and its storage', () => {
 
     const reported = await appWith('rotating', (current) => condition(current, 'Authorized')?.reason === 'RefreshInterrupted', 'Authorized=False RefreshInterrupted');
     expect(condition(reported, 'Authorized')?.status).toBe('False');
-    // The access token already handed out stays in place and valid: nothing was replayed.
-    expect(condition(reported, 'Ready')?.status).toBe('True');
+    // The access token already handed out stays in place and valid: nothing was replayed. Ready is
+    // False all the same: a person must re-authorize.
+    expect(condition(reported, 'Ready')).toMatchObject({ status: 'False', reason: 'NotAuthorized' });
+    expect(condition(reported, 'Ready')?.message).toMatch(/^the access token is valid until /);
     expect((await admin.secretData(namespace, 'rotating-credentials'))?.access_token).toBe(accessTokenInUse);
     expect(await provider.whoAmI(accessTokenInUse)).toBe(200);
     const presented = provider.sandbox.stats().presentedRefreshTokens;
