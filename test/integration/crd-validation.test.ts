@@ -156,6 +156,12 @@ describe('kubectl get oapp', () => {
     expect(explanation).toContain('a third of the token lifetime');
   });
 
+  it('explains status fields too, such as the reasons a condition gives', async () => {
+    const explanation = (await kubectlOK(['explain', 'oauthapp.status.conditions.reason'])).replace(/\s+/g, ' ');
+
+    expect(explanation).toContain('NotAuthorized');
+  });
+
   it('says that status.authorizationURL is a capability, so reading status is a privilege', async () => {
     const explanation = (await kubectlOK(['explain', 'oauthapp.status.authorizationURL'])).replace(/\s+/g, ' ');
 
