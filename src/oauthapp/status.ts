@@ -192,7 +192,7 @@ function readyCondition(input: StatusInput, authorized: ConditionInput, clientSe
   if (rotateRequestRefused) return { type: 'Ready', status: 'False', reason: reasons.invalidRotateRequest, message: rotateRequestRefused };
   const failure = state.record.failure;
   const lastFailure = failure && failure.kind !== 'invalid_grant' && failure.kind !== 'interrupted' && failure.kind !== 'invalid_client'
-    ? `; the last refresh failed (${failure.kind}): ${failure.message}${providerSaid(failure?.description)}`
+    ? `; the last refresh failed (${failure.kind}): ${failure.message}${providerSaid(failure.description)}`
     : '';
   const blocker = personMustAct(authorized, clientSecretValid);
   const blockedBy = blocker ? `; ${blocker.condition.message}` : '';
