@@ -277,7 +277,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     ? createLeaderElector({ http, namespace: config.operatorNamespace, identity, logger, ...config.leaderElection })
     : undefined;
   if (elector) {
-    void elector.run({
+    const electing = elector.run({
       onStartedLeading: (signal) => {
         metrics.setLeader(true);
         // Leadership ends: no reconcile starts after this; in-flight ones finish their writes.
@@ -294,6 +294,9 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
           void Promise.resolve(workers?.stopped)
             .then(() => refresher.idle())
             .then(() => flushUnsaved(Date.now() + lostLeaseFlushBudgetMs))
+            // The elector releases the Lease if it still names us (a renewal that committed with its
+            // answer lost): the successor starts a retry period later, not a lease duration.
+            .then(() => electing)
             .then(lost);
         }
       },

@@ -9,8 +9,10 @@
 //   the start of the last successful attempt, which is before the apiserver stored it, so before any
 //   other candidate can have seen it), leadership is lost: the signal is aborted and
 //   onStoppedLeading runs at once, before a successor can take over (renewDeadline < leaseDuration);
-// - stop() ends leadership, waits for the leader's work to settle, and releases the Lease by clearing
-//   its holder, so a successor takes over within one retry period instead of a lease duration.
+// - when leadership ends (stop(), or lost), the leader waits for its work to settle and releases the
+//   Lease by clearing its holder if the Lease still names it, so a successor takes over within one
+//   retry period instead of a lease duration. A lost leader's Lease can still name it: a renewal
+//   that committed but whose answer was lost (client-go releases only on a stop).
 // Two differences from client-go: a leader that sees another holder in the Lease steps down at once
 // instead of at its deadline, and isLeader() also checks the deadline against the clock, so it turns
 // false on time even when a blocked event loop delays the deadline timer.
@@ -212,7 +214,7 @@ class Elector implements LeaderElector {
       if (result === 'held') this.renewed(startedAt);
       else if (result === 'held-by-other') this.stepDown('lost', `the Lease is held by ${this.observedHolder}`);
     }
-    if (this.stopped) await this.release();
+    await this.release();
   }
 
   private becomeLeader(attemptStartedAt: number): void {
@@ -317,29 +319,49 @@ class Elector implements LeaderElector {
     }
   }
 
-  /** Clears the holder so a successor need not wait out the lease duration. */
+  /**
+   * Clears the holder so a successor need not wait out the lease duration. Tried again every retry
+   * period until the renew deadline: the faults that cost a lost leader its Lease may still last.
+   */
   private async release(): Promise<void> {
     await this.settleWork();
     if (this.written?.spec?.holderIdentity !== this.identity) return;
     const controller = new AbortController();
     const timer = this.clock.setTimer(() => controller.abort(), this.renewDeadlineMs);
-    const released = (base: Lease) => this.withSpec(base, { ...base.spec, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: microTime(this.clock.now()), renewTime: microTime(this.clock.now()) });
     try {
-      try {
-        await this.put(released(this.written), controller.signal);
-      } catch (error) {
-        if (!isConflict(error)) throw error;
-        // Our last renewal may have been stored after we stopped waiting for it: read again.
-        const current = leaseSchema.parse(await this.http.json<unknown>({ method: 'GET', path: leasePath(this.namespace, this.name), signal: controller.signal }));
-        if (current.spec?.holderIdentity !== this.identity) return;
-        await this.put(released(current), controller.signal);
+      for (;;) {
+        try {
+          if (await this.releaseOnce(this.written, controller.signal)) this.log.info({ identity: this.identity }, 'released the Lease');
+          return;
+        } catch (error) {
+          if (controller.signal.aborted) throw error;
+          await new Promise<void>((resolve) => {
+            const retry = this.clock.setTimer(resolve, this.retryPeriodMs);
+            controller.signal.addEventListener('abort', () => (retry.cancel(), resolve()), { once: true });
+          });
+        }
       }
-      this.log.info({ identity: this.identity }, 'released the Lease');
     } catch (error) {
       this.log.warn({ err: error }, 'could not release the Lease; a successor takes over when it expires');
     } finally {
       timer.cancel();
       this.written = undefined;
+    }
+  }
+
+  /** One release: false when the Lease no longer names us (released already, or taken over). */
+  private async releaseOnce(written: Lease, signal: AbortSignal): Promise<boolean> {
+    const released = (base: Lease) => this.withSpec(base, { ...base.spec, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: microTime(this.clock.now()), renewTime: microTime(this.clock.now()) });
+    try {
+      await this.put(released(written), signal);
+      return true;
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      // A renewal (or an earlier try of this release) may have been stored after we stopped waiting for it: read again.
+      const current = leaseSchema.parse(await this.http.json<unknown>({ method: 'GET', path: leasePath(this.namespace, this.name), signal }));
+      if (current.spec?.holderIdentity !== this.identity) return false;
+      await this.put(released(current), signal);
+      return true;
     }
   }
 

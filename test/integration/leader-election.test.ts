@@ -41,18 +41,25 @@ afterAll(async () => {
   await http.close();
 });
 
-/** The real apiserver, until `failing` is set: then every call fails as a lost network would. */
+/**
+ * The real apiserver, until `failing` is set: then every call fails as a lost network would. With
+ * `losingAnswers`, every call reaches the apiserver and its answer is lost (a reset stream).
+ */
 class SwitchableHTTP implements LeaseHTTP {
   failing = false;
+  losingAnswers = false;
   private readonly inner: LeaseHTTP;
 
   constructor(inner: LeaseHTTP) {
     this.inner = inner;
   }
 
-  json<T>(request: KubeRequest): Promise<T> {
-    if (this.failing) return Promise.reject(new KubeAPIError(request.method, request.path, 0, 'NetworkError', 'simulated network failure'));
-    return this.inner.json<T>(request);
+  async json<T>(request: KubeRequest): Promise<T> {
+    const lost = () => new KubeAPIError(request.method, request.path, 0, 'NetworkError', 'simulated network failure');
+    if (this.failing) throw lost();
+    const answer = await this.inner.json<T>(request);
+    if (this.losingAnswers) throw lost();
+    return answer;
   }
 }
 
@@ -224,6 +231,23 @@ describe('leader election on a Lease', () => {
     expect(follower.startedAt).toBeGreaterThan(cutOff + lostAfter - 50);
     const lease = await readLease(leaseName);
     expect(lease.spec).toMatchObject({ holderIdentity: follower.identity, leaseTransitions: 1 });
+  });
+
+  it('releases the Lease after losing it to renewals whose answers were lost, though they committed', async () => {
+    const leaseName = uniqueLeaseName();
+    const leader = startCandidate('candidate-a', leaseName);
+    await oneLeader();
+
+    leader.http.losingAnswers = true;
+    await eventually('the leader to step down', () => (leader.elector.isLeader() ? undefined : true), 10_000, 10);
+    // Its renewals went on committing: the Lease still names it, fresh, as it steps down.
+    expect((await readLease(leaseName)).spec?.holderIdentity).toBe(leader.identity);
+    leader.http.losingAnswers = false;
+    await leader.done;
+
+    expect(leader.stopped).toEqual(['lost']);
+    // Released (a successor need not wait out the lease duration), not left to expire.
+    expect((await readLease(leaseName)).spec).toMatchObject({ holderIdentity: '', leaseDurationSeconds: 1 });
   });
 
   it('judges expiry by when it saw the Lease change, not by the holder\'s renewTime (clock skew)', async () => {
