@@ -31,7 +31,7 @@ import { NotLeadingError } from '../controller/errors.ts';
 import type { AppIdentity, RefreshClaim } from './state.ts';
 import { fingerprint, type AppState } from './state.ts';
 import type { StateStore, StoredState } from './state-store.ts';
-import { claimRefresh, holdsClaim, mayHaveReachedProvider, recordFailure, recordRotateRequest, recordSuccess, type RefreshReason } from './policies.ts';
+import { claimRefresh, holdsClaim, mayHaveReachedProvider, recordFailure, recordRotateRequest, recordSuccess, releaseClaim, type RefreshReason } from './policies.ts';
 
 export interface TokenRequester {
   requestToken(request: {
@@ -117,7 +117,7 @@ export class Refresher {
    * uid: if the claim's answer is lost, the retry finds its own claim here and releases it instead
    * of taking it for a request that may have reached the provider.
    */
-  private readonly unsentClaims = new Map<string, Set<string>>();
+  private readonly unsentClaims = new Map<string, { app: AppIdentity; claimedAt: Set<string> }>();
   /** Requests out (from before the claim until the answer is stored), by app uid. */
   private readonly requests = new Map<string, Promise<void>>();
 
@@ -127,7 +127,33 @@ export class Refresher {
 
   /** Whether `claim` is this process's own and no token request followed it. */
   claimNeverSent(app: AppIdentity, claim: RefreshClaim): boolean {
-    return claim.holder === this.deps.holder && (this.unsentClaims.get(app.uid)?.has(claim.claimedAt) ?? false);
+    return claim.holder === this.deps.holder && (this.unsentClaims.get(app.uid)?.claimedAt.has(claim.claimedAt) ?? false);
+  }
+
+  /**
+   * Takes this process's claims that no request followed (a claim whose write committed with its
+   * answer lost, or whose request the end of leadership stopped) out of the live state, so that the
+   * next leader does not find them, let them expire and report the grant lost (RefreshInterrupted)
+   * although the refresh token never left. Guarded writes, for a replica that stops leading once
+   * its reconciles have ended; a claim that cannot be released is left to expire as before.
+   * Resolves with how many were released.
+   */
+  async releaseUnsentClaims(): Promise<number> {
+    let released = 0;
+    for (const [uid, { app }] of [...this.unsentClaims]) {
+      try {
+        const live = await this.deps.store.loadLive(app);
+        const claim = live.state.record.claim;
+        if (claim && this.claimNeverSent(app, claim)) {
+          await this.deps.store.save(app, releaseClaim(live.state), live.resourceVersion);
+          released += 1;
+        }
+        this.unsentClaims.delete(uid);
+      } catch {
+        // Unreachable apiserver or a conflict: the claim runs out and the next leader resolves it.
+      }
+    }
+    return released;
   }
 
   /** Whether a request of this app is out (claimed, sent or being stored): no refresh decision now. */
@@ -189,7 +215,11 @@ export class Refresher {
     // Every claim tried is remembered until a request follows, not just the last: a claim whose
     // write committed but whose answer was lost may be followed by a retry whose write fails, and
     // the committed one must still be known as never sent.
-    if (claim) this.unsentClaims.set(app.uid, (this.unsentClaims.get(app.uid) ?? new Set()).add(claim.claimedAt));
+    if (claim) {
+      const unsent = this.unsentClaims.get(app.uid) ?? { app, claimedAt: new Set<string>() };
+      this.unsentClaims.set(app.uid, unsent);
+      unsent.claimedAt.add(claim.claimedAt);
+    }
     const claimed = await this.deps.store.save(app, claimState, stored.resourceVersion);
     return { claimed, claim, refreshToken };
   }

@@ -189,6 +189,34 @@ describe('Refresher', () => {
     expect(decision).toEqual({ action: 'release-claim' });
   });
 
+  it('takes its own unsent claim out of the live state when it stops leading, so the next leader finds no claim to resolve', async () => {
+    const { secrets, store, refresher, sent } = setUp(async () => rotated);
+    const stored = await seeded(store);
+    secrets.loseAnswers = true;
+    await expect(refresh(refresher, stored)).rejects.toMatchObject({ reason: 'NetworkError' });
+    secrets.loseAnswers = false;
+    expect((await store.loadLive(app)).state.record.claim?.holder).toBe('replica-a');
+
+    await expect(refresher.releaseUnsentClaims()).resolves.toBe(1);
+
+    const live = await store.loadLive(app);
+    expect(live.state.record.claim).toBeUndefined();
+    expect(live.state.refreshToken).toBe(stored.state.refreshToken);
+    expect(sent).toEqual([]);
+  });
+
+  it('leaves a claim alone at stop once its request has started (it may have reached the provider)', async () => {
+    const { store, refresher } = setUp(async () => {
+      throw new TokenRequestError('timed out waiting for the answer', { code: 'timeout', delivery: 'unknown' });
+    });
+    await refresh(refresher, await seeded(store));
+    const before = await store.loadLive(app);
+
+    await expect(refresher.releaseUnsentClaims()).resolves.toBe(0);
+
+    expect((await store.loadLive(app)).resourceVersion).toBe(before.resourceVersion);
+  });
+
   it('does not take a claim for unsent once its request has started', async () => {
     let claimSeenDuringRequest: boolean | undefined;
     const { store, refresher } = setUp(async () => {
