@@ -2,17 +2,19 @@
 // deleted by hand, and never takes over a Secret that belongs to something else.
 import type { OAuthApp } from '../api/oauthapp.ts';
 import type { KubeClient } from '../kube/client.ts';
-import { isAlreadyExists } from '../kube/errors.ts';
+import { isAlreadyExists, isConflict } from '../kube/errors.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import type { Secret } from '../kube/objects.ts';
 import { desiredTargetSecret, isOwnedBy, mergeForUpdate, targetMatches, targetSecretName } from './desired.ts';
 import type { AppState } from './state.ts';
 
+type TargetSecrets = Pick<KubeClient, 'getSecret' | 'createSecret' | 'replaceSecret'>;
+
 export class TargetWriter {
-  private readonly kube: KubeClient;
+  private readonly kube: TargetSecrets;
   private readonly cache: ObjectCache<Secret>;
 
-  constructor(kube: KubeClient, cache: ObjectCache<Secret>) {
+  constructor(kube: TargetSecrets, cache: ObjectCache<Secret>) {
     this.kube = kube;
     this.cache = cache;
   }
@@ -39,8 +41,22 @@ export class TargetWriter {
         if (!actual) throw error;
       }
     }
+    try {
+      return await this.update(app, actual, desired);
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      // The cache is behind (its watch may be backing off after an outage for seconds): once more
+      // against the live Secret rather than requeueing until the cache catches up.
+      const live = await this.kube.getSecret(namespace, targetName);
+      if (!live) throw error;
+      return await this.update(app, live, desired);
+    }
+  }
+
+  private async update(app: OAuthApp, actual: Secret, desired: Secret): Promise<string | undefined> {
+    const { namespace, uid } = app.metadata;
     if (!isOwnedBy(actual, uid)) {
-      return `Secret ${namespace}/${targetName} already exists and is not owned by this OAuthApp; delete it or choose another spec.target.name`;
+      return `Secret ${namespace}/${desired.metadata.name} already exists and is not owned by this OAuthApp; delete it or choose another spec.target.name`;
     }
     if (targetMatches(actual, desired)) return undefined;
     this.cache.observeWrite(await this.kube.replaceSecret(namespace, mergeForUpdate(actual, desired)));
