@@ -77,6 +77,18 @@ async function tokensOf(app: AppView): Promise<string[]> {
   return [target?.access_token ?? '', state.access_token ?? '', state.refresh_token ?? ''];
 }
 
+/** Token requests that reached a provider of this file and are being held there (its `delayMs` fault). */
+let heldAtProvider = 0;
+/** Providers whose held token requests are counted: the freeze must wait until a request got there. */
+const countingProvider = (options: Parameters<typeof startTestProvider>[0]) =>
+  startTestProvider({
+    ...options,
+    sleep: (ms) => {
+      heldAtProvider += 1;
+      return sleep(ms);
+    },
+  });
+
 /** Tries at the kill before one of them lands in the window (the race below makes a try miss now and then). */
 const killAttempts = 4;
 /** The waits of one try: the claim, the provider's answer, then the app settled after the restart. */
@@ -93,9 +105,13 @@ const killAttemptMs = 30_000 + 30_000 + appWaitMs;
 async function killAfterResponseBeforeStore(operator: OperatorProcess, app: AppView, provider: TestProvider, rotate: string): Promise<boolean> {
   const before = await stateOf(app);
   const answeredBefore = provider.sandbox.stats().presentedRefreshTokens.filter((p) => p.outcome === 'ok').length;
+  const heldBefore = heldAtProvider;
   provider.sandbox.faults = { delayMs: 1_500 };
   await run(['annotate', 'oauthapp', app.metadata.name, '-n', namespace, `oauthapp.dev/rotate=${rotate}`, '--overwrite']);
-  await eventually('the refresh claimed', async () => ((await stateOf(app))['record.json']?.includes('"claim"') ? true : undefined));
+  // Frozen once the request is at the provider, not once the claim is seen stored: the claim's own
+  // answer may not have reached the operator yet, and a frozen apiserver would then hold it (and
+  // the request) forever.
+  await eventually('the refresh request at the provider', () => (heldAtProvider > heldBefore ? true : undefined), 30_000, 10);
   controlPlane.freezeAPIServer(true);
   try {
     await eventually('the provider answered', () =>
@@ -135,7 +151,7 @@ async function crashBetweenAnswerAndStore(app: AppView, provider: TestProvider, 
 
 describe('a crash between the provider answer and its storage', () => {
   it('with a provider that rotates refresh tokens: reports the loss within one reconcile and never replays the old token', async () => {
-    const provider = await startTestProvider({ rotateRefreshTokens: true, revokeGrantOnReplay: true });
+    const provider = await countingProvider({ rotateRefreshTokens: true, revokeGrantOnReplay: true });
     cleanups.push(() => provider.close());
     const first = startOperator();
     const app = await readyApp('rotating', provider);
@@ -160,7 +176,7 @@ describe('a crash between the provider answer and its storage', () => {
   }, appWaitMs + killAttempts * killAttemptMs + appWaitMs);
 
   it('with a provider that keeps refresh tokens: sends it again after the restart and loses nothing', async () => {
-    const provider = await startTestProvider({ rotateRefreshTokens: false });
+    const provider = await countingProvider({ rotateRefreshTokens: false });
     cleanups.push(() => provider.close());
     const first = startOperator();
     const app = await readyApp('keeping', provider);
