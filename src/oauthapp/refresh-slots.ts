@@ -21,6 +21,8 @@ export class RefreshSlots {
     if (latest - earliest < slotMs) return earliest + this.random() * (latest - earliest);
     const first = Math.ceil(earliest / slotMs);
     const last = Math.floor(latest / slotMs) - 1;
+    // A window of a second or more may still hold no whole second (e.g. 1.001 s to 2.001 s).
+    if (last < first) return earliest + this.random() * (latest - earliest);
     let least = Number.POSITIVE_INFINITY;
     let candidates: number[] = [];
     for (let slot = first; slot <= last; slot += 1) {

@@ -37,6 +37,14 @@ describe('RefreshSlots', () => {
     );
   });
 
+  it('picks inside a window of a whole second that holds no whole calendar second (found by the property above, seed -822269307)', () => {
+    const earliest = Math.ceil(now / 1000) * 1000 + 1;
+    const slots = new RefreshSlots(() => 0.999, () => now);
+    const picked = slots.pick(earliest, earliest + 1000);
+    expect(picked).toBeGreaterThanOrEqual(earliest);
+    expect(picked).toBeLessThanOrEqual(earliest + 1000);
+  });
+
   it('spreads 1,000 apps whose tokens expire together evenly: peak-to-mean at most 1.2 per second', () => {
     const random = seeded(7);
     const slots = new RefreshSlots(random, () => now);
