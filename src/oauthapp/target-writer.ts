@@ -31,6 +31,9 @@ export class TargetWriter {
     const targetName = desired.metadata.name;
     // Our label-selected cache misses a Secret whose labels were removed by hand: ask the apiserver.
     let actual = this.cache.get(namespace, targetName);
+    // A cached Secret that is not ours may be gone already (an OAuthApp re-created under the same
+    // name while the cache has not seen its predecessor's target collected): the apiserver decides.
+    if (actual && !isOwnedBy(actual, uid)) actual = await this.kube.getSecret(namespace, targetName);
     if (!actual) {
       try {
         this.cache.observeWrite(await this.kube.createSecret(namespace, desired));

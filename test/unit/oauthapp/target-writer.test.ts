@@ -53,6 +53,32 @@ describe('TargetWriter', () => {
     expect(decodeData(kube.stored().data).access_token).toBe('access-3');
   });
 
+  it('creates the target when the cached Secret of a predecessor is gone already, instead of reporting a conflict', async () => {
+    const predecessors = { ...target('access-1', '10'), metadata: { ...target('access-1', '10').metadata, ownerReferences: [{ apiVersion: 'oauthapp.dev/v1alpha1', kind: 'OAuthApp', name: 'crm-sync', uid: 'an-earlier-uid', controller: true }] } };
+    const created: Secret[] = [];
+    const kube = {
+      getSecret: async () => undefined,
+      createSecret: async (_namespace: string, secret: Secret) => (created.push(secret), { ...secret, metadata: { ...secret.metadata, resourceVersion: '12' } }),
+      replaceSecret: async (): Promise<Secret> => {
+        throw new Error('nothing to replace');
+      },
+    };
+    const cache = { ...noCache<Secret>(), get: () => predecessors };
+
+    await expect(new TargetWriter(kube, cache).ensure(app, 'client-secret', state('access-3'))).resolves.toBeUndefined();
+
+    expect(created.map((secret) => decodeData(secret.data).access_token)).toEqual(['access-3']);
+  });
+
+  it('reports a conflict when the live Secret belongs to something else', async () => {
+    const theirs: Secret = { metadata: { namespace: 'sales', name: 'crm-sync-credentials', resourceVersion: '4' }, type: 'Opaque', data: {} };
+    const kube = { ...apiserver(theirs) };
+    const cache = { ...noCache<Secret>(), get: () => theirs };
+
+    await expect(new TargetWriter(kube, cache).ensure(app, 'client-secret', state('access-3'))).resolves.toMatch(/already exists and is not owned by this OAuthApp/);
+    expect(kube.replaces).toEqual([]);
+  });
+
   it('gives a conflict on the live Secret back to the caller (another writer is active: requeue)', async () => {
     const kube = apiserver(target('access-2', '11'));
     kube.replaceSecret = async () => {
