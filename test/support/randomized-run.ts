@@ -16,8 +16,9 @@
 // 4. every user change acted on within 5 s of the fault schedule ending: rotate → the value (or a
 //    later one) in status.lastRotateRequest; spec edit → status.observedGeneration; client secret
 //    → the target Secret carries it; delete → the OAuthApp and its state Secret gone; re-create →
-//    the new app's status written and its target Secret made (or TargetConflict reported while
-//    the garbage collector has not yet removed the old app's one). The schedule ends at calm or,
+//    the new app's status written and its target Secret made. For both of the last and a client
+//    secret, TargetConflict reported while the garbage collector has not yet removed an earlier
+//    app's target Secret counts too (the operator may not write a Secret someone else owns). The schedule ends at calm or,
 //    when the Lease holder at calm never renewed again (killed, or it had lost the Lease to the
 //    faults), when that Lease ran out (the next leader cannot start before); a change made after
 //    that counts from when it was made;
@@ -300,6 +301,12 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
     }
   }
 
+  /** TargetConflict reported while the target Secret still belongs to an earlier app of the slot. */
+  function conflictWithPredecessor(slot: Slot, uid: string, app: AppObject | undefined, target: SecretObject | undefined): boolean {
+    const previousOwner = slot.instances.some((instance) => instance.uid !== uid && ownedBy(target, instance.uid));
+    return previousOwner && app?.metadata.uid === uid && condition(app, 'Ready')?.reason === 'TargetConflict';
+  }
+
   function actedOn(change: Change): boolean {
     const { slot, uid } = change;
     const app = apps.get(slot.name);
@@ -312,7 +319,9 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
         return sameApp && (app?.status?.observedGeneration ?? 0) >= (change.generation ?? Infinity);
       case 'clientSecret': {
         const target = appSecrets.get(`${slot.name}-credentials`);
-        return ownedBy(target, uid) && laterValues('clientSecret').includes(decode(target).client_secret);
+        // While a re-created app's target still belongs to its predecessor (the garbage collector
+        // has not removed it), TargetConflict is the operator's answer: it may not write there.
+        return (ownedBy(target, uid) && laterValues('clientSecret').includes(decode(target).client_secret)) || conflictWithPredecessor(slot, uid, app, target);
       }
       case 'delete':
         return !sameApp && !states.get(`oauthapp-state-${uid}`);
@@ -321,9 +330,7 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
         // the deleted app's target Secret still waits for the garbage collector (whether the new
         // grant works is check 5).
         const target = appSecrets.get(`${slot.name}-credentials`);
-        const previousOwner = slot.instances.some((instance) => instance.uid !== uid && ownedBy(target, instance.uid));
-        const conflictReported = previousOwner && condition(app, 'Ready')?.reason === 'TargetConflict';
-        return sameApp && (app?.status?.observedGeneration ?? 0) >= 1 && (ownedBy(target, uid) || conflictReported);
+        return sameApp && (app?.status?.observedGeneration ?? 0) >= 1 && (ownedBy(target, uid) || conflictWithPredecessor(slot, uid, app, target));
       }
     }
   }
