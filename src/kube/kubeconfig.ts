@@ -216,7 +216,8 @@ function execCredentialPlugin(exec: NonNullable<z.output<typeof user>['exec']>, 
       }));
     } catch (error) {
       const code = typeof error === 'object' && error !== null && 'code' in error ? ` (${String(error.code)})` : '';
-      throw new KubeConfigError(`${source} failed${code}`, { cause: error });
+      // No `cause`: execFile's error carries the plugin's stdout, which may hold a token.
+      throw new KubeConfigError(`${source} failed${code}`);
     }
     let parsed: z.output<typeof execCredential> | undefined;
     try {
