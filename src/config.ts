@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { durationPattern, parseDurationMs } from './api/fields.ts';
 import { acquireJitter } from './kube/leader-election.ts';
 import { parseCIDR } from './oauth/address-policy.ts';
 import { proxySettingsFrom, type ProxySettings } from './oauth/proxy.ts';
@@ -68,11 +69,10 @@ const cidr = z.string().refine((value) => {
 const booleanFlag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1')]);
 
 /** Go's time.ParseDuration syntax (what controller-runtime's duration flags take), to milliseconds. */
-const durationUnits: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
 const duration = z
   .string()
-  .regex(/^(?:\d+(?:\.\d+)?(?:ms|h|m|s))+$/, 'must be a duration such as 15s, 1m30s or 500ms')
-  .transform((value) => [...value.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)].reduce((ms, [, amount = '0', unit = 's']) => ms + Number(amount) * (durationUnits[unit] ?? 0), 0))
+  .regex(durationPattern, 'must be a duration such as 15s, 1m30s or 500ms')
+  .transform(parseDurationMs)
   .pipe(z.number().min(1, 'must be at least 1ms').max(3_600_000, 'must be at most 1h'));
 
 interface Flag {

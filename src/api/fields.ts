@@ -70,7 +70,7 @@ export const secureURL = z
   .refine(isSecureOrLoopbackURL, secureURLRule.message)
   .meta(celRules(secureURLRule));
 
-const durationPattern = /^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/;
+export const durationPattern = /^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/;
 const durationUnitsMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
 
 /** Parses a Go-style duration ("15m", "1h30m", "90s") to milliseconds. */
