@@ -174,7 +174,8 @@ export class Refresher {
   async start(request: RefreshRequest): Promise<RefreshStart> {
     const { app } = request;
     if (this.requests.has(app.uid)) throw new Error(`a refresh of ${app.namespace}/${app.name} is already out`);
-    const slot = this.deps.slots.tryAcquire(new URL(request.provider.tokenURL).host, request.waiter);
+    const providerKey = new URL(request.provider.tokenURL).host;
+    const slot = this.deps.slots.tryAcquire(providerKey, request.waiter);
     if (slot === undefined) return { started: false };
     let settle!: () => void;
     // In flight from before the claim is written: no reconcile may decide about the claim meanwhile.
@@ -191,7 +192,7 @@ export class Refresher {
       end();
       throw error;
     }
-    const answered = this.send(request, claim);
+    const answered = this.send(request, claim, providerKey);
     void answered
       .then(
         (outcome) => report(request, outcome),
@@ -224,7 +225,7 @@ export class Refresher {
     return { claimed, claim, refreshToken };
   }
 
-  private async send({ app, provider, clientId, clientSecret, renewBeforeMs, rotateRequest }: RefreshRequest, { claimed, claim, refreshToken }: Claimed): Promise<RefreshOutcome> {
+  private async send({ app, provider, clientId, clientSecret, renewBeforeMs, rotateRequest }: RefreshRequest, { claimed, claim, refreshToken }: Claimed, providerKey: string): Promise<RefreshOutcome> {
     const { store, tokens, now, random, pickRefreshTime, minRefreshIntervalMs } = this.deps;
     const clientSecretFingerprint = fingerprint(clientSecret);
 
@@ -243,12 +244,12 @@ export class Refresher {
       });
     } catch (error) {
       if (!isTokenRequestError(error)) throw error;
-      this.deps.onResult?.(error.code, (now() - started) / 1000, new URL(provider.tokenURL).host);
+      this.deps.onResult?.(error.code, (now() - started) / 1000, providerKey);
       return this.storeFailure(app, claimed, claim, refreshToken, clientSecretFingerprint, error, rotateRequest);
     }
     // The answer's time, once: an answer stored late must not get a later expiry than it has.
     const answeredAt = now();
-    this.deps.onResult?.('success', (answeredAt - started) / 1000, new URL(provider.tokenURL).host);
+    this.deps.onResult?.('success', (answeredAt - started) / 1000, providerKey);
 
     const success = (state: AppState) =>
       holdsClaim(state, claim)
