@@ -24,6 +24,7 @@ export class KubeHTTP {
   private readonly kubeConfig: KubeConfig;
   private readonly agent: Agent;
   private cachedCredentials: { headers: Record<string, string>; until: number } | undefined;
+  private readingCredentials: Promise<Record<string, string>> | undefined;
 
   private constructor(kubeConfig: KubeConfig, serverURL: string, agent: Agent) {
     this.kubeConfig = kubeConfig;
@@ -107,13 +108,11 @@ export class KubeHTTP {
   private async credentialHeaders(): Promise<Record<string, string>> {
     const now = Date.now();
     if (this.cachedCredentials && this.cachedCredentials.until > now) return this.cachedCredentials.headers;
-    const headers = await this.readCredentialHeaders();
+    // One read for all the requests that find the cache expired (an exec plugin is a process each).
+    this.readingCredentials ??= this.kubeConfig.credentials().finally(() => (this.readingCredentials = undefined));
+    const headers = await this.readingCredentials;
     this.cachedCredentials = { headers, until: now + credentialsTTLMs };
     return headers;
-  }
-
-  private readCredentialHeaders(): Promise<Record<string, string>> {
-    return this.kubeConfig.credentials();
   }
 }
 

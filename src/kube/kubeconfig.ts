@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { parse } from 'yaml';
+import { parse, YAMLError } from 'yaml';
 import { z } from 'zod';
 
 export interface KubeTLS {
@@ -90,11 +90,19 @@ export class KubeConfigError extends Error {
 /** A kubeconfig file's current context. Relative file paths in it are relative to the file, as for kubectl. */
 export function loadKubeConfigFile(path: string, options: { context?: string } = {}): KubeConfig {
   const source = `kubeconfig ${path}`;
-  let document: unknown;
+  let text: string;
   try {
-    document = parse(readFileSync(path, 'utf8'));
+    text = readFileSync(path, 'utf8');
   } catch (error) {
     throw new KubeConfigError(`${source}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  let document: unknown;
+  try {
+    // Not yaml's pretty errors: they quote the offending line, which may hold a token or key.
+    document = parse(text, { prettyErrors: false });
+  } catch (error) {
+    const where = error instanceof YAMLError && error.linePos ? ` at line ${error.linePos[0].line}` : '';
+    throw new KubeConfigError(`${source}: not valid YAML${where}${error instanceof YAMLError ? ` (${error.code})` : ''}`);
   }
   const parsed = kubeconfigFile.safeParse(document);
   if (!parsed.success) {
