@@ -90,6 +90,14 @@ export function createKeyedLimiter(maxConcurrent: number, options: KeyedLimiterO
     }
   };
 
+  /** A wake for `key` that was not used: the next parked waiter gets it. */
+  const passWake = (key: string) => {
+    const slots = byKey.get(key);
+    if (slots === undefined) return;
+    wakeParked(key, slots);
+    forgetIfIdle(key, slots);
+  };
+
   const release = (key: string): void => {
     const slots = byKey.get(key);
     if (slots === undefined) return;
@@ -123,7 +131,10 @@ export function createKeyedLimiter(maxConcurrent: number, options: KeyedLimiterO
       }
     },
     tryAcquire(key, waiter) {
+      // Woken for another key (its provider changed meanwhile): that key's wake goes to its next waiter.
+      const wokenKey = wokenFor.get(waiter);
       unwake(waiter);
+      if (wokenKey !== undefined && wokenKey !== key) passWake(wokenKey);
       const slots = slotsOf(key);
       // A waiting run implies every slot is held (a freed slot goes to it directly).
       if (slots.active < maxConcurrent) {
@@ -138,10 +149,7 @@ export function createKeyedLimiter(maxConcurrent: number, options: KeyedLimiterO
       const key = wokenFor.get(waiter);
       if (key === undefined) return;
       unwake(waiter);
-      const slots = byKey.get(key);
-      if (slots === undefined) return;
-      wakeParked(key, slots);
-      forgetIfIdle(key, slots);
+      passWake(key);
     },
     active: (key) => byKey.get(key)?.active ?? 0,
     waiting: (key) => byKey.get(key)?.runs.length ?? 0,

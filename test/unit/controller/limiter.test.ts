@@ -225,6 +225,21 @@ describe('keyed concurrency limiter, without waiting (tryAcquire)', () => {
     expect(limiter.tryAcquire('slow.example', 'ns/c')).toBeDefined();
   });
 
+  it('passes the wake of a waiter that comes back for another provider (its app changed provider) to the next one', () => {
+    const { woken, wake } = wakes();
+    const limiter = createKeyedLimiter(1, { wake });
+    const held = limiter.tryAcquire('slow.example', 'ns/a');
+    limiter.tryAcquire('slow.example', 'ns/b');
+    limiter.tryAcquire('slow.example', 'ns/c');
+    held?.release();
+    expect(woken).toEqual(['ns/b']);
+
+    expect(limiter.tryAcquire('other.example', 'ns/b')).toBeDefined();
+
+    expect(woken).toEqual(['ns/b', 'ns/c']);
+    expect(limiter.tryAcquire('slow.example', 'ns/c')).toBeDefined();
+  });
+
   it('ignores dismiss of a waiter that was not woken, or already came back', () => {
     const { woken, wake } = wakes();
     const limiter = createKeyedLimiter(1, { wake });
