@@ -170,7 +170,8 @@ export class ReferenceIndex implements SecretReferences {
     if (before && before.length === refs.length && before.every((value, index) => value === refs[index])) return;
     for (let index = 0; index < refs.length; index += 2) {
       const entries = this.bySecret.get(refs[index] as string);
-      if (entries) this.bySecret.set(refs[index] as string, [...entries, appKey, refs[index + 1] as string]);
+      // In place: a client-secret Secret shared by thousands of apps must not be copied per app.
+      if (entries) entries.push(appKey, refs[index + 1] as string);
       else this.bySecret.set(refs[index] as string, [appKey, refs[index + 1] as string]);
     }
     if (refs.length > 0) this.byApp.set(appKey, refs);
