@@ -18,7 +18,7 @@ import { startControlPlane, type RunningControlPlane } from '../../src/localclus
 import { requiredEnvironment } from '../support/environment.ts';
 import { chartDir, helm, helmOK, helmTemplate, helmTemplateYAML, type Release } from '../support/helm.ts';
 import { expectWholeFlowAsServiceAccount } from '../support/install-flow.ts';
-import { kubectl, kubectlOK } from '../support/kubectl.ts';
+import { kubectl, kubectlOK, waitEstablished } from '../support/kubectl.ts';
 import { findManifest, kustomizeBuild, toYAML, type Manifest, type PolicyRule } from '../support/manifests.ts';
 import { serviceAccountKubeconfig } from '../support/rbac.ts';
 
@@ -100,7 +100,7 @@ beforeAll(async () => {
   await kubectlOK(['apply', '-k', repository('deploy/namespace/')], admin());
   for (const namespace of watched) await kubectlOK(['create', 'namespace', namespace], admin());
   await kubectlOK(['apply', '--server-side', '-f', monitoringCRDs], admin());
-  await kubectlOK(['wait', '--for=condition=Established', '--timeout=60s', '-f', monitoringCRDs], admin());
+  await waitEstablished(['-f', monitoringCRDs], admin());
 }, 120_000);
 
 afterAll(async () => {
@@ -208,7 +208,7 @@ describe('helm install with the default values', () => {
   beforeAll(async () => {
     installed = await helmTemplate({ name: release, namespace: operatorNamespace });
     await helmOK(['install', release, chartDir, '--namespace', operatorNamespace], admin());
-    await kubectlOK(['wait', '--for=condition=Established', '--timeout=60s', 'crd/oauthapps.oauthapp.dev'], admin());
+    await waitEstablished(['crd/oauthapps.oauthapp.dev'], admin());
   }, 60_000);
 
   it('creates every object the chart renders', async () => {

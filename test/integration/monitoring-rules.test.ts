@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { requiredEnvironment } from '../support/environment.ts';
-import { kubectlOK, runClient } from '../support/kubectl.ts';
+import { kubectlOK, runClient, waitEstablished } from '../support/kubectl.ts';
 import { findManifest, kustomizeBuild, toYAML, type Manifest } from '../support/manifests.ts';
 import { createTestNamespace, deleteTestNamespace } from '../support/namespaces.ts';
 
@@ -80,7 +80,7 @@ describe('deploy/monitoring/prometheus-rules.yaml', () => {
 describe('`kubectl apply -k deploy/monitoring/`', () => {
   it("is accepted by the apiserver, validated against the Prometheus Operator's CRDs (server-side dry run)", async () => {
     await kubectlOK(['apply', '--server-side', '-f', monitoringCRDs]);
-    await kubectlOK(['wait', '--for=condition=Established', '--timeout=60s', '-f', monitoringCRDs]);
+    await waitEstablished(['-f', monitoringCRDs]);
     // The objects as they are, in a namespace of this test's own instead of oauthapp-system.
     const namespace = await createTestNamespace('monitoring');
     try {

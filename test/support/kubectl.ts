@@ -31,6 +31,21 @@ export function kubectl(args: string[], options: KubectlOptions = {}): Promise<K
 }
 
 /** kubectl that must succeed; its output on success. */
+/**
+ * `kubectl wait --for=condition=Established` on CRDs, tried again for up to a minute: right after
+ * an apply a CRD may have no status conditions yet, and kubectl wait then fails at once ("accessor
+ * error") instead of waiting.
+ */
+export async function waitEstablished(targets: string[], options: KubectlOptions = {}): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const result = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...targets], options);
+    if (result.code === 0) return;
+    if (Date.now() > deadline) throw new Error(`kubectl wait for ${targets.join(' ')} failed (${result.code}): ${result.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 export async function kubectlOK(args: string[], options: KubectlOptions = {}): Promise<string> {
   const result = await kubectl(args, options);
   if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
