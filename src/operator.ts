@@ -14,6 +14,8 @@ import { createMetrics } from './http/metrics.ts';
 import { startMetricsServer } from './http/metrics-server.ts';
 import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
+import { ApiserverAvailability } from './kube/availability.ts';
+import { isTransient } from './kube/errors.ts';
 import { KubeHTTP } from './kube/http.ts';
 import { loadKubeConfig, type KubeConfig } from './kube/kubeconfig.ts';
 import { noCache } from './kube/informer.ts';
@@ -81,7 +83,8 @@ async function settledBefore(work: Promise<unknown> | undefined, deadline: numbe
 export { loadKubeConfig };
 
 export async function startOperator(config: Config, logger: Logger, kubeConfig: KubeConfig = loadKubeConfig(config.kubeconfig)): Promise<RunningOperator> {
-  const http = await KubeHTTP.fromKubeConfig(kubeConfig);
+  const availability = new ApiserverAvailability(systemClock);
+  const http = await KubeHTTP.fromKubeConfig(kubeConfig, { availability });
   const kube = new KubeClient(http);
   const now = () => systemClock.now();
   const identity = `${hostname()}-${randomUUID().slice(0, 8)}`;
@@ -103,6 +106,10 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     onRetry: metrics.countWorkqueueRetry,
   });
   const references = enqueueOnChanges(caches, (key) => queue.add(key));
+  availability.onRecovered(() => {
+    const retried = queue.expedite();
+    if (retried > 0) logger.info({ apps: retried }, 'the apiserver answers again: retrying the apps that failed on it now');
+  });
   caches.apps.on((event, app) => {
     if (event === 'deleted') metrics.forgetApp(app.metadata.namespace ?? '', app.metadata.name);
   });
@@ -253,6 +260,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       concurrency: config.workers,
       logger,
       onReconcile: metrics.recordReconcile,
+      isExpeditable: isTransient,
       reconcile: requeueOnConflict((key, { reconcileId }) => reconciler.reconcile(key, logger.child({ key, reconcileId }), leadership)),
     });
     const sweeping = setInterval(() => {
@@ -334,6 +342,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
         await elector?.stop();
         await Promise.all([server.close(), callbacks?.close()]);
         await Promise.all(all.map((cache) => cache.stop()));
+        availability.close();
         await http.close();
       })(), deadline);
       if (!(await closed)) logger.warn({ identity }, 'shutdown deadline reached before the Lease was released and connections closed');

@@ -3,7 +3,8 @@
 //   {}                      → forget the key's backoff
 //   { requeueAfterMs }      → forget, then add the key again after that long
 //   throw TerminalError     → forget, log, no retry
-//   throw anything else     → add the key again with its exponential backoff (5 ms → 1000 s)
+//   throw anything else     → add the key again with its exponential backoff (5 ms → 1000 s),
+//                             cut short by `queue.expedite()` if `isExpeditable(error)`
 // and always `done(key)`, so a key added meanwhile is picked up again.
 import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock } from './clock.ts';
@@ -33,6 +34,8 @@ export interface RunWorkersOptions {
   /** Reconciles running at once, each on a different key. */
   concurrency: number;
   logger?: RunnerLogger;
+  /** Failures whose cause may end before their backoff does (an apiserver out of reach). */
+  isExpeditable?: (error: unknown) => boolean;
   /** Called after each reconcile with its outcome and duration (for a histogram). */
   onReconcile?: (outcome: ReconcileOutcome, seconds: number) => void;
   /** Measures reconcile durations; default the system clock. */
@@ -74,7 +77,7 @@ export function runWorkers(options: RunWorkersOptions): Workers {
 }
 
 async function processKey(options: RunWorkersOptions, key: string): Promise<void> {
-  const { queue, reconcile, logger = silent, onReconcile, clock = systemClock, newReconcileId = randomUUID } = options;
+  const { queue, reconcile, logger = silent, onReconcile, isExpeditable, clock = systemClock, newReconcileId = randomUUID } = options;
   const reconcileId = newReconcileId();
   const fields = { key, reconcileId };
   const startedAt = clock.now();
@@ -89,7 +92,7 @@ async function processKey(options: RunWorkersOptions, key: string): Promise<void
         queue.forget(key);
         logger.error({ ...fields, ...failure }, 'reconcile failed, not retrying');
       } else {
-        const retryInMs = queue.addRateLimited(key);
+        const retryInMs = queue.addRateLimited(key, { expeditable: isExpeditable?.(error) ?? false });
         logger.error({ ...fields, ...failure, retries: queue.retries(key), retryInMs }, 'reconcile failed, retrying');
       }
       return;

@@ -5,6 +5,8 @@
 //   and `done(key)` queues it again, so the change is not lost;
 // - `addAfter` schedules an add; several pending schedules for one key collapse to the earliest;
 // - `addRateLimited` is `addAfter` with the key's exponential failure delay, `forget` resets it.
+// - `expedite` retries at once the keys whose failure was marked expeditable (its cause, such as an
+//   apiserver out of reach, is known to be over), with their failures forgotten.
 // Two differences:
 // - keys are handed out round-robin across their namespaces (the part before the first `/`;
 //   `fairnessKey` to choose otherwise), first-in-first-out within one namespace. When the queue is
@@ -50,6 +52,8 @@ interface Queued {
 interface Delayed {
   readyAt: number;
   timer: Timer;
+  /** Waits out a failure whose cause may end before the delay does. */
+  expeditable: boolean;
 }
 
 export class WorkQueue {
@@ -74,6 +78,8 @@ export class WorkQueue {
   /** Keys handed out and not yet done. */
   private readonly processing = new Set<string>();
   private readonly delayed = new Map<string, Delayed>();
+  /** Keys processing when `expedite` ran: a failure they end with is not waited out. */
+  private readonly expeditedWhileProcessing = new Set<string>();
   private readonly getters = new Fifo<(key: string | undefined) => void>();
   private drainers: (() => void)[] = [];
   private shuttingDown = false;
@@ -118,6 +124,43 @@ export class WorkQueue {
 
   /** Adds `key` after `delayMs` (at once if not positive); an earlier pending add for it wins. */
   addAfter(key: string, delayMs: number): void {
+    this.schedule(key, delayMs, false);
+  }
+
+  /**
+   * Records a failure of `key` and adds it after its backoff delay, which it returns. An
+   * `expeditable` failure is one whose cause may end before the delay: `expedite` retries it then.
+   */
+  addRateLimited(key: string, { expeditable = false }: { expeditable?: boolean } = {}): number {
+    // Its cause ended while it ran (expedite): the failure came from before that.
+    if (expeditable && this.expeditedWhileProcessing.delete(key)) this.rateLimiter.forget(key);
+    const delayMs = this.rateLimiter.when(key);
+    this.onRetry?.();
+    this.schedule(key, delayMs, expeditable);
+    return delayMs;
+  }
+
+  /**
+   * The cause of expeditable failures is over: adds their keys now, with their failures forgotten,
+   * and does the same for keys being processed if they end with such a failure. Returns how many
+   * keys it added.
+   */
+  expedite(): number {
+    if (this.shuttingDown) return 0;
+    let added = 0;
+    for (const [key, pending] of this.delayed) {
+      if (!pending.expeditable) continue;
+      pending.timer.cancel();
+      this.delayed.delete(key);
+      this.rateLimiter.forget(key);
+      this.add(key);
+      added += 1;
+    }
+    for (const key of this.processing) this.expeditedWhileProcessing.add(key);
+    return added;
+  }
+
+  private schedule(key: string, delayMs: number, expeditable: boolean): void {
     if (this.shuttingDown) return;
     if (!(delayMs > 0)) {
       this.add(key);
@@ -133,15 +176,7 @@ export class WorkQueue {
       this.delayed.delete(key);
       this.add(key);
     }, delayMs);
-    this.delayed.set(key, { readyAt, timer });
-  }
-
-  /** Records a failure of `key` and adds it after its backoff delay, which it returns. */
-  addRateLimited(key: string): number {
-    const delayMs = this.rateLimiter.when(key);
-    this.onRetry?.();
-    this.addAfter(key, delayMs);
-    return delayMs;
+    this.delayed.set(key, { readyAt, timer, expeditable });
   }
 
   /** Forgets `key`'s failures: its next `addRateLimited` waits the base delay again. */
@@ -167,6 +202,7 @@ export class WorkQueue {
   /** Ends the processing of `key`; if it was added meanwhile, queues it again. */
   done(key: string): void {
     if (!this.processing.delete(key)) return;
+    this.expeditedWhileProcessing.delete(key);
     if (this.dirty.has(key) && !this.shuttingDown) this.enqueue(key);
     if (this.processing.size === 0 && this.drainers.length > 0) {
       const drainers = this.drainers;
@@ -184,6 +220,7 @@ export class WorkQueue {
     this.shuttingDown = true;
     for (const { timer } of this.delayed.values()) timer.cancel();
     this.delayed.clear();
+    this.expeditedWhileProcessing.clear();
     const hadQueued = this.queued > 0;
     this.flows.clear();
     this.turns.clear();

@@ -2,6 +2,7 @@
 // and credentials; requests go through a single undici Agent (HTTP/2 where the apiserver speaks
 // it), so 10,000 apps share a handful of connections instead of one per request.
 import { Agent, fetch, type Response } from 'undici';
+import { isOutOfReachStatus, type ApiserverAvailability } from './availability.ts';
 import { KubeAPIError, statusOf } from './errors.ts';
 import type { KubeConfig } from './kubeconfig.ts';
 
@@ -23,16 +24,19 @@ export class KubeHTTP {
   readonly serverURL: string;
   private readonly kubeConfig: KubeConfig;
   private readonly agent: Agent;
+  private readonly availability: ApiserverAvailability | undefined;
   private cachedCredentials: { headers: Record<string, string>; until: number } | undefined;
   private readingCredentials: Promise<Record<string, string>> | undefined;
 
-  private constructor(kubeConfig: KubeConfig, serverURL: string, agent: Agent) {
+  private constructor(kubeConfig: KubeConfig, serverURL: string, agent: Agent, availability: ApiserverAvailability | undefined) {
     this.kubeConfig = kubeConfig;
     this.serverURL = serverURL;
     this.agent = agent;
+    this.availability = availability;
   }
 
-  static async fromKubeConfig(kubeConfig: KubeConfig): Promise<KubeHTTP> {
+  /** `availability`, when given, learns of every request's outcome. */
+  static async fromKubeConfig(kubeConfig: KubeConfig, options: { availability?: ApiserverAvailability } = {}): Promise<KubeHTTP> {
     const { tls } = kubeConfig;
     const agent = new Agent({
       connect: {
@@ -52,7 +56,7 @@ export class KubeHTTP {
       headersTimeout: 0,
       bodyTimeout: 0,
     });
-    return new KubeHTTP(kubeConfig, kubeConfig.server.replace(/\/$/, ''), agent);
+    return new KubeHTTP(kubeConfig, kubeConfig.server.replace(/\/$/, ''), agent, options.availability);
   }
 
   /**
@@ -62,7 +66,13 @@ export class KubeHTTP {
    */
   async json<T>(request: KubeRequest): Promise<T> {
     const response = await this.send({ ...request, signal: request.signal ?? AbortSignal.timeout(requestTimeoutMs) });
-    const text = await response.text();
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      // The connection died inside the answer: as unreachable as no answer at all.
+      throw this.networkError(request, error);
+    }
     if (!response.ok) throw KubeAPIError.fromResponse(request.method, request.path, response.status, text);
     return (text ? JSON.parse(text) : undefined) as T;
   }
@@ -88,8 +98,9 @@ export class KubeHTTP {
     const headers: Record<string, string> = { Accept: request.accept ?? 'application/json' };
     for (const [key, value] of Object.entries(await this.credentialHeaders())) headers[key] = value;
     if (request.body !== undefined) headers['Content-Type'] = request.contentType ?? 'application/json';
+    let response: Response;
     try {
-      return await fetch(url, {
+      response = await fetch(url, {
         method: request.method,
         headers,
         dispatcher: this.agent,
@@ -97,8 +108,19 @@ export class KubeHTTP {
         ...(request.signal ? { signal: request.signal } : {}),
       });
     } catch (error) {
-      throw new KubeAPIError(request.method, request.path, statusOf.network, 'NetworkError', describeNetworkError(error), { cause: error });
+      throw this.networkError(request, error);
     }
+    if (isOutOfReachStatus(response.status)) this.availability?.recordOutOfReach();
+    else this.availability?.recordAnswer();
+    return response;
+  }
+
+  private networkError(request: KubeRequest, error: unknown): KubeAPIError {
+    // A caller that aborted (a watch stopped at shutdown) learnt nothing about the apiserver; a
+    // timeout did.
+    const abortedByCaller = request.signal?.aborted === true && !(request.signal.reason instanceof DOMException && request.signal.reason.name === 'TimeoutError');
+    if (!abortedByCaller) this.availability?.recordOutOfReach();
+    return new KubeAPIError(request.method, request.path, statusOf.network, 'NetworkError', describeNetworkError(error), { cause: error });
   }
 
   /**

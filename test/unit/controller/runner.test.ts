@@ -20,7 +20,7 @@ function recordingLogger(): { logger: RunnerLogger; lines: LogLine[] } {
   return { logger: { info: at('info'), error: at('error'), debug: at('debug') }, lines };
 }
 
-function setup(concurrency = 1) {
+function setup(concurrency = 1, isExpeditable?: (error: unknown) => boolean) {
   const clock = new FakeClock();
   const queue = new WorkQueue({ clock });
   const double = reconcileDouble();
@@ -35,6 +35,7 @@ function setup(concurrency = 1) {
     clock,
     newReconcileId: () => `id-${++ids}`,
     onReconcile: (outcome, seconds) => outcomes.push([outcome, seconds]),
+    ...(isExpeditable ? { isExpeditable } : {}),
   });
   return { clock, queue, double, lines, outcomes, workers };
 }
@@ -115,6 +116,30 @@ describe('runWorkers', () => {
 
     expect(attemptTimes).toEqual([0, 5, 15, 35]);
     expect(queue.retries('ns/a')).toBe(4);
+  });
+
+  it('retries at expedite() a key whose failure isExpeditable says may end early, and only such a key', async () => {
+    const outOfReach = new Error('apiserver out of reach');
+    const { clock, queue, double } = setup(2, (error) => error === outOfReach);
+    queue.add('ns/a');
+    queue.add('ns/b');
+    await settle();
+    const failAll = async () => {
+      for (const call of [...double.inFlight]) call.fail(call.key === 'ns/a' ? outOfReach : new Error('invalid'));
+      await settle();
+    };
+    for (let failure = 0; failure < 10; failure += 1) {
+      await failAll();
+      clock.advance(clock.nextTimerAt()! - clock.now());
+      await settle();
+    }
+    await failAll(); // both wait out a backoff of several seconds now
+    const callsBefore = double.calls.length;
+
+    queue.expedite();
+    await settle();
+
+    expect(double.calls.slice(callsBefore).map((call) => call.key)).toEqual(['ns/a']);
   });
 
   it('does not retry a reconcile that throws a TerminalError, and forgets its backoff', async () => {

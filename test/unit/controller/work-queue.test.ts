@@ -176,6 +176,82 @@ describe('WorkQueue', () => {
     expect(queue.addRateLimited('ns/b')).toBe(5);
   });
 
+  describe('expedite()', () => {
+    /** A key that failed `times` in a row on an expeditable cause: its retry is 5·2^(times-1) ms away. */
+    const failedOften = (queue: WorkQueue, key: string, times: number) => {
+      for (let i = 0; i < times; i += 1) queue.addRateLimited(key, { expeditable: true });
+    };
+
+    it('adds at once a key backing off from an expeditable failure, with its failures forgotten', async () => {
+      const { queue } = newQueue();
+      failedOften(queue, 'ns/a', 12); // next try 10 s away
+
+      expect(queue.expedite()).toBe(1);
+
+      expect(await takeAll(queue)).toEqual(['ns/a']);
+      expect(queue.retries('ns/a')).toBe(0);
+      expect(queue.delayedCount).toBe(0);
+    });
+
+    it('leaves keys backing off from other failures to their backoff', () => {
+      const { clock, queue } = newQueue();
+      queue.addRateLimited('ns/a');
+      queue.addRateLimited('ns/a');
+
+      expect(queue.expedite()).toBe(0);
+
+      expect(queue.length).toBe(0);
+      expect(queue.retries('ns/a')).toBe(2);
+      clock.advance(10);
+      expect(queue.length).toBe(1);
+    });
+
+    it('leaves a requeue asked for by a reconcile where it is', () => {
+      const { queue } = newQueue();
+      queue.addAfter('ns/a', 60_000);
+
+      expect(queue.expedite()).toBe(0);
+
+      expect(queue.length).toBe(0);
+      expect(queue.delayedCount).toBe(1);
+    });
+
+    it('starts the backoff over for a key that was processing and fails on the cause that just ended', async () => {
+      const { queue } = newQueue();
+      queue.add('ns/a');
+      expect(await queue.get()).toBe('ns/a');
+      for (let i = 0; i < 11; i += 1) queue.addRateLimited('ns/a'); // failed often before this run
+
+      queue.expedite(); // while ns/a runs
+      const delayMs = queue.addRateLimited('ns/a', { expeditable: true });
+      queue.done('ns/a');
+
+      expect(delayMs).toBe(5);
+    });
+
+    it('does not carry an expedite over to a later run of the key', async () => {
+      const { queue } = newQueue();
+      queue.add('ns/a');
+      await queue.get();
+      queue.expedite();
+      queue.done('ns/a'); // succeeded
+      queue.add('ns/a');
+      await queue.get();
+      failedOften(queue, 'ns/a', 3);
+
+      expect(queue.addRateLimited('ns/a', { expeditable: true })).toBe(40);
+    });
+
+    it('does nothing after shutDown', () => {
+      const { queue } = newQueue();
+      failedOften(queue, 'ns/a', 3);
+      queue.shutDown();
+
+      expect(queue.expedite()).toBe(0);
+      expect(queue.length).toBe(0);
+    });
+  });
+
   it('answers undefined to waiting getters on shutDown', async () => {
     const { queue } = newQueue();
     const waiting = [queue.get(), queue.get()];
