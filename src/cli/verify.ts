@@ -1,0 +1,75 @@
+// kubectl oauthapp verify NAME: does the provider accept the app's client secret right now? Asked
+// with checkClientSecret's token request (a refresh token no provider issued), so no grant is used
+// or spent. Runs from the user's machine, so any provider address is allowed (the operator's
+// address policy protects the cluster's network, not a laptop's), and HTTPS_PROXY applies.
+import { oauthAppSpec, type OAuthAppSpec } from '../api/oauthapp.ts';
+import type { Secret } from '../kube/objects.ts';
+import { createAddressPolicy } from '../oauth/address-policy.ts';
+import { checkClientSecret, type ClientCheck } from '../oauth/client-check.ts';
+import { resolveProvider } from '../oauth/providers.ts';
+import type { ProxySettings } from '../oauth/proxy.ts';
+import { redactor } from '../oauth/redact.ts';
+import { createTokenClient, type TokenClient } from '../oauth/token-client.ts';
+import { maxSecretValueBytes } from '../oauthapp/source-secrets.ts';
+import { appRef, type CommandContext } from './context.ts';
+import { CliError, exitCodes } from './errors.ts';
+
+/** Every address but cloud metadata and reserved ones, which no provider has. */
+export const anyProviderAddress = createAddressPolicy({ allowLoopback: true, allowNetworks: ['0.0.0.0/0', '::/0'] });
+
+export const verifyTokenClient = (proxy: ProxySettings, userAgent: string): TokenClient => createTokenClient({ addresses: anyProviderAddress, proxy, userAgent });
+
+/** The client secret as the operator reads it (src/oauthapp/source-secrets.ts): a trailing newline is not part of it. */
+export function clientSecretOf(secret: Secret | undefined, ref: { name: string; key: string }, namespace: string): string {
+  const where = `secret ${JSON.stringify(ref.name)} in namespace ${JSON.stringify(namespace)} (spec.clientSecretRef)`;
+  if (secret === undefined) throw new CliError(`${where} not found`);
+  const encoded = secret.data === undefined || !Object.hasOwn(secret.data, ref.key) ? undefined : secret.data[ref.key];
+  if (encoded === undefined) throw new CliError(`${where} has no key ${JSON.stringify(ref.key)}`);
+  const bytes = Buffer.from(encoded, 'base64');
+  if (bytes.length > maxSecretValueBytes) throw new CliError(`${where}, key ${JSON.stringify(ref.key)}, holds ${bytes.length} bytes; the operator uses at most ${maxSecretValueBytes}`);
+  const value = bytes.toString('utf8').replace(/[\r\n]+$/, '');
+  if (value.trim() === '') throw new CliError(`${where} has an empty value under key ${JSON.stringify(ref.key)}`);
+  return value;
+}
+
+export function parseSpec(spec: unknown, what: string): OAuthAppSpec {
+  const parsed = oauthAppSpec.safeParse(spec);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new CliError(`${what} has a spec the operator cannot use: ${issue ? `spec.${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);
+}
+
+/** The verdict as printed: the first word is the verdict; the exit code says the same. */
+export function formatVerdict(check: ClientCheck, subject: string): { text: string; exitCode: number } {
+  switch (check.verdict) {
+    case 'accepted':
+      return { text: `accepted: the provider accepts the client secret of ${subject}\n`, exitCode: exitCodes.ok };
+    case 'rejected':
+      return {
+        text: `rejected: the provider refused the client secret of ${subject}${check.description ? ` (the provider said: ${JSON.stringify(check.description)})` : ''}\n`,
+        exitCode: exitCodes.failed,
+      };
+    case 'unknown':
+      return { text: `unknown: ${check.reason}${check.retryAfterMs !== undefined ? ` (the provider asked to wait ${Math.ceil(check.retryAfterMs / 1000)} s)` : ''}\n`, exitCode: exitCodes.unknown };
+  }
+}
+
+export async function verifyCommand(context: CommandContext, name: string, tokens: TokenClient): Promise<number> {
+  const { cluster, io } = context;
+  const what = appRef(cluster.namespace, name);
+  const app = await cluster.getApp(name);
+  const spec = parseSpec(app.spec, what);
+  let provider;
+  try {
+    provider = resolveProvider(spec);
+  } catch (error) {
+    throw new CliError(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const ref = spec.clientSecretRef;
+  const clientSecret = clientSecretOf(await cluster.getSecret(cluster.namespace, ref.name), ref, cluster.namespace);
+  const check = await checkClientSecret(tokens, { tokenURL: provider.tokenURL, clientAuthentication: provider.clientAuthentication, clientId: spec.clientId, clientSecret });
+  const verdict = formatVerdict(check, `${what} (${provider.tokenURL})`);
+  // The token client already keeps the secret out of what it reports; this is the belt to those braces.
+  io.out(redactor([clientSecret])(verdict.text));
+  return verdict.exitCode;
+}
