@@ -58,7 +58,9 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   try {
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
   } catch (error) {
-    return { kind: 'error', message: error instanceof Error ? error.message.split('\n')[0] ?? 'invalid arguments' : 'invalid arguments' };
+    // parseArgs's TypeErrors (ERR_PARSE_ARGS_*) say which option and why; not `instanceof Error` across realms (jest's vm).
+    const message = typeof error === 'object' && error !== null && 'message' in error ? String(error.message).split('\n')[0]?.replace(/\. To specify a positional argument.*$/, '') : '';
+    return { kind: 'error', message: message || 'invalid arguments' };
   }
   const { values, positionals } = parsed;
   if (values.version) return { kind: 'version' };
