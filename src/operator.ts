@@ -24,8 +24,10 @@ import type { Logger } from './log.ts';
 import { createStateSigner, defaultStateTtlMs, replaceableStateSigner, type ReplaceableStateSigner } from './oauth/state-token.ts';
 import { createTokenClient } from './oauth/token-client.ts';
 import { createAddressPolicy } from './oauth/address-policy.ts';
+import { checkClientSecret } from './oauth/client-check.ts';
 import { createProviderPolicy } from './oauth/provider-policy.ts';
 import { Authorizations } from './oauthapp/authorization.ts';
+import { ClientSecretChecks } from './oauthapp/client-secret-checks.ts';
 import { signingKeySecretName, startSigningKeyRefresh, type SigningKeys } from './oauthapp/signing-key.ts';
 import { createCaches, enqueueOnChanges, type Caches } from './oauthapp/controller.ts';
 import { Reconciler } from './oauthapp/reconciler.ts';
@@ -205,7 +207,16 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     minRefreshIntervalMs: config.minRefreshIntervalSeconds * 1000,
     onResult: metrics.recordTokenRefresh,
   });
+  const clientSecretChecks = new ClientSecretChecks({
+    // Through the provider's slots, like code exchanges: a check is a token request too.
+    check: (request) => limiter.run(new URL(request.tokenURL).host, () => checkClientSecret(tokens, request)),
+    wake: (appKey) => queue.add(appKey),
+    now,
+    random: Math.random,
+    onUnknown: (reason) => logger.info({ reason }, 'a client secret check was not answered clearly; asking again later'),
+  });
   const reconciler = new Reconciler({
+    clientSecretChecks,
     providerPolicy,
     apps: caches.apps,
     sources,

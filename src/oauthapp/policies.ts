@@ -1,6 +1,7 @@
 // Pure decisions about token requests, in the order they are asked (as cert-manager's policy
 // chains): what a refresh attempt should do, and what a failure or success means for the state.
 import type { TokenRequestError } from '../oauth/errors.ts';
+import type { ClientSecretLook } from './client-secret-checks.ts';
 import type { AppState, Bookkeeping, FailureKind, RefreshClaim } from './state.ts';
 import { fingerprint } from './state.ts';
 import { refreshTime } from './schedule.ts';
@@ -259,7 +260,7 @@ export interface SuccessInput {
 /** The state after a successful token request: the newest tokens and the next refresh time. */
 export function recordSuccess({ now, state, sentRefreshToken, response, renewBeforeMs, clientSecretFingerprint, random, pickRefreshTime, minRefreshIntervalMs }: SuccessInput): AppState {
   const expiresAt = now + response.expiresInSeconds * 1000;
-  const { claim: _claim, failure: _failure, deadRefreshTokenFingerprint: _dead, ...record } = state.record;
+  const { claim: _claim, failure: _failure, deadRefreshTokenFingerprint: _dead, rejectedClientSecret: _rejected, ...record } = state.record;
   // A code exchange that brings no refresh token keeps the stored one only if it is still usable:
   // clearing the dead marker below must not make a refused (or possibly consumed) token sendable.
   const storedUsable = state.refreshToken !== undefined && state.record.deadRefreshTokenFingerprint !== fingerprint(state.refreshToken);
@@ -290,6 +291,28 @@ export function recordSuccess({ now, state, sentRefreshToken, response, renewBef
       ...(rotates !== undefined ? { rotatesRefreshTokens: rotates } : {}),
     },
   };
+}
+
+/**
+ * A client check's verdict on the secret with `clientSecretFingerprint` (client-secret-checks.ts).
+ * It never touches the grant or the refresh schedule: a check is not a refresh, and a refresh
+ * goes on whatever a check said (if the provider refuses the client then, that is recorded too).
+ */
+export function recordClientCheck(state: AppState, clientSecretFingerprint: string, check: ClientSecretLook, now: number): AppState {
+  const { rejectedClientSecret: _rejected, ...record } = state.record;
+  if (check.verdict === 'accepted') return { ...state, record: { ...record, verifiedClientSecretFingerprint: clientSecretFingerprint } };
+  if (check.verdict === 'rejected') {
+    const description = check.description === undefined ? {} : { description: check.description };
+    return { ...state, record: { ...record, rejectedClientSecret: { fingerprint: clientSecretFingerprint, at: new Date(now).toISOString(), ...description } } };
+  }
+  return state;
+}
+
+/** Whether the provider has given no verdict yet on the secret with `clientSecretFingerprint`. */
+export function clientSecretUnchecked(state: AppState, clientSecretFingerprint: string): boolean {
+  const { verifiedClientSecretFingerprint, rejectedClientSecret, failure } = state.record;
+  if (verifiedClientSecretFingerprint === clientSecretFingerprint || rejectedClientSecret?.fingerprint === clientSecretFingerprint) return false;
+  return !(failure?.kind === 'invalid_client' && failure.clientSecretFingerprint === clientSecretFingerprint);
 }
 
 /** The claim written before sending: only its holder may send this refresh token. */

@@ -14,7 +14,8 @@ import { parseDurationMs } from '../api/fields.ts';
 import type { Logger } from '../log.ts';
 import { finalizerName, rotateAnnotation } from './labels.ts';
 import { NotLeadingError } from '../controller/errors.ts';
-import { decideRefresh, needsAuthorization, recordStaleClaim, releaseClaim, seedRefreshToken, type RefreshDecision } from './policies.ts';
+import { clientSecretUnchecked, decideRefresh, needsAuthorization, recordClientCheck, recordStaleClaim, releaseClaim, seedRefreshToken, type RefreshDecision } from './policies.ts';
+import type { ClientSecretChecks } from './client-secret-checks.ts';
 import type { Authorizations } from './authorization.ts';
 import type { Refresher } from './refresher.ts';
 import type { Rollouts } from './rollout.ts';
@@ -49,6 +50,8 @@ export interface ReconcilerDependencies {
   providerSlots?: Pick<KeyedLimiter, 'dismiss'>;
   /** Sees each app's conditions and token schedule after its status is written (metrics). */
   observe?: (appKey: string, facts: AppObservation) => void;
+  /** Checks a client secret the provider has not accepted yet, without a refresh. Default: none. */
+  clientSecretChecks?: ClientSecretChecks;
 }
 
 /**
@@ -169,6 +172,19 @@ export class Reconciler {
       return this.whileRequesting(app, identity, clientSecret, stored, leading, { requeueAfterMs: providerSlotLookAgainMs, reason: 'waiting for a provider slot' });
     }
 
+    // A secret nobody has used with the provider yet (a rotation) is checked now, not at the next refresh.
+    let checkAgainMs: number | undefined;
+    const checks = this.deps.clientSecretChecks;
+    if (checks && clientSecret.found && providerNotAllowed === undefined && clientSecretUnchecked(stored.state, fingerprint(clientSecret.value))) {
+      const provider = resolveProvider(spec);
+      const look = checks.look({ tokenURL: provider.tokenURL, clientAuthentication: provider.clientAuthentication, clientId: spec.clientId, clientSecret: clientSecret.value }, key);
+      if (look.verdict === 'pending') checkAgainMs = look.lookAgainMs;
+      else {
+        leading();
+        stored = await states.save(identity, recordClientCheck(stored.state, fingerprint(clientSecret.value), look, now()), stored.resourceVersion);
+      }
+    }
+
     let targetConflict: string | undefined;
     if (clientSecret.found) {
       leading();
@@ -198,7 +214,9 @@ export class Reconciler {
     leading();
     await this.deps.status.write(app, status, now());
     this.deps.observe?.(objectKey(identity.namespace, identity.name), observation(status, stored.state, spec.renewBefore));
-    return this.nextLook(stored, decision, authorization?.renewAt);
+    const next = this.nextLook(stored, decision, authorization?.renewAt);
+    if (checkAgainMs !== undefined && (next.requeueAfterMs === undefined || checkAgainMs < next.requeueAfterMs)) return { requeueAfterMs: checkAgainMs, reason: 'client secret check again' };
+    return next;
   }
 
   /**

@@ -61,8 +61,10 @@ export const bookkeeping = z.object({
   seedFingerprint: z.string().optional(),
   /** Learned from responses: whether this provider hands out a new refresh token on refresh. */
   rotatesRefreshTokens: z.boolean().optional(),
-  /** The client secret a token request last succeeded with. */
+  /** The client secret the provider last accepted: a token request succeeded, or a client check. */
   verifiedClientSecretFingerprint: z.string().optional(),
+  /** A client secret a client check found refused (invalid_client), and what the provider said. */
+  rejectedClientSecret: z.object({ fingerprint: z.string(), at: isoTime, description: z.string().optional() }).optional(),
   /** The client secret the rolloutRestartTargets were last restarted for. */
   rolledOutClientSecretFingerprint: z.string().optional(),
   /** The restartedAt value of that restart: the next one must differ, or no pod template changes. */

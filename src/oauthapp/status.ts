@@ -174,6 +174,15 @@ function clientSecretCondition({ state, clientSecret }: StatusInput): ConditionI
       message: `the provider rejected the client secret in ${clientSecret.source} (invalid_client)${providerSaid(failure?.description)}: put the secret shown in the provider's developer portal into that Secret`,
     };
   }
+  const rejected = state.record.rejectedClientSecret;
+  if (rejected?.fingerprint === current) {
+    return {
+      type: 'ClientSecretValid',
+      status: 'False',
+      reason: reasons.invalidClient,
+      message: `the provider rejected the client secret in ${clientSecret.source} when the operator checked it (invalid_client)${providerSaid(rejected.description)}: put the secret shown in the provider's developer portal into that Secret`,
+    };
+  }
   if (state.record.verifiedClientSecretFingerprint === current) {
     return { type: 'ClientSecretValid', status: 'True', reason: reasons.secretVerified, message: `the provider accepted the client secret in ${clientSecret.source}` };
   }

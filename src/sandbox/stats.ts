@@ -1,3 +1,4 @@
+import { clientCheckTokenPrefix } from '../oauth/client-check.ts';
 import type { OAuthErrorCode } from './errors.ts';
 import type { Fault } from './faults.ts';
 
@@ -20,8 +21,13 @@ export interface SandboxStats {
   readonly tokenRequests: number;
   /** Counts by `grant_type` (as sent; `(none)` when absent), then by outcome. */
   readonly byGrant: Readonly<Record<string, Readonly<Partial<Record<TokenOutcome, number>>>>>;
-  /** Every refresh-token value presented, in order, including refused and faulted requests. */
+  /**
+   * Every refresh-token value presented, in order, including refused and faulted requests; client
+   * checks (a token no provider issued, oauth/client-check.ts) are in `clientChecks` instead.
+   */
   readonly presentedRefreshTokens: readonly Presentation[];
+  /** Every client check (a refresh request whose token starts with clientCheckTokenPrefix), in order. */
+  readonly clientChecks: readonly Presentation[];
   /** Every authorization code presented, in order. */
   readonly presentedAuthorizationCodes: readonly Presentation[];
 }
@@ -40,6 +46,7 @@ export class StatsRecorder {
   #total = 0;
   readonly #byGrant = new Map<string, Map<TokenOutcome, number>>();
   readonly #refreshTokens: Presentation[] = [];
+  readonly #clientChecks: Presentation[] = [];
   readonly #codes: Presentation[] = [];
 
   readonly #now: () => number;
@@ -55,7 +62,10 @@ export class StatsRecorder {
     outcomes.set(request.outcome, (outcomes.get(request.outcome) ?? 0) + 1);
     this.#byGrant.set(grant, outcomes);
     const base = { clientId: request.clientId, outcome: request.outcome, at: this.#now() };
-    if (request.refreshToken !== undefined) this.#refreshTokens.push({ ...base, value: request.refreshToken });
+    if (request.refreshToken !== undefined) {
+      const presentations = request.refreshToken.startsWith(clientCheckTokenPrefix) ? this.#clientChecks : this.#refreshTokens;
+      presentations.push({ ...base, value: request.refreshToken });
+    }
     if (request.code !== undefined) {
       this.#codes.push({ ...base, value: request.code, ...(request.codeVerifier === undefined ? {} : { codeVerifier: request.codeVerifier }) });
     }
@@ -68,6 +78,7 @@ export class StatsRecorder {
         [...this.#byGrant].map(([grant, outcomes]) => [grant, Object.fromEntries(outcomes)]),
       ),
       presentedRefreshTokens: [...this.#refreshTokens],
+      clientChecks: [...this.#clientChecks],
       presentedAuthorizationCodes: [...this.#codes],
     };
   }

@@ -77,7 +77,7 @@ afterAll(async () => {
   report(
     `randomized total: ${results.length} seeds in ${((Date.now() - startedAt) / 60_000).toFixed(1)} min (mean ${(sum((f) => f.totalMs) / results.length / 1000).toFixed(1)} s), ` +
       `${failed.length} failed${failed.length ? ` (${failed.join(', ')}; violations by check: ${formatCounts(byCheck)})` : ''}; ${sum((f) => f.sends)} refresh-token sends, ${sum((f) => f.refreshes)} refreshes, ` +
-      `${sum((f) => f.invalidClient)} invalid_client, ${sum((f) => f.claims)} claims, ${sum((f) => f.lostGrants)} grants lost where allowed; ` +
+      `${sum((f) => f.invalidClient)} invalid_client, ${sum((f) => f.clientChecks)} client checks, ${sum((f) => f.claims)} claims, ${sum((f) => f.lostGrants)} grants lost where allowed; ` +
       `${sum((f) => f.proxyRequests)} apiserver requests, faults ${formatCounts(faults)}, ${sum((f) => f.committedWritesLost)} committed writes answered with a reset; ` +
       `user changes ${formatCounts(changes)} (${sum((f) => f.skippedChanges)} skipped); kills ${results.filter((r) => r.figures.disruption !== 'none').length}, ` +
       `${sum((f) => f.replicaExits)} replicas exited on their own, ${sum((f) => f.leaderChanges)} leader changes; ` +

@@ -147,8 +147,11 @@ async function authorizeToReady(name: string, provider: TestOidcProvider): Promi
   expect(condition(ready, 'ClientSecretValid')).toMatchObject({ status: 'True' });
   expect(ready.status?.authorizationURL).toBeUndefined();
   // One code exchange, first; a refresh may already have followed on a slow machine.
-  expect(provider.tokenRequests()[0]).toEqual({ grantType: 'authorization_code', clientAuthentication: provider.clientAuthentication, outcome: 'ok' });
-  expect(provider.tokenRequests().filter((request) => request.grantType === 'authorization_code')).toHaveLength(1);
+  expect(tokenRequests(provider)[0]).toEqual({ grantType: 'authorization_code', clientAuthentication: provider.clientAuthentication, outcome: 'ok' });
+  expect(tokenRequests(provider).filter((request) => request.grantType === 'authorization_code')).toHaveLength(1);
+  // The operator checked the client secret while the app waited for its person: a real RFC 6749
+  // server authenticated the client, then refused the grant it had never issued.
+  expect(provider.tokenRequests().filter((request) => request.clientCheck)).toEqual([{ grantType: 'refresh_token', clientAuthentication: provider.clientAuthentication, outcome: 'invalid_grant', clientCheck: true }]);
   return data;
 }
 
@@ -170,7 +173,7 @@ describe('a custom provider (oidc-provider) with client_secret_basic', () => {
       tokensSeen.push(third.access_token ?? '');
       expect(await provider.isActive(third.access_token ?? '')).toBe(true);
 
-      const requests = provider.tokenRequests();
+      const requests = tokenRequests(provider);
       expect(requests.every((request) => request.outcome === 'ok' && request.clientAuthentication === 'client_secret_basic')).toBe(true);
       expect(requests.filter((request) => request.grantType === 'refresh_token').length).toBeGreaterThanOrEqual(2);
       expect(provider.revokedGrants()).toBe(0);
@@ -191,7 +194,7 @@ describe('a custom provider (oidc-provider) with client_secret_post', () => {
       const second = await credentialsWithNewToken('crm-post', [first.access_token ?? ''], refreshWaitMs);
       tokensSeen.push(second.access_token ?? '');
       expect(await provider.isActive(second.access_token ?? '')).toBe(true);
-      const requests = provider.tokenRequests();
+      const requests = tokenRequests(provider);
       expect(requests.map((request) => request.grantType)).toEqual(expect.arrayContaining(['authorization_code', 'refresh_token']));
       expect(requests.every((request) => request.outcome === 'ok' && request.clientAuthentication === 'client_secret_post')).toBe(true);
     },
@@ -214,6 +217,10 @@ async function visit(url: string): Promise<{ status: number; body: string }> {
 }
 
 const codeExchanges = (provider: TestOidcProvider) => provider.tokenRequests().filter((request) => request.grantType === 'authorization_code');
+/** Code exchanges and refreshes: the token requests that use a grant (client checks left out). */
+function tokenRequests(provider: TestOidcProvider) {
+  return provider.tokenRequests().filter((request) => !request.clientCheck);
+}
 
 /** Waits for the app's next authorization URL: the one after `previous` (a refused callback used up its round). */
 async function nextAuthorizationURL(name: string, previous: string): Promise<string> {

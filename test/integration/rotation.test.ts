@@ -2,7 +2,7 @@
 // workloads that use it exactly once per change, and refresh tokens on demand by annotation.
 import { describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { stateSecretName } from '../../src/oauthapp/state.ts';
+import { fingerprint, stateSecretName } from '../../src/oauthapp/state.ts';
 import { eventually } from '../support/eventually.ts';
 import { occurrences } from '../support/events.ts';
 import { kubectlOK } from '../support/kubectl.ts';
@@ -51,6 +51,48 @@ describe('client secret refreshed in the portal first, then in the Secret', () =
     expect(await provider.whoAmI(after.access_token ?? '')).toBe(200);
     expect(provider.sandbox.stats().presentedAuthorizationCodes).toHaveLength(0);
   }, 120_000);
+});
+
+describe('a changed client secret is checked with the provider at once, without a refresh', () => {
+  it('shows ClientSecretValid=True within seconds of a portal-first rotation, and no refresh token is sent', async () => {
+    const provider = await testbed.newProvider();
+    const app = await readyApp('checked-good', provider);
+    const refreshes = refreshesSent(provider);
+    const checks = provider.sandbox.stats().clientChecks.length;
+
+    const rotated = provider.sandbox.rotateClientSecret(provider.clientId);
+    testbed.canaries.push(rotated);
+    await apply(testbed.namespace, opaqueSecret('checked-good-client', { client_secret: rotated }));
+
+    // Tokens of this testbed live an hour: only the check can verify the new secret this soon.
+    await eventually('the new secret verified', async () => {
+      const record = JSON.parse((await testbed.admin.secretData(testbed.operatorNamespace, stateSecretName(app.metadata.uid)))?.['record.json'] ?? '{}') as { verifiedClientSecretFingerprint?: string };
+      return record.verifiedClientSecretFingerprint === fingerprint(rotated) ? true : undefined;
+    });
+    const verified = await appWith('checked-good', (current) => condition(current, 'ClientSecretValid')?.status === 'True', 'ClientSecretValid=True');
+    expect(condition(verified, 'Ready')?.status).toBe('True');
+    expect(refreshesSent(provider)).toBe(refreshes);
+    expect(provider.sandbox.stats().clientChecks.slice(checks).map((check) => check.outcome)).toEqual(['invalid_grant']);
+  }, 60_000);
+
+  it('shows ClientSecretValid=False (Ready=False) for a wrong secret, keeps the grant, and no refresh token is sent', async () => {
+    const provider = await testbed.newProvider();
+    await readyApp('checked-bad', provider);
+    const refreshes = refreshesSent(provider);
+
+    await apply(testbed.namespace, opaqueSecret('checked-bad-client', { client_secret: newSecret() }));
+
+    const rejected = await appWith('checked-bad', (app) => condition(app, 'ClientSecretValid')?.reason === 'InvalidClient', 'ClientSecretValid=False InvalidClient');
+    expect(condition(rejected, 'ClientSecretValid')?.message).toContain('when the operator checked it');
+    expect(condition(rejected, 'Ready')).toMatchObject({ status: 'False', reason: 'ClientSecretInvalid' });
+    expect(condition(rejected, 'Authorized')?.status).toBe('True');
+    expect(refreshesSent(provider)).toBe(refreshes);
+    expect(provider.sandbox.stats().clientChecks.at(-1)?.outcome).toBe('invalid_client');
+
+    // Put back: the secret the provider accepted before is valid again at once.
+    await apply(testbed.namespace, opaqueSecret('checked-bad-client', { client_secret: provider.clientSecret }));
+    await appWith('checked-bad', (app) => condition(app, 'ClientSecretValid')?.status === 'True' && condition(app, 'Ready')?.status === 'True', 'ClientSecretValid=True again');
+  }, 60_000);
 });
 
 describe('client secret changed in the Secret before the portal', () => {

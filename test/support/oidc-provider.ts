@@ -9,6 +9,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import got, { type Got } from 'got';
+import { clientCheckTokenPrefix } from '../../src/oauth/client-check.ts';
 // oidc-provider ships JavaScript only (its types are the separate @types/oidc-provider package):
 // the few members used here are typed by `OidcProvider` below.
 // @ts-expect-error TS7016 -- no declaration file; narrowed to OidcProvider on the next lines
@@ -51,6 +52,8 @@ export interface TokenEndpointRequest {
   clientAuthentication: ClientAuthentication | 'other';
   /** `ok`, or the RFC 6749 §5.2 error code the server answered. */
   outcome: string;
+  /** A client check (oauth/client-check.ts): a refresh token this server never issued. */
+  clientCheck?: true;
 }
 
 export interface AuthorizationOutcome {
@@ -134,10 +137,10 @@ export async function startOidcProvider(options: OidcProviderOptions): Promise<T
   });
 
   provider.on('grant.success', (context: OidcContext) => {
-    requests.push({ grantType: grantTypeOf(context), clientAuthentication: authenticationOf(context), outcome: 'ok' });
+    requests.push({ grantType: grantTypeOf(context), clientAuthentication: authenticationOf(context), outcome: 'ok', ...clientCheckOf(context) });
   });
   provider.on('grant.error', (context: OidcContext, error: { error?: string }) => {
-    requests.push({ grantType: grantTypeOf(context), clientAuthentication: authenticationOf(context), outcome: error.error ?? 'server_error' });
+    requests.push({ grantType: grantTypeOf(context), clientAuthentication: authenticationOf(context), outcome: error.error ?? 'server_error', ...clientCheckOf(context) });
   });
   provider.on('grant.revoked', () => {
     revoked += 1;
@@ -307,6 +310,11 @@ class CookieJar {
 function pathMatches(requestPath: string, cookiePath: string): boolean {
   if (requestPath === cookiePath) return true;
   return requestPath.startsWith(cookiePath) && (cookiePath.endsWith('/') || requestPath.charAt(cookiePath.length) === '/');
+}
+
+function clientCheckOf(context: OidcContext): { clientCheck?: true } {
+  const refreshToken = context.oidc?.params?.refresh_token;
+  return typeof refreshToken === 'string' && refreshToken.startsWith(clientCheckTokenPrefix) ? { clientCheck: true } : {};
 }
 
 function grantTypeOf(context: OidcContext): string {

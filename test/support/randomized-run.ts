@@ -33,6 +33,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeAPIError } from '../../src/kube/errors.ts';
+import { clientCheckTokenPrefix } from '../../src/oauth/client-check.ts';
 import { fingerprint } from '../../src/oauthapp/state.ts';
 import { startAPIServerProxy, type ChaosSchedule, type FaultKind } from './apiserver-proxy.ts';
 import type { AdminClient } from './kube.ts';
@@ -69,6 +70,8 @@ export interface RunFigures {
   sends: number;
   refreshes: number;
   invalidClient: number;
+  /** Client checks: refresh requests with a token no provider issued (oauth/client-check.ts), not counted as sends. */
+  clientChecks: number;
   /** Token requests whose answer the client never got. */
   lostAnswers: number;
   proxyRequests: number;
@@ -615,7 +618,8 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
 
     // Checks 1 and 2, from the provider's side.
     const exchanges = exchangesOfRun();
-    const refreshRequests = exchanges.filter((exchange) => exchange.grantType === 'refresh_token');
+    const isClientCheck = (exchange: TokenExchange) => exchange.presented?.startsWith(clientCheckTokenPrefix) === true;
+    const refreshRequests = exchanges.filter((exchange) => exchange.grantType === 'refresh_token' && !isClientCheck(exchange));
     const byValue = new Map<string, TokenExchange[]>();
     for (const exchange of refreshRequests) {
       if (!exchange.presented) continue;
@@ -674,6 +678,7 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
       sends: refreshRequests.length,
       refreshes: refreshRequests.filter((exchange) => exchange.outcome === 'ok').length,
       invalidClient: refreshRequests.filter((exchange) => exchange.outcome === 'invalid_client').length,
+      clientChecks: exchanges.filter(isClientCheck).length,
       lostAnswers: exchanges.filter((exchange) => exchange.lost).length,
       proxyRequests: stats.requests,
       faults: stats.faults,
@@ -710,7 +715,7 @@ export async function runSeed(seed: number, context: RunContext): Promise<RunRes
 
   const empty = Object.fromEntries(Object.keys(proxy.stats.faults).map((kind) => [kind, 0])) as Record<FaultKind, number>;
   const result: RunFigures = figures ?? {
-    seed, apps: plan.appCount, faultMs: plan.faultMs, totalMs: 0, sends: 0, refreshes: 0, invalidClient: 0, lostAnswers: 0, proxyRequests: 0, faults: empty, committedWritesLost: 0,
+    seed, apps: plan.appCount, faultMs: plan.faultMs, totalMs: 0, sends: 0, refreshes: 0, invalidClient: 0, clientChecks: 0, lostAnswers: 0, proxyRequests: 0, faults: empty, committedWritesLost: 0,
     changes: { rotate: 0, specEdit: 0, clientSecret: 0, delete: 0, recreate: 0 }, skippedChanges: 0, disruption: 'none', replicaExits: 0, leaderChanges: 0, claims: 0, staleEpisodes: 0, staleMaxMs: 0, maxActLagMs: 0, lostGrants: 0,
   };
   result.totalMs = Date.now() - started;

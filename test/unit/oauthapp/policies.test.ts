@@ -4,8 +4,10 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import {
   claimRefresh,
+  clientSecretUnchecked,
   decideRefresh,
   mayResendAfterUnknownOutcome,
+  recordClientCheck,
   recordFailure,
   recordStaleClaim,
   recordSuccess,
@@ -368,6 +370,39 @@ describe('recordSuccess', () => {
         expect(refreshAt).toBeLessThanOrEqual(expiresAt - margin + 1); // +1: toISOString rounds to the millisecond
       }),
     );
+  });
+});
+
+describe('recordClientCheck', () => {
+  const checked = fingerprint('new-client-secret');
+  const base: AppState = { refreshToken: 'rt', record: { verifiedClientSecretFingerprint: fingerprint('old-client-secret'), refreshAt: '2030-01-01T12:30:00.000Z' } };
+
+  it('marks an accepted secret verified and touches nothing else', () => {
+    const after = recordClientCheck(base, checked, { verdict: 'accepted' }, 0);
+    expect(after).toEqual({ ...base, record: { ...base.record, verifiedClientSecretFingerprint: checked } });
+  });
+
+  it('records a rejected secret with what the provider said, and keeps the grant and the schedule', () => {
+    const after = recordClientCheck(base, checked, { verdict: 'rejected', description: 'Invalid client' }, Date.parse('2030-01-01T12:00:00Z'));
+    expect(after.record.rejectedClientSecret).toEqual({ fingerprint: checked, at: '2030-01-01T12:00:00.000Z', description: 'Invalid client' });
+    expect(after.refreshToken).toBe('rt');
+    expect(after.record.refreshAt).toBe(base.record.refreshAt);
+    expect(clientSecretUnchecked(after, checked)).toBe(false);
+  });
+
+  it('forgets a rejection once a later check accepts, and a successful refresh forgets it too', () => {
+    const rejected = recordClientCheck(base, checked, { verdict: 'rejected' }, 0);
+    expect(recordClientCheck(rejected, checked, { verdict: 'accepted' }, 0).record.rejectedClientSecret).toBeUndefined();
+    const refreshed = recordSuccess(success({ state: recordClientCheck(held(), checked, { verdict: 'rejected' }, 0), clientSecretFingerprint: checked }));
+    expect(refreshed.record.rejectedClientSecret).toBeUndefined();
+    expect(refreshed.record.verifiedClientSecretFingerprint).toBe(checked);
+  });
+
+  it('asks for a check only for a secret with no verdict from a check or a refresh', () => {
+    expect(clientSecretUnchecked(base, fingerprint('old-client-secret'))).toBe(false);
+    expect(clientSecretUnchecked(base, checked)).toBe(true);
+    const refused: AppState = { ...base, record: { ...base.record, failure: { kind: 'invalid_client', message: 'refused', at: '2030-01-01T12:00:00.000Z', attempts: 1, clientSecretFingerprint: checked } } };
+    expect(clientSecretUnchecked(refused, checked)).toBe(false);
   });
 });
 

@@ -185,6 +185,14 @@ describe('the ClientSecretValid condition', () => {
     expect(valid.message).toContain(source);
   });
 
+  it('is False with InvalidClient, quoting the provider, when the operator’s check of this secret was refused', () => {
+    const state = healthy({ rejectedClientSecret: { fingerprint: fingerprint(canaries.newClientSecret), at: iso(now), description: 'Invalid client' } });
+    const valid = condition(state, 'ClientSecretValid', { clientSecret: found(canaries.newClientSecret) });
+    expect(valid).toMatchObject({ status: 'False', reason: 'InvalidClient' });
+    expect(valid.message).toContain('when the operator checked it (invalid_client) (the provider said: "Invalid client")');
+    expect(condition(state, 'Ready', { clientSecret: found(canaries.newClientSecret) })).toMatchObject({ status: 'False', reason: 'ClientSecretInvalid' });
+  });
+
   it('leaves InvalidClient as soon as the Secret holds a different client secret', () => {
     const state = healthy({ failure: failure('invalid_client', { clientSecretFingerprint: secretFP }) });
     expect(condition(state, 'ClientSecretValid', { clientSecret: found(canaries.newClientSecret) })).toMatchObject({ status: 'Unknown', reason: 'NotVerified' });
