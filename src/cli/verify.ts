@@ -50,7 +50,8 @@ export function formatVerdict(check: ClientCheck, subject: string): { text: stri
         exitCode: exitCodes.failed,
       };
     case 'unknown':
-      return { text: `unknown: ${check.reason}${check.retryAfterMs !== undefined ? ` (the provider asked to wait ${Math.ceil(check.retryAfterMs / 1000)} s)` : ''}\n`, exitCode: exitCodes.unknown };
+      // The reason is the token client's coarse message, which names a Retry-After already.
+      return { text: `unknown: ${check.reason}\n`, exitCode: exitCodes.unknown };
   }
 }
 
