@@ -91,6 +91,16 @@ const inNamespace = () => ['-n', testbed.namespace];
 const lineOf = (output: string, label: string) => output.split('\n').find((line) => line.startsWith(`${label}:`))?.slice(label.length + 1).trim();
 const credentials = async (name: string) => (await testbed.admin.secretData(testbed.namespace, `${name}-credentials`)) ?? {};
 
+describe('kubectl oauthapp', () => {
+  it('is found by kubectl, and answers --help and --version', async () => {
+    const help = await plugin('--help');
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    expect(help.stdout).toContain('Usage: kubectl oauthapp COMMAND NAME [flags]');
+    expect((await plugin('verify', '--help')).stdout).toContain('Usage: kubectl oauthapp verify NAME [flags]');
+    expect((await plugin('--version')).stdout).toMatch(/^kubectl-oauthapp \d+\.\d+\.\d+\n$/);
+  });
+});
+
 describe('kubectl oauthapp status', () => {
   it('shows a Ready app\'s conditions, expiry, target Secret and the replica holding the Lease', async () => {
     const app = await testbed.readyApp('shown', provider);
