@@ -61,9 +61,10 @@ export async function connect(config: KubeConfig, namespaceFlag: string | undefi
         return await http.json<AppView>({ method: 'GET', path: oauthAppPath(namespace, name) });
       } catch (error) {
         if (error instanceof KubeAPIError && error.reason === 'NotFound') {
-          // The apiserver's words for a resource type it does not serve, rather than an object it lacks.
-          if (error.message.includes('could not find the requested resource')) throw new CliError('the apiserver does not serve oauthapps.oauthapp.dev/v1alpha1: is the OAuthApp CRD installed?');
-          throw appNotFound(namespace, name);
+          // An object it lacks is `oauthapps.oauthapp.dev "NAME" not found`; anything else is a
+          // resource type it does not serve ("404 page not found", "could not find the requested resource").
+          if (error.message.includes(`"${name}" not found`)) throw appNotFound(namespace, name);
+          throw new CliError('the apiserver does not serve oauthapps.oauthapp.dev/v1alpha1: is the OAuthApp CRD installed?');
         }
         return failure(`get oauthapp ${JSON.stringify(name)} in namespace ${JSON.stringify(namespace)}`)(error);
       }

@@ -2,7 +2,8 @@
 // with checkClientSecret's token request (a refresh token no provider issued), so no grant is used
 // or spent. Runs from the user's machine, so any provider address is allowed (the operator's
 // address policy protects the cluster's network, not a laptop's), and HTTPS_PROXY applies.
-import { oauthAppSpec, type OAuthAppSpec } from '../api/oauthapp.ts';
+import { z } from 'zod';
+import { oauthAppSpec } from '../api/oauthapp.ts';
 import type { Secret } from '../kube/objects.ts';
 import { createAddressPolicy } from '../oauth/address-policy.ts';
 import { checkClientSecret, type ClientCheck } from '../oauth/client-check.ts';
@@ -32,8 +33,17 @@ export function clientSecretOf(secret: Secret | undefined, ref: { name: string; 
   return value;
 }
 
-export function parseSpec(spec: unknown, what: string): OAuthAppSpec {
-  const parsed = oauthAppSpec.safeParse(spec);
+/**
+ * The spec fields a client check needs, with the operator's own field schemas, ignoring the rest:
+ * a plugin older than the operator must not fail on a field it does not know. (A custom provider
+ * without its URLs is resolveProvider's to refuse.)
+ */
+const checkedSpec = z
+  .object((({ provider, tokenURL, authorizeURL, issuer, clientAuthentication, clientId, clientSecretRef }) => ({ provider, tokenURL, authorizeURL, issuer, clientAuthentication, clientId, clientSecretRef }))(oauthAppSpec.shape));
+export type CheckedSpec = z.output<typeof checkedSpec>;
+
+export function parseSpec(spec: unknown, what: string): CheckedSpec {
+  const parsed = checkedSpec.safeParse(spec);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   throw new CliError(`${what} has a spec the operator cannot use: ${issue ? `spec.${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);

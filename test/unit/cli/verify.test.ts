@@ -88,10 +88,16 @@ describe('verify', () => {
     expect(tokens.requests).toHaveLength(0);
   });
 
-  it('fails on a spec the operator could not use', async () => {
+  it('fails on a spec the operator could not use, and ignores fields it does not know', async () => {
     const { cluster, context } = setup();
+    const tokens = tokenClient(answered('invalid_grant'));
     cluster.apps = [{ metadata: { name: 'crm', namespace: 'sales' }, spec: { ...spec, tokenURL: undefined } }];
-    await expect(verifyCommand(context, 'crm', tokenClient(answered('invalid_grant')))).rejects.toThrow('has a spec the operator cannot use: spec.tokenURL');
+    await expect(verifyCommand(context, 'crm', tokens)).rejects.toThrow('oauthapp "crm" in namespace "sales": tokenURL is required when provider is custom');
+    cluster.apps = [{ metadata: { name: 'crm', namespace: 'sales' }, spec: { ...spec, clientId: '' } }];
+    await expect(verifyCommand(context, 'crm', tokens)).rejects.toThrow('oauthapp "crm" in namespace "sales" has a spec the operator cannot use: spec.clientId:');
+    expect(tokens.requests).toHaveLength(0);
+    cluster.apps = [{ metadata: { name: 'crm', namespace: 'sales' }, spec: { ...spec, aFieldOfALaterVersion: { x: 1 } } }];
+    expect(await verifyCommand(context, 'crm', tokens)).toBe(0);
   });
 });
 
