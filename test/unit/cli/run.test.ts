@@ -1,6 +1,9 @@
 // The plugin from argv to exit code, without a cluster: help, version, usage and kubeconfig errors.
 import { describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { mainHelp, commandHelp } from '../../../src/cli/help.ts';
@@ -36,6 +39,21 @@ describe('run', () => {
     const missing = await runWith(['status', 'crm', '--kubeconfig', '/nonexistent/kubeconfig']);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^error: kubeconfig \/nonexistent\/kubeconfig: .*ENOENT/);
+  });
+});
+
+describe('verify behind a proxy', () => {
+  it('reads HTTPS_PROXY as the operator does, and refuses a bad one before any request', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-run-'));
+    const kubeconfig = join(dir, 'config');
+    // An apiserver nobody listens on: the proxy is judged before the app is read.
+    await writeFile(kubeconfig, JSON.stringify({ 'current-context': 'c', clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }], contexts: [{ name: 'c', context: { cluster: 'c' } }] }));
+    try {
+      const result = await runWith(['verify', 'crm', '--kubeconfig', kubeconfig], { env: { HTTPS_PROXY: 'socks5://user:pass@proxy:1080' } });
+      expect(result).toEqual({ code: 1, out: '', err: 'error: invalid HTTPS_PROXY: the scheme must be http:// or https://, not socks5://\n' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
