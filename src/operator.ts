@@ -36,6 +36,7 @@ import { RefreshSlots } from './oauthapp/refresh-slots.ts';
 import { Rollouts } from './oauthapp/rollout.ts';
 import { SourceSecrets } from './oauthapp/source-secrets.ts';
 import { StateStore } from './oauthapp/state-store.ts';
+import { StateAdoption } from './oauthapp/state-adoption.ts';
 import { SeedLedger } from './oauthapp/seed-ledger.ts';
 import { OrphanSweep } from './oauthapp/orphan-sweep.ts';
 import { requeueOnConflict } from './oauthapp/conflicts.ts';
@@ -217,6 +218,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   });
   const reconciler = new Reconciler({
     clientSecretChecks,
+    adoption: new StateAdoption({ kube, cache: caches.states, operatorNamespace: config.operatorNamespace, now, logger }),
     providerPolicy,
     apps: caches.apps,
     sources,

@@ -61,7 +61,7 @@ export class KubeClient {
     });
   }
 
-  async deleteSecret(namespace: string, name: string, preconditions?: { uid?: string }): Promise<void> {
+  async deleteSecret(namespace: string, name: string, preconditions?: { uid?: string; resourceVersion?: string }): Promise<void> {
     try {
       await this.http.json({
         method: 'DELETE',

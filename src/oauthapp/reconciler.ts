@@ -16,6 +16,7 @@ import { finalizerName, rotateAnnotation } from './labels.ts';
 import { NotLeadingError } from '../controller/errors.ts';
 import { clientSecretUnchecked, decideRefresh, needsAuthorization, recordClientCheck, recordStaleClaim, releaseClaim, seedRefreshToken, type RefreshDecision } from './policies.ts';
 import type { ClientSecretChecks } from './client-secret-checks.ts';
+import type { StateAdoption } from './state-adoption.ts';
 import type { Authorizations } from './authorization.ts';
 import type { Refresher } from './refresher.ts';
 import type { Rollouts } from './rollout.ts';
@@ -52,6 +53,8 @@ export interface ReconcilerDependencies {
   observe?: (appKey: string, facts: AppObservation) => void;
   /** Checks a client secret the provider has not accepted yet, without a refresh. Default: none. */
   clientSecretChecks?: ClientSecretChecks;
+  /** Gives an app with no state the state an earlier app of its name left (a restore). Default: none. */
+  adoption?: StateAdoption;
 }
 
 /**
@@ -116,7 +119,13 @@ export class Reconciler {
     // This app's token request is out (see refresher.ts): no refresh decision until its answer is
     // stored, which queues the app again.
     if (refresher.inFlight(identity)) return this.whileRequesting(app, identity, clientSecret, states.load(identity), leading, {});
-    const seeding = await this.plantSeed(identity, app, states.load(identity));
+    let own = states.load(identity);
+    if (own.resourceVersion === undefined && this.deps.adoption) {
+      const adoption = await this.deps.adoption.adopt(identity, clientSecret.found ? fingerprint(clientSecret.value) : undefined, leading);
+      if (adoption.outcome === 'wait') return { requeueAfterMs: adoption.waitMs, reason: 'the state to adopt has an open refresh claim' };
+      if (adoption.outcome === 'adopted') own = adoption.stored;
+    }
+    const seeding = await this.plantSeed(identity, app, own);
     let stored = seeding.stored;
 
     // Refused before anything is sent there, or shown as where to authorize.
