@@ -52,8 +52,6 @@ interface Queued {
 interface Delayed {
   readyAt: number;
   timer: Timer;
-  /** Waits out a failure whose cause may end before the delay does. */
-  expeditable: boolean;
 }
 
 export class WorkQueue {
@@ -78,6 +76,11 @@ export class WorkQueue {
   /** Keys handed out and not yet done. */
   private readonly processing = new Set<string>();
   private readonly delayed = new Map<string, Delayed>();
+  /**
+   * Delayed keys waiting out a failure whose cause may end before the delay does: kept apart so
+   * `expedite` does not walk every scheduled refresh (one per app).
+   */
+  private readonly expeditable = new Set<string>();
   /** Keys processing when `expedite` ran: a failure they end with is not waited out. */
   private readonly expeditedWhileProcessing = new Set<string>();
   private readonly getters = new Fifo<(key: string | undefined) => void>();
@@ -148,14 +151,14 @@ export class WorkQueue {
   expedite(): number {
     if (this.shuttingDown) return 0;
     let added = 0;
-    for (const [key, pending] of this.delayed) {
-      if (!pending.expeditable) continue;
-      pending.timer.cancel();
+    for (const key of this.expeditable) {
+      this.delayed.get(key)?.timer.cancel();
       this.delayed.delete(key);
       this.rateLimiter.forget(key);
       this.add(key);
       added += 1;
     }
+    this.expeditable.clear();
     for (const key of this.processing) this.expeditedWhileProcessing.add(key);
     return added;
   }
@@ -174,9 +177,12 @@ export class WorkQueue {
     }
     const timer = this.clock.setTimer(() => {
       this.delayed.delete(key);
+      this.expeditable.delete(key);
       this.add(key);
     }, delayMs);
-    this.delayed.set(key, { readyAt, timer, expeditable });
+    this.delayed.set(key, { readyAt, timer });
+    if (expeditable) this.expeditable.add(key);
+    else this.expeditable.delete(key);
   }
 
   /** Forgets `key`'s failures: its next `addRateLimited` waits the base delay again. */
@@ -220,6 +226,7 @@ export class WorkQueue {
     this.shuttingDown = true;
     for (const { timer } of this.delayed.values()) timer.cancel();
     this.delayed.clear();
+    this.expeditable.clear();
     this.expeditedWhileProcessing.clear();
     const hadQueued = this.queued > 0;
     this.flows.clear();

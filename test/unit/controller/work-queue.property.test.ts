@@ -2,7 +2,8 @@
 // hand-outs, finished keys and passing time, checked against a model of client-go's semantics:
 // a key is queued at most once, never handed to two workers at once, an add during processing
 // comes back after done(), delayed adds collapse to the earliest, and no add is lost. On top of
-// that, the fairness this queue adds: first-in-first-out within a namespace, and no namespace is
+// that, expedite (keys waiting out an expeditable failure are added at once, failures forgotten),
+// and the fairness this queue adds: first-in-first-out within a namespace, and no namespace is
 // served twice while another namespace's key waited through both turns.
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
@@ -16,7 +17,8 @@ const maxDelayMs = 1_000_000;
 type Step =
   | { kind: 'add'; key: string }
   | { kind: 'addAfter'; key: string; delayMs: number }
-  | { kind: 'addRateLimited'; key: string }
+  | { kind: 'addRateLimited'; key: string; expeditable: boolean }
+  | { kind: 'expedite' }
   | { kind: 'forget'; key: string }
   | { kind: 'get' }
   | { kind: 'done'; pick: number }
@@ -26,7 +28,8 @@ const key = fc.constantFrom(...keys);
 const step: fc.Arbitrary<Step> = fc.oneof(
   { arbitrary: fc.record({ kind: fc.constant('add' as const), key }), weight: 4 },
   { arbitrary: fc.record({ kind: fc.constant('addAfter' as const), key, delayMs: fc.integer({ min: -5, max: 60 }) }), weight: 2 },
-  { arbitrary: fc.record({ kind: fc.constant('addRateLimited' as const), key }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant('addRateLimited' as const), key, expeditable: fc.boolean() }), weight: 2 },
+  { arbitrary: fc.record({ kind: fc.constant('expedite' as const) }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant('forget' as const), key }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant('get' as const) }), weight: 4 },
   { arbitrary: fc.record({ kind: fc.constant('done' as const), pick: fc.nat() }), weight: 3 },
@@ -41,6 +44,10 @@ class Model {
   readonly queued = new Map<string, string[]>();
   readonly delayed = new Map<string, { readyAt: number; sequence: number }>();
   readonly failures = new Map<string, number>();
+  /** Delayed keys whose pending add waits out an expeditable failure. */
+  readonly expeditable = new Set<string>();
+  /** Keys that were processing at an expedite: their next expeditable failure starts over. */
+  readonly expeditedWhileProcessing = new Set<string>();
   private sequence = 0;
   handOuts = 0;
   /** Per namespace with queued keys: the hand-out count when it last started waiting for a turn. */
@@ -59,18 +66,31 @@ class Model {
     if (!this.processing.has(key)) this.enqueue(key);
   }
 
-  addAfter(key: string, delayMs: number): void {
+  addAfter(key: string, delayMs: number, expeditable = false): void {
     if (!(delayMs > 0)) return this.add(key);
     const readyAt = this.now + delayMs;
     const pending = this.delayed.get(key);
     if (pending !== undefined && pending.readyAt <= readyAt) return;
     this.delayed.set(key, { readyAt, sequence: this.sequence++ });
+    if (expeditable) this.expeditable.add(key);
+    else this.expeditable.delete(key);
   }
 
-  addRateLimited(key: string): void {
+  addRateLimited(key: string, expeditable: boolean): void {
+    if (expeditable && this.expeditedWhileProcessing.delete(key)) this.failures.delete(key);
     const failures = this.failures.get(key) ?? 0;
     this.failures.set(key, failures + 1);
-    this.addAfter(key, Math.min(baseDelayMs * 2 ** failures, maxDelayMs));
+    this.addAfter(key, Math.min(baseDelayMs * 2 ** failures, maxDelayMs), expeditable);
+  }
+
+  expedite(): void {
+    for (const key of this.expeditable) {
+      this.delayed.delete(key);
+      this.failures.delete(key);
+      this.add(key);
+    }
+    this.expeditable.clear();
+    for (const key of this.processing) this.expeditedWhileProcessing.add(key);
   }
 
   advance(ms: number): void {
@@ -81,6 +101,7 @@ class Model {
         .sort(([, a], [, b]) => a.readyAt - b.readyAt || a.sequence - b.sequence)[0];
       if (!due) break;
       this.delayed.delete(due[0]);
+      this.expeditable.delete(due[0]);
       this.now = due[1].readyAt;
       this.add(due[0]);
     }
@@ -114,6 +135,7 @@ class Model {
 
   done(key: string): void {
     this.processing.delete(key);
+    this.expeditedWhileProcessing.delete(key);
     if (this.dirty.has(key)) this.enqueue(key);
   }
 
@@ -140,6 +162,7 @@ async function run(steps: Step[]): Promise<void> {
     expect(queue.length).toBe(model.length);
     expect(queue.processingCount).toBe(model.processing.size);
     expect(queue.delayedCount).toBe(model.delayed.size);
+    for (const each of keys) expect(queue.retries(each)).toBe(model.failures.get(each) ?? 0);
   };
   const handOut = async () => {
     const handed = await queue.get();
@@ -159,8 +182,12 @@ async function run(steps: Step[]): Promise<void> {
         model.addAfter(current.key, current.delayMs);
         break;
       case 'addRateLimited':
-        queue.addRateLimited(current.key);
-        model.addRateLimited(current.key);
+        queue.addRateLimited(current.key, { expeditable: current.expeditable });
+        model.addRateLimited(current.key, current.expeditable);
+        break;
+      case 'expedite':
+        queue.expedite();
+        model.expedite();
         break;
       case 'forget':
         queue.forget(current.key);

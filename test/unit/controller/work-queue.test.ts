@@ -206,6 +206,20 @@ describe('WorkQueue', () => {
       expect(queue.length).toBe(1);
     });
 
+    it('leaves alone a key whose expeditable retry was replaced by an earlier requeue', async () => {
+      const { clock, queue } = newQueue();
+      for (let i = 0; i < 4; i += 1) {
+        queue.addRateLimited('ns/a', { expeditable: true });
+        clock.advance(1_000);
+        queue.done((await queue.get()) ?? '');
+      }
+      queue.addRateLimited('ns/a', { expeditable: true }); // the fifth failure: next try 80 ms away
+      queue.addAfter('ns/a', 30); // earlier: the requeue wins
+
+      expect(queue.expedite()).toBe(0);
+      expect(queue.retries('ns/a')).toBe(5);
+    });
+
     it('leaves a requeue asked for by a reconcile where it is', () => {
       const { queue } = newQueue();
       queue.addAfter('ns/a', 60_000);
