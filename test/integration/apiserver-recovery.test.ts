@@ -3,50 +3,22 @@
 // apiserver answers again that wait has no reason left: the user's change behind it must be acted
 // on at once, not 10 s later (the randomized run, seed 192219: a delete finished 9 s after the
 // faults ended). Real operator process, real apiserver behind the fault-injecting proxy.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startAPIServerProxy, type APIServerProxy } from '../support/apiserver-proxy.ts';
+import { describe, expect, it } from '@jest/globals';
 import { expectNoLeaks } from '../support/chaos.ts';
 import { eventually } from '../support/eventually.ts';
-import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
-import { startPrivateCluster, type PrivateCluster } from '../support/private-cluster.ts';
-import { condition, opaqueSecret, type AppView } from '../support/resources.ts';
-import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
+import { namespace, useProxiedStage } from '../support/proxied-stage.ts';
+import { condition, opaqueSecret } from '../support/resources.ts';
 
-const namespace = 'apps';
-const operatorNamespace = 'oauthapp-system';
 /** Long enough for the backoff to pass 5 s (5 ms·2^10), short enough for the file to stay quick. */
 const outageMs = 11_000;
-let cluster: PrivateCluster;
-let proxy: APIServerProxy;
-let provider: TestProvider;
-let operator: OperatorProcess | undefined;
-const canaries: string[] = [];
-
-beforeAll(async () => {
-  cluster = await startPrivateCluster('apiserver-recovery', [namespace, operatorNamespace]);
-  proxy = await startAPIServerProxy({ upstreamKubeconfig: cluster.controlPlane.adminKubeconfigPath });
-  provider = await startTestProvider({ rotateRefreshTokens: true, revokeGrantOnReplay: true });
-  canaries.push(provider.clientSecret);
-}, 180_000);
-
-afterAll(async () => {
-  await operator?.kill('SIGKILL');
-  await proxy?.close();
-  await provider?.close();
-  await cluster?.stop();
-});
-
-const getApp = async (name: string) => JSON.parse(await cluster.run(['get', 'oauthapp', name, '-n', namespace, '-o', 'json'])) as AppView;
+const stage = useProxiedStage('apiserver-recovery');
 
 describe('an app that failed while the apiserver was out of reach', () => {
   it('is retried as soon as the apiserver answers again, not when its backoff runs out', async () => {
-    operator = startOperatorProcess(
-      cluster
-        .operatorArgs({ leaderElect: true, flags: ['--leader-elect-lease-duration=4s', '--leader-elect-renew-deadline=3s', '--leader-elect-retry-period=1s'] })
-        .map((arg) => (arg.startsWith('--kubeconfig=') ? `--kubeconfig=${proxy.kubeconfigPath}` : arg)),
-    );
-    canaries.push(await cluster.applySeededApp('app', provider));
-    await eventually('app: Ready=True', async () => (condition(await getApp('app'), 'Ready')?.status === 'True' ? true : undefined), 60_000);
+    const { cluster, proxy, canaries } = stage;
+    const operator = stage.startOperator({ leaderElect: true, flags: ['--leader-elect-lease-duration=4s', '--leader-elect-renew-deadline=3s', '--leader-elect-retry-period=1s'] });
+    canaries.push(await cluster.applySeededApp('app', stage.provider));
+    await eventually('app: Ready=True', async () => (condition(await stage.getApp('app'), 'Ready')?.status === 'True' ? true : undefined), 60_000);
 
     // Every write of the target Secret is refused as by an overloaded apiserver; the Lease
     // renewals get through, as other requests would on a flaky connection.

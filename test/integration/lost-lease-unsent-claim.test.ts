@@ -4,51 +4,24 @@
 // down and exits. Its claim must not outlive it: the next leader would let it run out and report
 // the grant lost (Authorized=False RefreshInterrupted) although the refresh token never left.
 // Real operator process, real apiserver behind the fault-injecting proxy, strict provider.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startAPIServerProxy, type APIServerProxy, type ProxiedRequest } from '../support/apiserver-proxy.ts';
+import { describe, expect, it } from '@jest/globals';
+import type { ProxiedRequest } from '../support/apiserver-proxy.ts';
 import { expectNoLeaks } from '../support/chaos.ts';
 import { eventually } from '../support/eventually.ts';
-import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
-import { startPrivateCluster, type PrivateCluster } from '../support/private-cluster.ts';
+import { namespace, operatorNamespace, useProxiedStage } from '../support/proxied-stage.ts';
 import { condition, type AppView } from '../support/resources.ts';
-import { startTestProvider, type TestProvider } from '../support/sandbox.ts';
 
-const namespace = 'apps';
-const operatorNamespace = 'oauthapp-system';
-let cluster: PrivateCluster;
-let proxy: APIServerProxy;
-let provider: TestProvider;
-let operator: OperatorProcess | undefined;
-const canaries: string[] = [];
-
-beforeAll(async () => {
-  cluster = await startPrivateCluster('lost-lease-claim', [namespace, operatorNamespace]);
-  proxy = await startAPIServerProxy({ upstreamKubeconfig: cluster.controlPlane.adminKubeconfigPath });
-  provider = await startTestProvider({ rotateRefreshTokens: true, revokeGrantOnReplay: true });
-  canaries.push(provider.clientSecret);
-}, 180_000);
-
-afterAll(async () => {
-  await operator?.kill('SIGKILL');
-  await proxy?.close();
-  await provider?.close();
-  await cluster?.stop();
-});
-
-const getApp = async (name: string) => JSON.parse(await cluster.run(['get', 'oauthapp', name, '-n', namespace, '-o', 'json'])) as AppView;
-const stateRecord = async (app: AppView) => JSON.parse((await cluster.admin.secretData(operatorNamespace, `oauthapp-state-${app.metadata.uid}`))?.['record.json'] ?? '{}') as { claim?: { holder: string } };
+const stage = useProxiedStage('lost-lease-claim');
+const stateRecord = async (app: AppView) => JSON.parse((await stage.cluster.admin.secretData(operatorNamespace, `oauthapp-state-${app.metadata.uid}`))?.['record.json'] ?? '{}') as { claim?: { holder: string } };
 const recordOf = (request: ProxiedRequest) => Buffer.from((JSON.parse(request.body ?? '{}') as { data?: Record<string, string> }).data?.['record.json'] ?? '', 'base64').toString('utf8');
 
 describe('a leader that loses its Lease holding a claim no request followed', () => {
   it('takes the claim out of the state before it exits, and sends nothing', async () => {
-    operator = startOperatorProcess(
-      cluster
-        .operatorArgs({ leaderElect: true, flags: ['--token-request-timeout=2', '--leader-elect-lease-duration=4s', '--leader-elect-renew-deadline=3s', '--leader-elect-retry-period=1s'] })
-        .map((arg) => (arg.startsWith('--kubeconfig=') ? `--kubeconfig=${proxy.kubeconfigPath}` : arg)),
-    );
+    const { cluster, proxy, provider, canaries } = stage;
+    const operator = stage.startOperator({ leaderElect: true, flags: ['--token-request-timeout=2', '--leader-elect-lease-duration=4s', '--leader-elect-renew-deadline=3s', '--leader-elect-retry-period=1s'] });
     canaries.push(await cluster.applySeededApp('held', provider));
     const app = await eventually('held: Ready=True', async () => {
-      const current = await getApp('held');
+      const current = await stage.getApp('held');
       return condition(current, 'Ready')?.status === 'True' ? current : undefined;
     }, 60_000);
     const sentBefore = provider.sandbox.stats().presentedRefreshTokens.length;
@@ -63,7 +36,7 @@ describe('a leader that loses its Lease holding a claim no request followed', ()
     await lost.applied;
     expect((await stateRecord(app)).claim).toBeDefined();
 
-    await eventually('the replica to exit after losing its Lease', async () => ((await Promise.race([operator?.exited, new Promise((resolve) => setTimeout(resolve, 100, undefined))])) !== undefined ? true : undefined), 30_000);
+    await eventually('the replica to exit after losing its Lease', async () => ((await Promise.race([operator.exited, new Promise((resolve) => setTimeout(resolve, 100, undefined))])) !== undefined ? true : undefined), 30_000);
 
     expect(operator.output()).toContain('lost the leader Lease');
     expect((await stateRecord(app)).claim).toBeUndefined();
