@@ -77,6 +77,7 @@ function setUp(app: OAuthApp) {
   const apps = { ...noSecretCache, get: (namespace: string | undefined, name: string) => (namespace === app.metadata.namespace && name === app.metadata.name ? app : undefined) } as unknown as ObjectCache<KubeObject>;
   const states = new StateStore(secrets, noSecretCache, 'oauthapp-system', { now: () => now });
   let duringExchange: () => void = () => undefined;
+  let live: OAuthApp | undefined = app;
   const authorizations = new Authorizations({
     signer,
     apps,
@@ -90,7 +91,7 @@ function setUp(app: OAuthApp) {
       },
     } as unknown as TokenClient,
     limit: (_key, task) => task(),
-    kube: { getOAuthApp: async () => app, deleteSecret: async () => undefined },
+    kube: { getOAuthApp: async () => live, deleteSecret: async () => undefined },
     events: { record: async (_object, note) => void events.push({ reason: note.reason, message: note.message }) },
     enqueue: () => undefined,
     now: () => now,
@@ -106,7 +107,9 @@ function setUp(app: OAuthApp) {
     return { url, state: url.searchParams.get('state') ?? '' };
   };
   const whileExchanging = (action: () => void) => (duringExchange = action);
-  return { authorizations, signer, requests, events, stored, authorizationURL, secrets, states, whileExchanging };
+  /** The app is gone from the apiserver (its finalizer ran). */
+  const deleteApp = () => (live = undefined);
+  return { authorizations, signer, requests, events, stored, authorizationURL, secrets, states, whileExchanging, deleteApp };
 }
 
 describe('the authorization URL', () => {
@@ -142,6 +145,20 @@ describe('the code exchange', () => {
     const grant = requests[0]?.grant;
     expect(grant).toMatchObject({ type: 'authorization_code', code: 'code-1', codeVerifier: signer.codeVerifier({ uid: app.metadata.uid, round: 0 }) });
     expect(codeChallengeS256(grant?.type === 'authorization_code' ? (grant.codeVerifier ?? '') : '')).toBe(url.searchParams.get('code_challenge'));
+  });
+});
+
+describe('an app deleted while its code is exchanged', () => {
+  it('keeps none of the tokens: the state the exchange wrote is removed, and the person is told (issue 10, sequence 10)', async () => {
+    const app = oauthApp();
+    const { authorizations, authorizationURL, secrets, whileExchanging, deleteApp } = setUp(app);
+    const { state } = authorizationURL();
+    whileExchanging(deleteApp);
+
+    const outcome = await authorizations.complete({ state, code: 'code-1' });
+
+    expect(outcome).toMatchObject({ ok: false, status: 404, reason: 'app_not_found' });
+    expect(secrets.stored.has(stateSecretName(app.metadata.uid))).toBe(false);
   });
 });
 
@@ -263,6 +280,21 @@ describe('tokens from an exchanged code that could not be stored', () => {
     await states.flushUnsaved(identity(app));
 
     expect(decodeData(secrets.stored.get(stateSecretName(app.metadata.uid))?.data).refresh_token).toBe('refresh-1');
+  });
+
+  it('are written by the periodic retry every replica runs, with no reconcile of the app (a standby answered the callback; issue 10, sequence 3)', async () => {
+    const app = oauthApp();
+    const { authorizations, authorizationURL, secrets, states, whileExchanging } = setUp(app);
+    whileExchanging(() => (secrets.failWrites = true));
+
+    await expect(authorizations.complete({ state: authorizationURL().state, code: 'code-1' })).rejects.toMatchObject({ reason: 'NetworkError' });
+    await states.retryHeld(); // the apiserver still refuses: kept
+    expect(states.holds(identity(app))).toBe(true);
+    secrets.failWrites = false;
+    await states.retryHeld();
+
+    expect(decodeData(secrets.stored.get(stateSecretName(app.metadata.uid))?.data).refresh_token).toBe('refresh-1');
+    expect(states.holds(identity(app))).toBe(false);
   });
 
   it('are dropped, not written days later, once another authorization round has started (issue 10, sequence 3c)', async () => {
