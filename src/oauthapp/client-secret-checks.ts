@@ -44,9 +44,15 @@ type Entry =
 export class ClientSecretChecks {
   private readonly deps: ClientSecretChecksDependencies;
   private readonly entries = new Map<string, Entry>();
+  private lastForgotAt = Number.NEGATIVE_INFINITY;
 
   constructor(dependencies: ClientSecretChecksDependencies) {
     this.deps = dependencies;
+  }
+
+  /** Secrets it knows something about (a check out, a verdict, a backoff). */
+  get size(): number {
+    return this.entries.size;
   }
 
   /** The verdict on `request`'s secret if known; else starts a check, unless one is out or backing off. */
@@ -85,7 +91,10 @@ export class ClientSecretChecks {
       });
   }
 
+  /** At most once per half TTL: thousands of apps with secrets of their own each start a check. */
   private forgetOldVerdicts(now: number): void {
+    if (now - this.lastForgotAt < verdictTTLMs / 2) return;
+    this.lastForgotAt = now;
     for (const [key, entry] of this.entries) {
       const since = entry.phase === 'decided' ? entry.at : entry.phase === 'backoff' ? entry.retryAt : now;
       if (now - since >= verdictTTLMs) this.entries.delete(key);

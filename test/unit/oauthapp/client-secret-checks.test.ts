@@ -83,6 +83,17 @@ describe('ClientSecretChecks', () => {
     expect(failing.look(request(), 'ns/a')).toEqual({ verdict: 'pending', lookAgainMs: 5_000 });
   });
 
+  it('forgets verdicts nobody looks at any more, so its memory does not grow with every rotation', async () => {
+    const { checks, pending, settle, advance } = setup();
+    for (const secret of ['one', 'two', 'three']) checks.look(request(secret), 'ns/a');
+    for (const each of pending) each.answer({ verdict: 'accepted' });
+    await settle();
+    advance(verdictTTLMs);
+    checks.look(request('four'), 'ns/a');
+
+    expect(checks.size).toBe(1);
+  });
+
   it('checks again once a verdict is older than its time to live', async () => {
     const { checks, pending, settle, advance } = setup();
     checks.look(request(), 'ns/a');
