@@ -2,7 +2,7 @@ import { openSync } from 'node:fs';
 // Shared parts of the benchmarks: a private control plane with the CRD, an admin client, the
 // operator as its own process (as in production), and small statistics helpers.
 import { loadKubeConfigFile } from '../src/kube/kubeconfig.ts';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -115,9 +115,12 @@ export function forcedGCHeap(child: ChildProcess, timeoutMs = 60_000): Promise<F
  * Node's TypeScript stripping, which costs 10–30 MiB of its own.
  */
 export async function buildOperator(): Promise<string> {
-  const outDir = fileURLToPath(new URL(`../.tmp/bench-dist-${process.pid}/`, import.meta.url));
+  // Laid out as the image is: dist/ with package.json beside it (src/version.ts reads it from there).
+  const buildDir = fileURLToPath(new URL(`../.tmp/bench-${process.pid}/`, import.meta.url));
+  const outDir = join(buildDir, 'dist');
   const tsc = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url));
   await promisify(execFile)(process.execPath, [tsc, '-p', fileURLToPath(new URL('../tsconfig.build.json', import.meta.url)), '--outDir', outDir, '--sourceMap', 'false']);
+  await copyFile(fileURLToPath(new URL('../package.json', import.meta.url)), join(buildDir, 'package.json'));
   return join(outDir, 'main.js');
 }
 
