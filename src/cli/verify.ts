@@ -4,14 +4,13 @@
 // address policy protects the cluster's network, not a laptop's), and HTTPS_PROXY applies.
 import { z } from 'zod';
 import { oauthAppSpec } from '../api/oauthapp.ts';
-import type { Secret } from '../kube/objects.ts';
 import { createAddressPolicy } from '../oauth/address-policy.ts';
 import { checkClientSecret, type ClientCheck } from '../oauth/client-check.ts';
 import { resolveProvider } from '../oauth/providers.ts';
 import type { ProxySettings } from '../oauth/proxy.ts';
 import { redactor } from '../oauth/redact.ts';
 import { createTokenClient, type TokenClient } from '../oauth/token-client.ts';
-import { maxSecretValueBytes } from '../oauthapp/source-secrets.ts';
+import { SourceSecrets } from '../oauthapp/source-secrets.ts';
 import { appRef, type CommandContext } from './context.ts';
 import { CliError, exitCodes } from './errors.ts';
 
@@ -19,19 +18,6 @@ import { CliError, exitCodes } from './errors.ts';
 export const anyProviderAddress = createAddressPolicy({ allowLoopback: true, allowNetworks: ['0.0.0.0/0', '::/0'] });
 
 export const verifyTokenClient = (proxy: ProxySettings, userAgent: string): TokenClient => createTokenClient({ addresses: anyProviderAddress, proxy, userAgent });
-
-/** The client secret as the operator reads it (src/oauthapp/source-secrets.ts): a trailing newline is not part of it. */
-export function clientSecretOf(secret: Secret | undefined, ref: { name: string; key: string }, namespace: string): string {
-  const where = `secret ${JSON.stringify(ref.name)} in namespace ${JSON.stringify(namespace)} (spec.clientSecretRef)`;
-  if (secret === undefined) throw new CliError(`${where} not found`);
-  const encoded = secret.data === undefined || !Object.hasOwn(secret.data, ref.key) ? undefined : secret.data[ref.key];
-  if (encoded === undefined) throw new CliError(`${where} has no key ${JSON.stringify(ref.key)}`);
-  const bytes = Buffer.from(encoded, 'base64');
-  if (bytes.length > maxSecretValueBytes) throw new CliError(`${where}, key ${JSON.stringify(ref.key)}, holds ${bytes.length} bytes; the operator uses at most ${maxSecretValueBytes}`);
-  const value = bytes.toString('utf8').replace(/[\r\n]+$/, '');
-  if (value.trim() === '') throw new CliError(`${where} has an empty value under key ${JSON.stringify(ref.key)}`);
-  return value;
-}
 
 /**
  * The spec fields a client check needs, with the operator's own field schemas, ignoring the rest:
@@ -76,8 +62,10 @@ export async function verifyCommand(context: CommandContext, name: string, token
   } catch (error) {
     throw new CliError(`${what}: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const ref = spec.clientSecretRef;
-  const clientSecret = clientSecretOf(await cluster.getSecret(cluster.namespace, ref.name), ref, cluster.namespace);
+  // Read as the operator reads it (a trailing newline dropped, the 64 KiB cap), live.
+  const read = await new SourceSecrets({ getSecret: (namespace, secretName) => cluster.getSecret(namespace, secretName) }, undefined).read(cluster.namespace, spec.clientSecretRef);
+  if (!read.found) throw new CliError(`${what}: ${read.problem} (spec.clientSecretRef)`);
+  const clientSecret = read.value;
   const check = await checkClientSecret(tokens, { tokenURL: provider.tokenURL, clientAuthentication: provider.clientAuthentication, clientId: spec.clientId, clientSecret });
   const verdict = formatVerdict(check, `${what} (${provider.tokenURL})`);
   // The token client already keeps the secret out of what it reports; this is the belt to those braces.

@@ -28,7 +28,7 @@ interface CachedSecret {
 }
 
 export class SourceSecrets {
-  private readonly kube: KubeClient;
+  private readonly kube: Pick<KubeClient, 'getSecret'>;
   private readonly metadata: ObjectCache<KubeObject> | undefined;
   private readonly references: SecretReferences | undefined;
   private readonly cached = new Map<string, CachedSecret>();
@@ -37,7 +37,7 @@ export class SourceSecrets {
    * `references` (the OAuthApps' refs, controller.ts) says which keys are worth keeping. Without it,
    * or without `metadata`, nothing is kept.
    */
-  constructor(kube: KubeClient, metadata: ObjectCache<KubeObject> | undefined, references?: SecretReferences) {
+  constructor(kube: Pick<KubeClient, 'getSecret'>, metadata: ObjectCache<KubeObject> | undefined, references?: SecretReferences) {
     this.kube = kube;
     this.metadata = metadata;
     this.references = references;

@@ -2,7 +2,7 @@
 // answer reads, and that no secret value is printed.
 import { describe, expect, it } from '@jest/globals';
 import { CliError } from '../../../src/cli/errors.ts';
-import { anyProviderAddress, clientSecretOf, formatVerdict, verifyCommand } from '../../../src/cli/verify.ts';
+import { anyProviderAddress, formatVerdict, verifyCommand } from '../../../src/cli/verify.ts';
 import { clientCheckTokenPrefix } from '../../../src/oauth/client-check.ts';
 import { TokenRequestError } from '../../../src/oauth/errors.ts';
 import type { TokenClient } from '../../../src/oauth/token-client.ts';
@@ -82,9 +82,9 @@ describe('verify', () => {
     const { cluster, context } = setup();
     const tokens = tokenClient(answered('invalid_grant'));
     cluster.secrets['crm-client'] = { metadata: { name: 'crm-client' }, data: { other: base64('x') } };
-    await expect(verifyCommand(context, 'crm', tokens)).rejects.toThrow('secret "crm-client" in namespace "sales" (spec.clientSecretRef) has no key "client_secret"');
+    await expect(verifyCommand(context, 'crm', tokens)).rejects.toThrow('Secret sales/crm-client has no value under key client_secret (spec.clientSecretRef)');
     delete cluster.secrets['crm-client'];
-    await expect(verifyCommand(context, 'crm', tokens)).rejects.toThrow('secret "crm-client" in namespace "sales" (spec.clientSecretRef) not found');
+    await expect(verifyCommand(context, 'crm', tokens)).rejects.toThrow('Secret sales/crm-client does not exist (spec.clientSecretRef)');
     expect(tokens.requests).toHaveLength(0);
   });
 
@@ -101,18 +101,26 @@ describe('verify', () => {
   });
 });
 
-describe('clientSecretOf', () => {
-  const ref = { name: 's', key: 'k' };
-  it('reads the value as the operator does: a trailing newline is not part of it', () => {
-    expect(clientSecretOf({ metadata: { name: 's' }, data: { k: base64('abc\r\n') } }, ref, 'ns')).toBe('abc');
+describe('the client secret verify reads', () => {
+  it('is read as the operator reads it: a trailing newline is not part of it', async () => {
+    const { context, cluster } = setup();
+    const tokens = tokenClient(answered('invalid_grant'));
+    cluster.secrets['crm-client'] = { metadata: { name: 'crm-client' }, data: { client_secret: base64('abc\r\n') } };
+    await verifyCommand(context, 'crm', tokens);
+    expect(tokens.requests[0]?.clientSecret).toBe('abc');
   });
+
   it.each([
-    [{ metadata: { name: 's' }, data: { k: base64(' \n') } }, 'has an empty value under key "k"'],
-    [{ metadata: { name: 's' }, data: { k: base64('x'.repeat(64 * 1024 + 1)) } }, 'holds 65537 bytes'],
-    [{ metadata: { name: 's' }, data: { toString: base64('x') } }, 'has no key "k"'],
-  ])('refuses %#', (secretObject, message) => {
-    expect(() => clientSecretOf(secretObject, ref, 'ns')).toThrow(message);
-    expect(() => clientSecretOf(secretObject, ref, 'ns')).toThrow(CliError);
+    [{ client_secret: base64(' \n') }, 'Secret sales/crm-client has no value under key client_secret (spec.clientSecretRef)'],
+    [{ client_secret: base64('x'.repeat(64 * 1024 + 1)) }, 'Secret sales/crm-client, key client_secret, holds 65537 bytes; at most 65536 are used'],
+    [{ toString: base64('x') }, 'Secret sales/crm-client has no value under key client_secret'],
+  ])('is refused in the operator\'s words when it cannot be used (%#), and nothing is sent', async (data, message) => {
+    const { context, cluster } = setup();
+    const tokens = tokenClient(answered('invalid_grant'));
+    cluster.secrets['crm-client'] = { metadata: { name: 'crm-client' }, data };
+    await expect(verifyCommand(context, 'crm', tokens)).rejects.toThrow(message);
+    await expect(verifyCommand(context, 'crm', tokens)).rejects.toThrow(CliError);
+    expect(tokens.requests).toHaveLength(0);
   });
 });
 
