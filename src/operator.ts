@@ -316,7 +316,10 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
             .then(() => refresher.idle())
             // Before they run out (2 × the request timeout + 5 s): the next leader would take them
             // for requests that may have reached the provider.
-            .then(() => settledBefore(refresher.releaseUnsentClaims(), Date.now() + 2 * requestTimeoutMs))
+            .then(() => {
+              const deadline = Date.now() + 2 * requestTimeoutMs;
+              return settledBefore(refresher.releaseUnsentClaims(deadline), deadline);
+            })
             .then(() => flushUnsaved(Date.now() + lostLeaseFlushBudgetMs))
             // The elector releases the Lease if it still names us (a renewal that committed with its
             // answer lost): the successor starts a retry period later, not a lease duration.
@@ -347,7 +350,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       queue.shutDown();
       // Token requests already sent run off the workers: their answers are stored before we go.
       if (!(await settledBefore(Promise.resolve(workers?.stopped).then(() => refresher.idle()), writesDeadline))) logger.error({ identity }, 'reconciles still running at the shutdown deadline: abandoned');
-      await settledBefore(refresher.releaseUnsentClaims(), writesDeadline);
+      await settledBefore(refresher.releaseUnsentClaims(writesDeadline), writesDeadline);
       await flushUnsaved(writesDeadline);
       // Held-back Events are best effort: not worth the budget, and no timer may outlive us.
       events.stop();

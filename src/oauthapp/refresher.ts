@@ -23,6 +23,7 @@
 //   not refresh, release or resolve the claim (it would otherwise see our own live claim, or after
 //   a slow store a stale-looking one, and act on it). It only brings an existing target Secret up
 //   to date (a new client secret propagates while a refresh is out).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isTokenRequestError, type TokenRequestError } from '../oauth/errors.ts';
 import type { ResolvedProvider } from '../oauth/providers.ts';
 import type { TokenSet } from '../oauth/token-response.ts';
@@ -135,25 +136,31 @@ export class Refresher {
    * answer lost, or whose request the end of leadership stopped) out of the live state, so that the
    * next leader does not find them, let them expire and report the grant lost (RefreshInterrupted)
    * although the refresh token never left. Guarded writes, for a replica that stops leading once
-   * its reconciles have ended; a claim that cannot be released is left to expire as before.
+   * its reconciles have ended. The apiserver is often failing just then (that is how leadership is
+   * lost), so each claim is tried again, every `retryEveryMs`, until it is released or seen not to
+   * be ours any more, or `deadline` passes; a claim still there then is left to expire as before.
    * Resolves with how many were released.
    */
-  async releaseUnsentClaims(): Promise<number> {
+  async releaseUnsentClaims(deadline: number, retryEveryMs = 500): Promise<number> {
     let released = 0;
-    for (const [uid, { app }] of [...this.unsentClaims]) {
-      try {
-        const live = await this.deps.store.loadLive(app);
-        const claim = live.state.record.claim;
-        if (claim && this.claimNeverSent(app, claim)) {
-          await this.deps.store.save(app, releaseClaim(live.state), live.resourceVersion);
-          released += 1;
+    for (;;) {
+      for (const [uid, { app }] of [...this.unsentClaims]) {
+        try {
+          const live = await this.deps.store.loadLive(app);
+          const claim = live.state.record.claim;
+          if (claim && this.claimNeverSent(app, claim)) {
+            await this.deps.store.save(app, releaseClaim(live.state), live.resourceVersion);
+            released += 1;
+          }
+          this.unsentClaims.delete(uid);
+        } catch {
+          // Unreachable apiserver or a conflict: tried again in the next round.
         }
-        this.unsentClaims.delete(uid);
-      } catch {
-        // Unreachable apiserver or a conflict: the claim runs out and the next leader resolves it.
       }
+      // Wall-clock time, as the caller's deadline (a stopping process's budget) is.
+      if (this.unsentClaims.size === 0 || Date.now() + retryEveryMs >= deadline) return released;
+      await sleep(retryEveryMs);
     }
-    return released;
   }
 
   /** Whether a request of this app is out (claimed, sent or being stored): no refresh decision now. */

@@ -197,12 +197,39 @@ describe('Refresher', () => {
     secrets.loseAnswers = false;
     expect((await store.loadLive(app)).state.record.claim?.holder).toBe('replica-a');
 
-    await expect(refresher.releaseUnsentClaims()).resolves.toBe(1);
+    await expect(refresher.releaseUnsentClaims(Date.now() + 5_000, 1)).resolves.toBe(1);
 
     const live = await store.loadLive(app);
     expect(live.state.record.claim).toBeUndefined();
     expect(live.state.refreshToken).toBe(stored.state.refreshToken);
     expect(sent).toEqual([]);
+  });
+
+  it('keeps trying to take its unsent claim out while the apiserver fails, until it gets through (seed 700068)', async () => {
+    const { secrets, store, refresher } = setUp(async () => rotated);
+    const stored = await seeded(store);
+    secrets.loseAnswers = true;
+    await expect(refresh(refresher, stored)).rejects.toMatchObject({ reason: 'NetworkError' });
+    secrets.loseAnswers = false;
+    secrets.failWrites = true;
+    setTimeout(() => (secrets.failWrites = false), 50);
+
+    await expect(refresher.releaseUnsentClaims(Date.now() + 5_000, 10)).resolves.toBe(1);
+
+    expect((await store.loadLive(app)).state.record.claim).toBeUndefined();
+  });
+
+  it('gives up on an unsent claim it cannot release by its deadline, leaving it to expire', async () => {
+    const { secrets, store, refresher } = setUp(async () => rotated);
+    const stored = await seeded(store);
+    secrets.loseAnswers = true;
+    await expect(refresh(refresher, stored)).rejects.toMatchObject({ reason: 'NetworkError' });
+    secrets.loseAnswers = false;
+    secrets.failWrites = true;
+
+    await expect(refresher.releaseUnsentClaims(Date.now() + 100, 10)).resolves.toBe(0);
+
+    expect((await store.loadLive(app)).state.record.claim?.holder).toBe('replica-a');
   });
 
   it('leaves a claim alone at stop once its request has started (it may have reached the provider)', async () => {
@@ -212,7 +239,7 @@ describe('Refresher', () => {
     await refresh(refresher, await seeded(store));
     const before = await store.loadLive(app);
 
-    await expect(refresher.releaseUnsentClaims()).resolves.toBe(0);
+    await expect(refresher.releaseUnsentClaims(Date.now() + 5_000, 1)).resolves.toBe(0);
 
     expect((await store.loadLive(app)).resourceVersion).toBe(before.resourceVersion);
   });
