@@ -2,7 +2,7 @@
 // numbers are seed 192180's (a leader whose Lease renewal committed with its answer lost stepped
 // down and exited; the Lease named it until it ran out, and the target stayed stale meanwhile).
 import { describe, expect, it } from '@jest/globals';
-import { leadingSpans, overlapMs } from '../../support/randomized-run.ts';
+import { faultScheduleEnd, leadingSpans, overlapMs } from '../../support/randomized-run.ts';
 
 const oldLeader = 'vm-54ae54ae';
 const newLeader = 'vm-1b437ffa';
@@ -42,5 +42,27 @@ describe('overlapMs', () => {
 
   it('counts a stale target while a replica led, across spans', () => {
     expect(overlapMs(20_000, 42_000, spans)).toBe(5_406 + 1_093);
+  });
+});
+
+describe('faultScheduleEnd', () => {
+  // Seed 800025, in ms from the start: the leader renewed last at 9,000 and was killed; faults kept
+  // the standby from reading the Lease until 14,700, so it counted 15 s from there and took over at
+  // 29,700; the faults had ended (calm) at 23,700.
+  const dead = { holder: 'vm-fb9c81c1', renewTime: 9_000 };
+  const history = [{ at: 9_000, ...dead }, { at: 29_700, holder: 'vm-2ebe8b38', renewTime: 29_700 }];
+
+  it('ends at the takeover when the Lease holder at calm was gone and a standby took its Lease', () => {
+    expect(faultScheduleEnd(23_700, history)).toEqual({ end: 29_700 });
+  });
+
+  it('ends at calm when the holder at calm renewed after it', () => {
+    expect(faultScheduleEnd(23_700, [{ at: 9_000, ...dead }, { at: 24_000, holder: dead.holder, renewTime: 24_000 }])).toEqual({ end: 23_700 });
+  });
+
+  it('reports a takeover later than a retry period, the lease duration and a retry period after calm', () => {
+    const late = faultScheduleEnd(23_700, [{ at: 9_000, ...dead }, { at: 50_000, holder: 'vm-2ebe8b38', renewTime: 50_000 }]);
+    expect(late.end).toBe(23_700 + 2_400 + 15_000 + 2_400);
+    expect(late.lateTakeover).toContain('6.5s later than the election protocol allows');
   });
 });
