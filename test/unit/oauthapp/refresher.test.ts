@@ -189,12 +189,18 @@ describe('Refresher', () => {
     expect(decision).toEqual({ action: 'release-claim' });
   });
 
+  /** A refresh whose claim committed with its answer lost: the claim is ours, and nothing was sent. */
+  async function leftUnsentClaim() {
+    const stage = setUp(async () => rotated);
+    const stored = await seeded(stage.store);
+    stage.secrets.loseAnswers = true;
+    await expect(refresh(stage.refresher, stored)).rejects.toMatchObject({ reason: 'NetworkError' });
+    stage.secrets.loseAnswers = false;
+    return { ...stage, stored };
+  }
+
   it('takes its own unsent claim out of the live state when it stops leading, so the next leader finds no claim to resolve', async () => {
-    const { secrets, store, refresher, sent } = setUp(async () => rotated);
-    const stored = await seeded(store);
-    secrets.loseAnswers = true;
-    await expect(refresh(refresher, stored)).rejects.toMatchObject({ reason: 'NetworkError' });
-    secrets.loseAnswers = false;
+    const { store, refresher, sent, stored } = await leftUnsentClaim();
     expect((await store.loadLive(app)).state.record.claim?.holder).toBe('replica-a');
 
     await expect(refresher.releaseUnsentClaims(Date.now() + 5_000, 1)).resolves.toBe(1);
@@ -206,11 +212,7 @@ describe('Refresher', () => {
   });
 
   it('keeps trying to take its unsent claim out while the apiserver fails, until it gets through (seed 700068)', async () => {
-    const { secrets, store, refresher } = setUp(async () => rotated);
-    const stored = await seeded(store);
-    secrets.loseAnswers = true;
-    await expect(refresh(refresher, stored)).rejects.toMatchObject({ reason: 'NetworkError' });
-    secrets.loseAnswers = false;
+    const { secrets, store, refresher } = await leftUnsentClaim();
     secrets.failWrites = true;
     setTimeout(() => (secrets.failWrites = false), 50);
 
@@ -220,11 +222,7 @@ describe('Refresher', () => {
   });
 
   it('gives up on an unsent claim it cannot release by its deadline, leaving it to expire', async () => {
-    const { secrets, store, refresher } = setUp(async () => rotated);
-    const stored = await seeded(store);
-    secrets.loseAnswers = true;
-    await expect(refresh(refresher, stored)).rejects.toMatchObject({ reason: 'NetworkError' });
-    secrets.loseAnswers = false;
+    const { secrets, store, refresher } = await leftUnsentClaim();
     secrets.failWrites = true;
 
     await expect(refresher.releaseUnsentClaims(Date.now() + 100, 10)).resolves.toBe(0);
