@@ -119,9 +119,10 @@ export class Reconciler {
     // This app's token request is out (see refresher.ts): no refresh decision until its answer is
     // stored, which queues the app again.
     if (refresher.inFlight(identity)) return this.whileRequesting(app, identity, clientSecret, states.load(identity), leading, {});
+    const secretFingerprint = clientSecret.found ? fingerprint(clientSecret.value) : undefined;
     let own = states.load(identity);
     if (own.resourceVersion === undefined && this.deps.adoption) {
-      const adoption = await this.deps.adoption.adopt(identity, clientSecret.found ? fingerprint(clientSecret.value) : undefined, leading);
+      const adoption = await this.deps.adoption.adopt(identity, secretFingerprint, leading);
       if (adoption.outcome === 'wait') return { requeueAfterMs: adoption.waitMs, reason: 'the state to adopt has an open refresh claim' };
       if (adoption.outcome === 'adopted') own = adoption.stored;
     }
@@ -134,7 +135,7 @@ export class Reconciler {
     const decision = decideRefresh({
       now: now(),
       state: stored.state,
-      clientSecretFingerprint: clientSecret.found ? fingerprint(clientSecret.value) : undefined,
+      clientSecretFingerprint: secretFingerprint,
       rotateRequested: rotate.requested,
       claimNeverSent: (claim) => refresher.claimNeverSent(identity, claim),
       ...(this.deps.minRefreshIntervalMs !== undefined ? { minRefreshIntervalMs: this.deps.minRefreshIntervalMs } : {}),
@@ -184,13 +185,13 @@ export class Reconciler {
     // A secret nobody has used with the provider yet (a rotation) is checked now, not at the next refresh.
     let checkAgainMs: number | undefined;
     const checks = this.deps.clientSecretChecks;
-    if (checks && clientSecret.found && providerNotAllowed === undefined && clientSecretUnchecked(stored.state, fingerprint(clientSecret.value))) {
+    if (checks && clientSecret.found && secretFingerprint !== undefined && providerNotAllowed === undefined && clientSecretUnchecked(stored.state, secretFingerprint)) {
       const provider = resolveProvider(spec);
       const look = checks.look({ tokenURL: provider.tokenURL, clientAuthentication: provider.clientAuthentication, clientId: spec.clientId, clientSecret: clientSecret.value }, key);
       if (look.verdict === 'pending') checkAgainMs = look.lookAgainMs;
       else {
         leading();
-        stored = await states.save(identity, recordClientCheck(stored.state, fingerprint(clientSecret.value), look, now()), stored.resourceVersion);
+        stored = await states.save(identity, recordClientCheck(stored.state, secretFingerprint, look, now()), stored.resourceVersion);
       }
     }
 

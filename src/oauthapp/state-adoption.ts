@@ -62,10 +62,10 @@ export class StateAdoption {
     const { kube, cache, operatorNamespace, now, logger } = this.deps;
     for (const name of this.byApp.get(`${app.namespace}/${app.name}`) ?? []) {
       const cached = cache.get(operatorNamespace, name);
-      if (!cached || cached.metadata.labels?.[appUIDLabel] === app.uid || !adoptable(cached, clientSecretFingerprint)) continue;
+      if (!cached || cached.metadata.labels?.[appUIDLabel] === app.uid || !adoptableState(cached, clientSecretFingerprint)) continue;
       const live = await kube.getSecret(operatorNamespace, name);
-      if (!live?.metadata.resourceVersion || !adoptable(live, clientSecretFingerprint)) continue;
-      const state = decodeState(live);
+      const state = live?.metadata.resourceVersion ? adoptableState(live, clientSecretFingerprint) : undefined;
+      if (!live?.metadata.resourceVersion || !state) continue;
       const claimEndsAt = state.record.claim ? Date.parse(state.record.claim.expiresAt) : undefined;
       if (claimEndsAt !== undefined && claimEndsAt > now()) return { outcome: 'wait', waitMs: claimEndsAt - now() };
 
@@ -96,13 +96,13 @@ export class StateAdoption {
   }
 }
 
-/** A state with a refresh token, written for the client secret the app has now. */
-function adoptable(secret: Secret, clientSecretFingerprint: string): boolean {
+/** The Secret's state if it has a refresh token and was written for the client secret the app has now. */
+function adoptableState(secret: Secret, clientSecretFingerprint: string): AppState | undefined {
   let state: AppState;
   try {
     state = decodeState(secret);
   } catch {
-    return false;
+    return undefined;
   }
-  return state.refreshToken !== undefined && state.record.verifiedClientSecretFingerprint === clientSecretFingerprint;
+  return state.refreshToken !== undefined && state.record.verifiedClientSecretFingerprint === clientSecretFingerprint ? state : undefined;
 }

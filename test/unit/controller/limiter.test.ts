@@ -210,7 +210,8 @@ describe('keyed concurrency limiter, without waiting (tryAcquire)', () => {
     expect(woken).toEqual(['ns/b', 'ns/b']);
   });
 
-  it('passes the wake of a waiter that wants no slot any more (dismiss) to the next one', () => {
+  /** One slot on slow.example: ns/a held it, ns/b and ns/c parked, and ns/a's release woke ns/b. */
+  const secondOfThreeWoken = () => {
     const { woken, wake } = wakes();
     const limiter = createKeyedLimiter(1, { wake });
     const held = limiter.tryAcquire('slow.example', 'ns/a');
@@ -218,6 +219,11 @@ describe('keyed concurrency limiter, without waiting (tryAcquire)', () => {
     limiter.tryAcquire('slow.example', 'ns/c');
     held?.release();
     expect(woken).toEqual(['ns/b']);
+    return { limiter, woken };
+  };
+
+  it('passes the wake of a waiter that wants no slot any more (dismiss) to the next one', () => {
+    const { limiter, woken } = secondOfThreeWoken();
 
     limiter.dismiss('ns/b');
 
@@ -226,13 +232,7 @@ describe('keyed concurrency limiter, without waiting (tryAcquire)', () => {
   });
 
   it('passes the wake of a waiter that comes back for another provider (its app changed provider) to the next one', () => {
-    const { woken, wake } = wakes();
-    const limiter = createKeyedLimiter(1, { wake });
-    const held = limiter.tryAcquire('slow.example', 'ns/a');
-    limiter.tryAcquire('slow.example', 'ns/b');
-    limiter.tryAcquire('slow.example', 'ns/c');
-    held?.release();
-    expect(woken).toEqual(['ns/b']);
+    const { limiter, woken } = secondOfThreeWoken();
 
     expect(limiter.tryAcquire('other.example', 'ns/b')).toBeDefined();
 
