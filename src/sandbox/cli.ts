@@ -31,7 +31,10 @@ process.stdout.write(
     redirectUri: client.redirectUri,
     authorizeURL: `${baseUrl}/oauth/authorize`,
     tokenURL: `${baseUrl}/oauth/token`,
+    revokeURL: `${baseUrl}/oauth/revoke`,
     usersMeURL: `${baseUrl}/v1/users/me`,
+    // Public apps: "Install now" for a company (change company_id for another install).
+    marketplaceInstallURL: `${baseUrl}/marketplace/install?${new URLSearchParams({ client_id: client.clientId, company_id: '1' }).toString()}`,
     adminURL: `${baseUrl}/admin`,
   })}\n`,
 );

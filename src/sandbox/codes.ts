@@ -1,3 +1,4 @@
+import type { CompanyUser } from './company.ts';
 import { randomToken } from './random.ts';
 
 export interface AuthorizationCode {
@@ -7,6 +8,8 @@ export interface AuthorizationCode {
   readonly expiresAt: number;
   /** The PKCE S256 code_challenge sent at /oauth/authorize, if any (RFC 7636 §4.4). */
   readonly codeChallenge: string | undefined;
+  /** The company and user that consented: the grant the code is exchanged for belongs to them. */
+  readonly owner: CompanyUser;
   /** Set once the code has been exchanged: the grant it created (RFC 6749 §4.1.2 reuse revokes it). */
   grantId: string | undefined;
 }
@@ -23,9 +26,9 @@ export class CodeStore {
     this.#ttlMs = ttlMs;
   }
 
-  issue(clientId: string, redirectUri: string, codeChallenge?: string): string {
+  issue(clientId: string, redirectUri: string, owner: CompanyUser, codeChallenge?: string): string {
     const value = randomToken(24);
-    this.#codes.set(value, { clientId, redirectUri, expiresAt: this.#now() + this.#ttlMs, codeChallenge, grantId: undefined });
+    this.#codes.set(value, { clientId, redirectUri, expiresAt: this.#now() + this.#ttlMs, codeChallenge, owner, grantId: undefined });
     return value;
   }
 

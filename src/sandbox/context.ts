@@ -16,6 +16,8 @@ export interface SandboxContext {
   readonly stats: StatsRecorder;
   readonly log: Logger;
   readonly sleep: (ms: number) => Promise<void>;
+  /** The sandbox clock (ms since the epoch), e.g. for an uninstall's `timestamp`. */
+  readonly now: () => number;
   /** The configured or admin-set `api_domain`; undefined means "this server's own origin". */
   apiDomain: string | undefined;
 }

@@ -1,5 +1,9 @@
 /** Errors of the sandbox's admin surface, with stable codes the admin HTTP API maps to statuses. */
-export type SandboxErrorCode = 'SANDBOX_CLIENT_EXISTS' | 'SANDBOX_CLIENT_NOT_FOUND';
+export type SandboxErrorCode =
+  | 'SANDBOX_CLIENT_EXISTS'
+  | 'SANDBOX_CLIENT_NOT_FOUND'
+  /** An uninstall's DELETE to the app's callback got no answer (refused, timed out). */
+  | 'SANDBOX_CALLBACK_FAILED';
 
 export class SandboxError extends Error {
   override readonly name = 'SandboxError';

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { CompanyUser } from './company.ts';
 import { randomToken } from './random.ts';
 
 /** One install of an app: the tokens issued from one authorization, revoked together. */
@@ -6,6 +7,10 @@ export interface Grant {
   readonly id: string;
   readonly clientId: string;
   readonly scope: string;
+  /** The company that installed the app: one grant per install, many per public app. */
+  readonly companyId: number;
+  /** The user who installed it (what `/users/me` answers as `data.id`). */
+  readonly userId: number;
   revoked: boolean;
 }
 
@@ -41,8 +46,8 @@ export class GrantStore {
     this.#lifetimes = lifetimes;
   }
 
-  create(clientId: string, scope: string): Grant {
-    const grant: Grant = { id: randomUUID(), clientId, scope, revoked: false };
+  create(clientId: string, scope: string, owner: CompanyUser): Grant {
+    const grant: Grant = { id: randomUUID(), clientId, scope, companyId: owner.companyId, userId: owner.userId, revoked: false };
     this.#grants.set(grant.id, grant);
     return grant;
   }
@@ -54,6 +59,24 @@ export class GrantStore {
   revoke(grantId: string): void {
     const grant = this.#grants.get(grantId);
     if (grant !== undefined) grant.revoked = true;
+  }
+
+  /** Uninstall: revokes every live grant of the app in that company; returns how many. */
+  revokeCompany(clientId: string, companyId: number): number {
+    let revoked = 0;
+    for (const grant of this.#grants.values()) {
+      if (grant.clientId === clientId && grant.companyId === companyId && !grant.revoked) {
+        grant.revoked = true;
+        revoked += 1;
+      }
+    }
+    return revoked;
+  }
+
+  /** The grant an access or refresh token value belongs to, live or not (RFC 7009 looks both up). */
+  grantOfToken(value: string): Grant | undefined {
+    const token = this.#refreshTokens.get(value) ?? this.#accessTokens.get(value);
+    return token === undefined ? undefined : this.#grants.get(token.grantId);
   }
 
   issueAccessToken(grantId: string): string {

@@ -9,6 +9,8 @@ import { GrantStore } from './grants.ts';
 import { type SandboxOptions, resolveOptions } from './options.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { authorizeRoutes } from './routes/authorize.ts';
+import { marketplaceRoutes } from './routes/marketplace.ts';
+import { revokeRoutes } from './routes/revoke.ts';
 import { tokenRoutes } from './routes/token.ts';
 import { usersMeRoutes } from './routes/users-me.ts';
 import { StatsRecorder } from './stats.ts';
@@ -16,6 +18,9 @@ import { TokenService } from './token-service.ts';
 
 export type { SandboxOptions } from './options.ts';
 export type { Client, ClientAuthMethod, ClientRegistration } from './clients.ts';
+export type { CompanyUser, CompanyUserInput } from './company.ts';
+export type { MarketplaceInstall } from './marketplace.ts';
+export type { UninstallOptions, UninstallResult } from './uninstall.ts';
 export type { Faults, FaultsInput } from './faults.ts';
 export type { Presentation, SandboxStats, TokenOutcome } from './stats.ts';
 
@@ -52,6 +57,7 @@ const buildContext = (options: SandboxOptions): SandboxContext => {
     stats: new StatsRecorder(resolved.now),
     log: resolved.logger,
     sleep: resolved.sleep,
+    now: resolved.now,
     apiDomain: resolved.apiDomain,
   };
 };
@@ -68,6 +74,8 @@ export const createSandbox = (options: SandboxOptions = {}): Sandbox => {
   void app.register(formbody);
   void app.register(authorizeRoutes(ctx));
   void app.register(tokenRoutes(ctx));
+  void app.register(revokeRoutes(ctx));
+  void app.register(marketplaceRoutes(ctx));
   void app.register(usersMeRoutes(ctx));
   void app.register(adminRoutes(admin));
 
@@ -81,7 +89,9 @@ export const createSandbox = (options: SandboxOptions = {}): Sandbox => {
     close: () => app.close(),
     registerClient: (registration) => admin.registerClient(registration),
     rotateClientSecret: (clientId, newSecret) => admin.rotateClientSecret(clientId, newSecret),
-    issueRefreshToken: (clientId) => admin.issueRefreshToken(clientId),
+    issueRefreshToken: (clientId, company) => admin.issueRefreshToken(clientId, company),
+    marketplaceInstall: (clientId, companyId, userId) => admin.marketplaceInstall(clientId, companyId, userId),
+    uninstall: (clientId, companyId, options) => admin.uninstall(clientId, companyId, options),
     get faults() {
       return admin.faults();
     },

@@ -30,6 +30,12 @@ export interface SandboxStats {
   readonly clientChecks: readonly Presentation[];
   /** Every authorization code presented, in order. */
   readonly presentedAuthorizationCodes: readonly Presentation[];
+  /**
+   * Revocation requests (POST /oauth/revoke) answered 200 to an authenticated client, whether the
+   * token was live, already revoked or unknown (RFC 7009 §2.2 answers them alike). Refused
+   * requests (bad client, no token) are not counted; neither are uninstalls done through the admin.
+   */
+  readonly revocations: number;
 }
 
 export interface TokenRequestRecord {
@@ -41,13 +47,14 @@ export interface TokenRequestRecord {
   readonly outcome: TokenOutcome;
 }
 
-/** Observation of the token endpoint, for tests that assert what a client sent. */
+/** Observation of the token and revocation endpoints, for tests that assert what a client sent. */
 export class StatsRecorder {
   #total = 0;
   readonly #byGrant = new Map<string, Map<TokenOutcome, number>>();
   readonly #refreshTokens: Presentation[] = [];
   readonly #clientChecks: Presentation[] = [];
   readonly #codes: Presentation[] = [];
+  #revocations = 0;
 
   readonly #now: () => number;
 
@@ -71,6 +78,10 @@ export class StatsRecorder {
     }
   }
 
+  recordRevocation(): void {
+    this.#revocations += 1;
+  }
+
   snapshot(): SandboxStats {
     return {
       tokenRequests: this.#total,
@@ -80,6 +91,7 @@ export class StatsRecorder {
       presentedRefreshTokens: [...this.#refreshTokens],
       clientChecks: [...this.#clientChecks],
       presentedAuthorizationCodes: [...this.#codes],
+      revocations: this.#revocations,
     };
   }
 }

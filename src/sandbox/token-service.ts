@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Client } from './clients.ts';
 import type { CodeStore } from './codes.ts';
+import type { CompanyUser } from './company.ts';
 import { invalidGrant } from './errors.ts';
 import type { Grant, GrantStore } from './grants.ts';
 
@@ -69,7 +70,7 @@ export class TokenService {
       throw invalidGrant('redirect_uri is invalid');
     }
     checkCodeVerifier(code.codeChallenge, codeVerifier);
-    const grant = this.#grants.create(client.clientId, client.scope);
+    const grant = this.#grants.create(client.clientId, client.scope, code.owner);
     code.grantId = grant.id;
     return this.#issue(grant, this.#grants.issueRefreshToken(grant.id));
   }
@@ -94,10 +95,24 @@ export class TokenService {
     return this.#issue(grant, this.#policy.omitUnchangedRefreshToken ? undefined : refreshTokenValue);
   }
 
-  /** A refresh token as if the app had just been installed (for tests and demos). */
-  bootstrapRefreshToken(client: Client): string {
-    const grant = this.#grants.create(client.clientId, client.scope);
+  /** A refresh token as if the app had just been installed by `owner` (for tests and demos). */
+  bootstrapRefreshToken(client: Client, owner: CompanyUser): string {
+    const grant = this.#grants.create(client.clientId, client.scope, owner);
     return this.#grants.issueRefreshToken(grant.id);
+  }
+
+  /**
+   * RFC 7009 §2.1: revokes the grant behind an access or refresh token of `client`, taking all its
+   * tokens with it (the hint is not needed: the server looks both kinds up). A token that is
+   * unknown, already revoked or issued to another app changes nothing and is not an error (§2.2),
+   * so that the answer does not tell a client whether another app's token exists. Returns whether
+   * a live grant was revoked.
+   */
+  revoke(client: Client, tokenValue: string): boolean {
+    const grant = this.#grants.grantOfToken(tokenValue);
+    if (grant === undefined || grant.clientId !== client.clientId || grant.revoked) return false;
+    this.#grants.revoke(grant.id);
+    return true;
   }
 
   #issue(grant: Grant, refreshToken: string | undefined): IssuedTokens {

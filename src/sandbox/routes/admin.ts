@@ -19,9 +19,19 @@ const ApiDomainBody = z.strictObject({ apiDomain: z.url().nullable() });
 
 const ClientParams = z.object({ id: z.string().min(1) });
 
+const pipedriveId = z.int().min(1);
+
+const RefreshTokensBody = z.strictObject({ companyId: pipedriveId.optional(), userId: pipedriveId.optional() }).default({});
+
+const MarketplaceInstallBody = z.strictObject({ companyId: pipedriveId, userId: pipedriveId.optional() });
+
+/** `timestamp` is any string, not only ISO: a test may want to send the app a malformed one. */
+const UninstallBody = z.strictObject({ companyId: pipedriveId, userId: pipedriveId.optional(), timestamp: z.string().min(1).optional() });
+
 const STATUS_OF: Readonly<Record<SandboxError['code'], number>> = {
   SANDBOX_CLIENT_EXISTS: 409,
   SANDBOX_CLIENT_NOT_FOUND: 404,
+  SANDBOX_CALLBACK_FAILED: 502,
 };
 
 /**
@@ -54,7 +64,24 @@ export const adminRoutes = (admin: SandboxAdmin) => async (app: FastifyInstance)
 
   app.post('/admin/clients/:id/refresh-tokens', async (request, reply) => {
     const { id } = ClientParams.parse(request.params);
-    return reply.code(201).send({ refresh_token: admin.issueRefreshToken(id) });
+    const { companyId, userId } = RefreshTokensBody.parse(request.body ?? undefined);
+    const company = { ...(companyId === undefined ? {} : { companyId }), ...(userId === undefined ? {} : { userId }) };
+    return reply.code(201).send({ refresh_token: admin.issueRefreshToken(id, company) });
+  });
+
+  app.post('/admin/clients/:id/marketplace-install', async (request, reply) => {
+    const { id } = ClientParams.parse(request.params);
+    const { companyId, userId } = MarketplaceInstallBody.parse(request.body);
+    return reply.code(201).send(admin.marketplaceInstall(id, companyId, userId));
+  });
+
+  app.post('/admin/clients/:id/uninstall', async (request) => {
+    const { id } = ClientParams.parse(request.params);
+    const { companyId, userId, timestamp } = UninstallBody.parse(request.body);
+    return admin.uninstall(id, companyId, {
+      ...(userId === undefined ? {} : { userId }),
+      ...(timestamp === undefined ? {} : { timestamp }),
+    });
   });
 
   app.get('/admin/faults', async () => admin.faults());

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Client } from '../clients.ts';
+import { type CompanyUser, companyUserFromForm } from '../company.ts';
 import type { SandboxContext } from '../context.ts';
 import { OAuthError } from '../errors.ts';
 import { type FormParams, formParams, optionalParam } from '../form-params.ts';
@@ -56,6 +57,21 @@ const readAuthorizeRequest = (ctx: SandboxContext, params: FormParams): Authoriz
   }
 };
 
+/**
+ * Who consents: the decision's optional `company_id` and `user_id` (default 1 each), so that one
+ * browser can install an app for several companies. Otherwise the problem, shown as a page: these
+ * are the consent screen's own fields, not the client's request.
+ */
+const readConsentingUser = (params: FormParams): CompanyUser | string => {
+  try {
+    const owner = companyUserFromForm(optionalParam(params, 'company_id'), optionalParam(params, 'user_id'));
+    return owner ?? 'company_id and user_id must be positive integers';
+  } catch (error) {
+    if (error instanceof OAuthError) return error.description;
+    throw error;
+  }
+};
+
 const redirectTo = (reply: FastifyReply, redirectUri: string, params: Readonly<Record<string, string | undefined>>) => {
   const target = new URL(redirectUri);
   for (const [name, value] of Object.entries(params)) {
@@ -105,8 +121,10 @@ export const authorizeRoutes = (ctx: SandboxContext) => async (app: FastifyInsta
     if ('problem' in pkce) {
       return redirectTo(reply, checked.redirectUri, { error: 'invalid_request', error_description: pkce.problem, state: checked.state });
     }
-    const code = ctx.codes.issue(checked.client.clientId, checked.redirectUri, pkce.codeChallenge);
-    ctx.log.info({ clientId: checked.client.clientId }, 'authorization code issued');
+    const owner = readConsentingUser(params);
+    if (typeof owner === 'string') return refuse(reply, owner);
+    const code = ctx.codes.issue(checked.client.clientId, checked.redirectUri, owner, pkce.codeChallenge);
+    ctx.log.info({ clientId: checked.client.clientId, companyId: owner.companyId, userId: owner.userId }, 'authorization code issued');
     return redirectTo(reply, checked.redirectUri, { code, state: checked.state });
   });
 };

@@ -1,5 +1,4 @@
-import formbody from '@fastify/formbody';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { readClientCredentials } from '../client-auth.ts';
 import type { SandboxContext } from '../context.ts';
 import { OAuthError, invalidClient, invalidRequest } from '../errors.ts';
@@ -7,16 +6,7 @@ import type { Fault } from '../faults.ts';
 import { type FormParams, formParams, optionalParam, rawParam, requiredParam } from '../form-params.ts';
 import type { TokenOutcome } from '../stats.ts';
 import type { IssuedTokens } from '../token-service.ts';
-
-const FORM = 'application/x-www-form-urlencoded';
-
-const noStore = (reply: FastifyReply): FastifyReply =>
-  reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-
-const sendError = (reply: FastifyReply, error: OAuthError) => {
-  if (error.status === 401) reply.header('www-authenticate', 'Basic realm="oauth"');
-  return noStore(reply).code(error.status).send({ error: error.code, error_description: error.description });
-};
+import { FORM, acceptFormsOnly, isForm, noStore, sendError } from './oauth-http.ts';
 
 const sendFault = (reply: FastifyReply, fault: Exclude<Fault, { kind: 'none' }>) => {
   switch (fault.kind) {
@@ -60,27 +50,13 @@ const claimedClientId = (authorization: string | undefined, params: FormParams):
   }
 };
 
-const isForm = (request: FastifyRequest): boolean =>
-  (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() === FORM;
-
 /**
  * POST /oauth/token. Only form bodies are read: every other content type is accepted by a
  * catch-all parser and then refused here with an RFC 6749 style body (415, `invalid_request`),
  * so that it is counted like any other token request.
  */
 export const tokenRoutes = (ctx: SandboxContext) => async (app: FastifyInstance) => {
-  app.removeAllContentTypeParsers();
-  await app.register(formbody);
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
-
-  app.setErrorHandler((error: FastifyError, _request, reply) => {
-    const status = error.statusCode ?? 500;
-    if (status >= 500) {
-      ctx.log.error({ code: error.code }, 'token endpoint failed');
-      return noStore(reply).code(500).send({ error: 'server_error', error_description: 'Internal error' });
-    }
-    return sendError(reply, invalidRequest(error.message, status === 415 ? 415 : 400));
-  });
+  await acceptFormsOnly(app, ctx, 'token endpoint');
 
   app.post('/oauth/token', async (request, reply) => {
     const params = isForm(request) ? formParams(request.body) : {};

@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
+import type { CompanyUser } from '../company.ts';
 import type { SandboxContext } from '../context.ts';
+import type { Grant } from '../grants.ts';
 
-/** The one user every sandbox install belongs to. */
+/** User 1 of company 1: who every install belongs to unless a company was named. */
 export const SANDBOX_USER = {
   id: 1,
   name: 'Sandbox User',
@@ -11,6 +13,23 @@ export const SANDBOX_USER = {
   company_domain: 'sandbox-company',
   active_flag: true,
 } as const;
+
+/**
+ * The user and company behind a grant, Pipedrive-shaped. Company 1's user 1 is SANDBOX_USER as it
+ * always was, so that single-company clients and specs see no change; other ids get names derived
+ * from them, so that a public app can tell its installs apart.
+ */
+export const sandboxUser = ({ companyId, userId }: CompanyUser) => ({
+  id: userId,
+  name: userId === SANDBOX_USER.id ? SANDBOX_USER.name : `Sandbox User ${userId}`,
+  email: userId === SANDBOX_USER.id ? SANDBOX_USER.email : `sandbox.user.${userId}@example.com`,
+  company_id: companyId,
+  company_name: companyId === SANDBOX_USER.company_id ? SANDBOX_USER.company_name : `Sandbox Company ${companyId}`,
+  company_domain: companyId === SANDBOX_USER.company_id ? SANDBOX_USER.company_domain : `sandbox-company-${companyId}`,
+  active_flag: true,
+});
+
+const userOfGrant = (grant: Grant) => sandboxUser({ companyId: grant.companyId, userId: grant.userId });
 
 const UNAUTHORIZED = {
   success: false,
@@ -32,7 +51,7 @@ export const usersMeRoutes = (ctx: SandboxContext) => async (app: FastifyInstanc
       const token = bearerToken(request.headers.authorization);
       const grant = token === undefined ? undefined : ctx.grants.liveGrantOfAccessToken(token);
       if (grant === undefined) return reply.code(401).send(UNAUTHORIZED);
-      return { success: true, data: { ...SANDBOX_USER, scope: grant.scope } };
+      return { success: true, data: { ...userOfGrant(grant), scope: grant.scope } };
     });
   }
 };

@@ -1,5 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { REDIRECT_URI, type Running, refresh, startSandbox, tokenRequest } from './harness.ts';
+import {
+  REDIRECT_URI,
+  type Running,
+  type TokenBody,
+  type UserBody,
+  json,
+  refresh,
+  startSandbox,
+  tokenRequest,
+  usersMe,
+} from './harness.ts';
 
 describe('sandbox admin HTTP API', () => {
   let running: Running;
@@ -63,6 +73,15 @@ describe('sandbox admin HTTP API', () => {
 
     expect(response.statusCode).toBe(201);
     expect((await refresh(running, body<{ refresh_token: string }>(response).refresh_token)).statusCode).toBe(200);
+  });
+
+  it('mints the refresh token of a named company with POST /admin/clients/:id/refresh-tokens', async () => {
+    const response = await running.http.post(`admin/clients/${running.client.clientId}/refresh-tokens`, {
+      json: { companyId: 12, userId: 3 },
+    });
+    const { access_token } = json<TokenBody>(await refresh(running, body<{ refresh_token: string }>(response).refresh_token));
+
+    expect(json<UserBody>(await usersMe(running, access_token)).data).toMatchObject({ id: 3, company_id: 12 });
   });
 
   it('sets faults with PUT /admin/faults', async () => {

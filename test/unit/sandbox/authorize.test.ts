@@ -85,4 +85,20 @@ describe('sandbox /oauth/authorize', () => {
     expect(response.statusCode).toBe(400);
     expect(response.headers.location).toBeUndefined();
   });
+
+  it('offers company and user fields on the consent form, both 1 unless changed', async () => {
+    const response = await authorizePage({ client_id: running.client.clientId, redirect_uri: REDIRECT_URI, state: 's' });
+
+    expect(response.body).toContain('name="company_id" value="1"');
+    expect(response.body).toContain('name="user_id" value="1"');
+  });
+
+  it('refuses a decision whose company_id is not a positive integer without redirecting', async () => {
+    const response = await running.http.post('oauth/authorize/decision', {
+      form: { client_id: running.client.clientId, redirect_uri: REDIRECT_URI, state: 's', decision: 'allow', company_id: '-3' },
+    });
+
+    expect(response.statusCode).toBe(400);
+    expect(response.headers.location).toBeUndefined();
+  });
 });

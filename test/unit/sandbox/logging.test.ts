@@ -1,7 +1,17 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { type Running, type TokenBody, install, json, refresh, startSandbox } from './harness.ts';
+import {
+  type Running,
+  type TokenBody,
+  exchangeCode,
+  install,
+  json,
+  refresh,
+  revoke,
+  startCallbackServer,
+  startSandbox,
+} from './harness.ts';
 
 describe('sandbox logging', () => {
   let running: Running;
@@ -35,5 +45,23 @@ describe('sandbox logging', () => {
 
     expect(lines).toContain('token request');
     for (const secret of secrets) expect(lines).not.toContain(secret);
+  });
+
+  it('never writes a revoked token, a Marketplace code or the secret an uninstall sends to the log', async () => {
+    const callback = await startCallbackServer();
+    try {
+      const app = running.sandbox.registerClient({ redirectUri: `${callback.origin}/cb` });
+      const { code } = running.sandbox.marketplaceInstall(app.clientId, 7);
+      const installed = await exchangeCode(running, code, app);
+      await revoke(running, installed.refresh_token ?? '', app);
+      await running.sandbox.uninstall(app.clientId, 7);
+      const secrets = [app.clientSecret, code, installed.access_token, installed.refresh_token ?? 'missing'];
+
+      expect(lines).toContain('token revocation');
+      expect(lines).toContain('app uninstalled');
+      for (const secret of secrets) expect(lines).not.toContain(secret);
+    } finally {
+      await callback.close();
+    }
   });
 });

@@ -1,5 +1,18 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { type Running, install, startSandbox, whoAmI } from './harness.ts';
+import { SANDBOX_USER } from '../../../src/sandbox/routes/users-me.ts';
+import {
+  type Running,
+  type TokenBody,
+  type UserBody,
+  decide,
+  exchangeCode,
+  install,
+  json,
+  refresh,
+  startSandbox,
+  usersMe,
+  whoAmI,
+} from './harness.ts';
 
 describe('sandbox /v1/users/me', () => {
   let running: Running;
@@ -59,5 +72,31 @@ describe('sandbox /v1/users/me', () => {
     const { refresh_token } = await install(running);
 
     expect(await whoAmI(running, refresh_token ?? '')).toBe(401);
+  });
+
+  it('answers an install nobody named a company for as company 1, user 1, exactly as before public apps', async () => {
+    const { access_token } = await install(running);
+
+    expect(json<UserBody>(await usersMe(running, access_token)).data).toEqual({ ...SANDBOX_USER, scope: 'base,deals:full' });
+  });
+
+  it('answers with the company and user of the grant behind the access token', async () => {
+    const refreshToken = running.sandbox.issueRefreshToken(running.client.clientId, { companyId: 42, userId: 7 });
+    const { access_token } = json<TokenBody>(await refresh(running, refreshToken));
+
+    expect(json<UserBody>(await usersMe(running, access_token)).data).toMatchObject({
+      id: 7,
+      name: 'Sandbox User 7',
+      company_id: 42,
+      company_name: 'Sandbox Company 42',
+      company_domain: 'sandbox-company-42',
+    });
+  });
+
+  it('answers with the company and user the consent decision named', async () => {
+    const code = (await decide(running, 'allow', { companyId: '5', userId: '50' })).searchParams.get('code') ?? '';
+    const { access_token } = await exchangeCode(running, code);
+
+    expect(json<UserBody>(await usersMe(running, access_token)).data).toMatchObject({ id: 50, company_id: 5 });
   });
 });
