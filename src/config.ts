@@ -136,6 +136,7 @@ export const flags = {
   // Pipedrive's access tokens live an hour.
   'default-token-lifetime': { schema: positiveInt(7 * 24 * 3600), type: 'string', arg: 'S', default: '3600', help: 'access-token lifetime assumed when a token response has no expires_in' },
   'orphan-sweep-interval': { schema: positiveInt(24 * 3600), type: 'string', arg: 'S', default: '600', help: 'how often the leader deletes state Secrets whose OAuthApp is gone without its finalizer' },
+  'previous-secret-grace': { schema: positiveInt(24 * 3600), type: 'string', arg: 'S', default: '600', help: "seconds a public app's replaced client secret still authenticates the provider's uninstall callbacks after a rotation" },
   'min-refresh-interval': { schema: positiveInt(24 * 3600), type: 'string', arg: 'S', default: '30', help: 'no app sends token requests more often than once per this many seconds; tokens that live shorter are Ready=False, reason=TokenLifetimeTooShort' },
   'provider-hosts': { schema: z.string().transform(commaList).pipe(z.array(hostGlob).min(1, 'must name at least one host glob (* for any host)')), type: 'string', arg: 'GLOB,...', default: '*', help: 'hosts a custom provider or an overridden preset may use for tokenURL and authorizeURL (* is any run of characters: *.example.com)' },
   'allow-provider-networks': { schema: z.string().transform(commaList).pipe(z.array(cidr)), type: 'string', arg: 'CIDR,...', defaultText: 'none', help: 'private or link-local networks token requests may connect to; cloud-metadata addresses never' },
@@ -182,6 +183,7 @@ export interface Config {
   orphanSweepIntervalSeconds: number;
   /** No app sends token requests more often than once per this many seconds (a floor against providers issuing tiny lifetimes). */
   minRefreshIntervalSeconds: number;
+  previousSecretGraceSeconds: number;
   /** Host globs a custom provider or an overridden preset may use (`*`: any host). */
   providerHosts: string[];
   /** Private or link-local networks (CIDR) token requests may connect to. */
@@ -252,6 +254,7 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
     defaultTokenLifetimeSeconds: read('default-token-lifetime'),
     orphanSweepIntervalSeconds: read('orphan-sweep-interval'),
     minRefreshIntervalSeconds: read('min-refresh-interval'),
+    previousSecretGraceSeconds: read('previous-secret-grace'),
     providerHosts: read('provider-hosts'),
     allowProviderNetworks: read('allow-provider-networks'),
     allowLoopbackProviders: read('allow-loopback-providers'),
@@ -289,6 +292,7 @@ export function parseConfig({ argv, env, podNamespace }: ConfigSources): ConfigR
       defaultTokenLifetimeSeconds: value(results.defaultTokenLifetimeSeconds),
       orphanSweepIntervalSeconds: value(results.orphanSweepIntervalSeconds),
       minRefreshIntervalSeconds: value(results.minRefreshIntervalSeconds),
+      previousSecretGraceSeconds: value(results.previousSecretGraceSeconds),
       providerHosts: value(results.providerHosts),
       allowProviderNetworks: value(results.allowProviderNetworks) ?? [],
       allowLoopbackProviders: value(results.allowLoopbackProviders),

@@ -42,7 +42,12 @@ import { OrphanSweep } from './oauthapp/orphan-sweep.ts';
 import { requeueOnConflict } from './oauthapp/conflicts.ts';
 import { StatusWriter } from './oauthapp/status-writer.ts';
 import { TargetWriter } from './oauthapp/target-writer.ts';
-import { objectKey, splitKey } from './kube/objects.ts';
+import { objectKey, type KubeObject } from './kube/objects.ts';
+import { parseKey } from './oauthapp/keys.ts';
+import { CallbackPaths } from './oauthapp/callback-paths.ts';
+import { Installations } from './oauthapp/installations.ts';
+import { PublicApps } from './oauthapp/public-apps.ts';
+import { installationKind } from './api/oauthinstallation.ts';
 import { operatorVersion } from './version.ts';
 
 export interface RunningOperator {
@@ -114,8 +119,24 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     if (retried > 0) logger.info({ apps: retried }, 'the apiserver answers again: retrying the apps that failed on it now');
   });
   caches.apps.on((event, app) => {
-    if (event === 'deleted') metrics.forgetApp(app.metadata.namespace ?? '', app.metadata.name);
+    if (event === 'deleted') metrics.forgetApp({ namespace: app.metadata.namespace ?? '', name: app.metadata.name });
   });
+  /** An installation's series are labelled with its app's name and its own (metrics.ts AppKey). */
+  const installationMetricsKey = (installation: KubeObject) => ({
+    namespace: installation.metadata.namespace ?? '',
+    name: String((installation as { spec?: { app?: unknown } }).spec?.app ?? ''),
+    installation: installation.metadata.name,
+  });
+  caches.installations.on((event, installation) => {
+    if (event === 'deleted') metrics.forgetApp(installationMetricsKey(installation));
+  });
+  const metricsKey = (key: string) => {
+    const { namespace, name, kind } = parseKey(key);
+    const installation = kind === 'installation' ? caches.installations.get(namespace, name) : undefined;
+    return installation ? installationMetricsKey(installation) : { namespace, name };
+  };
+  // Which public app a Marketplace install or an uninstall callback is for (by callback path).
+  const callbackPaths = new CallbackPaths(caches.apps);
 
   const states = new StateStore(kube, runsController ? caches.states : noCache(), config.operatorNamespace, {
     now,
@@ -165,14 +186,32 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     onProblem: (message) => logger.warn({ secret: signingKeySecret }, message),
   });
   signer = replaceableStateSigner(signerFor(signingKeys.keys));
+  const limit = <T>(key: string, task: () => Promise<T>) => limiter.run(key, task);
+  const installations = new Installations({
+    paths: callbackPaths,
+    states,
+    sources,
+    tokens,
+    limit,
+    kube,
+    events: runsController ? events : { record: async () => undefined },
+    enqueue: (key) => (runsController ? queue.add(key) : undefined),
+    providerPolicy,
+    now,
+    random: Math.random,
+    pickRefreshTime,
+    previousSecretGraceMs: config.previousSecretGraceSeconds * 1000,
+    logger,
+  });
   const authorizations = new Authorizations({
+    installations,
     providerPolicy,
     signer,
     apps: caches.apps,
     states,
     sources,
     tokens,
-    limit: (key, task) => limiter.run(key, task),
+    limit,
     kube,
     // A callback's outcome is stored in the state Secret; the controller's reconcile turns it into
     // conditions, and every transition into an Event. So the callback component records none and
@@ -188,6 +227,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const sweep = new OrphanSweep({
     states: caches.states,
     apps: caches.apps,
+    installations: caches.installations,
     kube,
     seeds,
     watches: (namespace) => config.namespaces.length === 0 || config.namespaces.includes(namespace),
@@ -216,6 +256,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     random: Math.random,
     onUnknown: (reason) => logger.info({ reason }, 'a client secret check was not answered clearly; asking again later'),
   });
+  const appStatus = new StatusWriter(kube, caches.apps, events);
   const reconciler = new Reconciler({
     clientSecretChecks,
     adoption: new StateAdoption({ kube, cache: caches.states, operatorNamespace: config.operatorNamespace, now, logger }),
@@ -228,16 +269,30 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     targets: new TargetWriter(kube, caches.targets),
     rollouts: new Rollouts({ states, kube, events, now }),
     authorizations,
-    status: new StatusWriter(kube, caches.apps, events),
+    status: appStatus,
+    publicApps: new PublicApps({
+      installations: caches.installations,
+      status: new StatusWriter(kube, caches.installations, events, installationKind),
+      appStatus,
+      paths: callbackPaths,
+      states,
+      sources,
+      authorizations,
+      kube,
+      revoke: (request) => limit(new URL(request.revokeURL).host, () => tokens.revokeToken(request)),
+      events,
+      providerPolicy,
+      now,
+    }),
     seeds,
     kube,
     now,
     logger,
     minRefreshIntervalMs: config.minRefreshIntervalSeconds * 1000,
-    observe: (key, facts) => metrics.observeApp(splitKey(key), facts),
+    observe: (key, facts) => metrics.observeApp(metricsKey(key), facts),
   });
 
-  const all = runsController ? [caches.apps, caches.targets, caches.sources, caches.states] : [caches.apps];
+  const all = runsController ? [caches.apps, caches.installations, caches.targets, caches.sources, caches.states] : [caches.apps];
   for (const cache of all) cache.start();
   const synced = Promise.all(all.map((cache) => cache.synced)).then(() => logger.info({ identity }, 'caches synced'));
   // Standbys keep warm caches, so they are ready; only the leader reconciles.
@@ -252,7 +307,13 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
   const callbacks = runsCallback
     ? await startCallbackServer({
         address: config.callbackAddr,
-        handler: authorizations,
+        handler: {
+          complete: (input) => authorizations.complete(input),
+          refused: (input) => authorizations.refused(input),
+          acceptsStatelessCode: (path) => installations.acceptsStatelessCode(path),
+          installFromMarketplace: (input) => installations.installFromMarketplace(input),
+          uninstall: (input) => installations.uninstall(input),
+        },
         logger,
         rateLimit: config.callbackRateLimit,
         maxConnections: config.callbackMaxConnections,

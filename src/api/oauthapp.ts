@@ -17,6 +17,10 @@ export type ClientAuthenticationMethod = (typeof clientAuthenticationMethods)[nu
 
 export const restartableKinds = ['Deployment', 'StatefulSet', 'DaemonSet'] as const;
 
+/** single: one grant per OAuthApp. multiple: a public app, one OAuthInstallation per installing company. */
+export const installationModes = ['single', 'multiple'] as const;
+export type InstallationMode = (typeof installationModes)[number];
+
 /** Query parameters the operator sets itself on the authorize URL; spec.authorizeParams may not. */
 export const reservedAuthorizeParams = ['client_id', 'redirect_uri', 'state', 'response_type', 'scope', 'code_challenge', 'code_challenge_method'] as const;
 
@@ -84,6 +88,36 @@ const customNeedsURLs = [
   },
 ];
 
+/**
+ * A public app's grants live in its installations: what only makes sense for one grant is refused.
+ * Only the pipedrive preset says which company installed (users/me).
+ */
+const multipleInstallationRules = [
+  {
+    rule: "self.installations != 'multiple' || self.provider == 'pipedrive'",
+    message: 'installations: multiple needs the pipedrive provider, whose users/me names the installing company',
+    fieldPath: '.installations',
+  },
+  {
+    rule: "self.installations != 'multiple' || !has(self.refreshTokenRef)",
+    message: 'refreshTokenRef seeds one grant; with installations: multiple every company installs through the callback',
+    fieldPath: '.refreshTokenRef',
+    reason: 'FieldValueForbidden' as const,
+  },
+  {
+    rule: "self.installations != 'multiple' || !has(self.target.name)",
+    message: 'with installations: multiple each installation has its own Secret, <app>-<company id>',
+    fieldPath: '.target.name',
+    reason: 'FieldValueForbidden' as const,
+  },
+  {
+    rule: "self.installations != 'multiple' || !has(self.rolloutRestartTargets)",
+    message: 'rolloutRestartTargets is for single apps: an installation\'s workloads read its Secret',
+    fieldPath: '.rolloutRestartTargets',
+    reason: 'FieldValueForbidden' as const,
+  },
+];
+
 const authorizeParamsRule = {
   rule: reservedAuthorizeParams.map((name) => `!('${name}' in self)`).join(' && '),
   message: `must not set ${reservedAuthorizeParams.join(', ')}: the operator sets them`,
@@ -113,7 +147,23 @@ export const oauthAppSpec = z
       .meta(celRules({ rule: 'self == oldSelf', message: 'clientId is immutable: a new client_id means a new app' }))
       .describe('The app\'s client_id. Immutable.'),
     clientSecretRef: secretKeyRef.describe('The Secret key holding the client_secret. Ops rotate it by updating that Secret.'),
-    redirectURI: secureURL.describe('The app\'s one OAuth callback URL, served by the operator at /oauth/callback.'),
+    redirectURI: secureURL.describe(
+      'The app\'s one OAuth callback URL. The operator serves every path under /oauth/callback; with installations: multiple, the path tells which app a Marketplace install or uninstall is for.',
+    ),
+    installations: z
+      .enum(installationModes)
+      .default('single')
+      .meta(celRules({ rule: 'self == oldSelf', message: 'installations is immutable: create a new OAuthApp' }))
+      .describe(
+        'single (default): one grant, kept in this app\'s target Secret. multiple: a public (Marketplace) app; every installing company gets an OAuthInstallation with its own grant and Secret. Immutable.',
+      ),
+    revokeURL: secureURL
+      .optional()
+      .describe('Token revocation endpoint (RFC 7009). Overrides the preset (pipedrive knows its own); used when an installation is deleted.'),
+    revokeOnDelete: z
+      .boolean()
+      .default(true)
+      .describe('With installations: multiple, revoke an installation\'s refresh token at the provider before its state is removed, when it (or the app) is deleted. Default true.'),
     scopes: z
       .array(z.string().min(1).max(256))
       .max(64)
@@ -138,7 +188,7 @@ export const oauthAppSpec = z
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['kind', 'name'] })
       .describe('Workloads restarted (as kubectl rollout restart does) when the client secret changes.'),
   })
-  .meta(celRules(...customNeedsURLs))
+  .meta(celRules(...customNeedsURLs, ...multipleInstallationRules))
   .superRefine((spec, context) => {
     if (spec.provider === 'custom') {
       for (const field of ['tokenURL', 'authorizeURL'] as const) {
@@ -159,6 +209,17 @@ export const oauthAppSpec = z
     for (const name of reservedAuthorizeParams) {
       if (spec.authorizeParams && name in spec.authorizeParams) {
         context.addIssue({ code: 'custom', path: ['authorizeParams'], message: authorizeParamsRule.message });
+      }
+    }
+    if (spec.installations === 'multiple') {
+      const forbidden = [
+        [spec.provider !== 'pipedrive', ['installations']],
+        [spec.refreshTokenRef !== undefined, ['refreshTokenRef']],
+        [spec.target.name !== undefined, ['target', 'name']],
+        [spec.rolloutRestartTargets !== undefined, ['rolloutRestartTargets']],
+      ] as const;
+      for (const [index, [refused, path]] of forbidden.entries()) {
+        if (refused) context.addIssue({ code: 'custom', path: [...path], message: multipleInstallationRules[index]?.message ?? '' });
       }
     }
     const seen = new Set<string>();

@@ -1,6 +1,8 @@
 // The OAuth redirect target (DESIGN "First authorization"):
 //   GET /oauth/callback?code=...&state=...                      the user allowed access
 //   GET /oauth/callback?error=...&error_description=...&state=...  the provider refused
+//   GET /oauth/callback/<path>?code=...   a public app's Marketplace install (no state of ours)
+//   DELETE /oauth/callback/<path>         Pipedrive's uninstall callback (HTTP Basic, JSON body)
 // This module reads the query and answers with a page; what a callback means (checking the state,
 // exchanging the code, storing tokens) is the injected handler's job.
 //
@@ -19,7 +21,7 @@
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import rateLimit from '@fastify/rate-limit';
-import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
+import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino } from 'pino';
 import { z } from 'zod';
 import type { Logger } from '../log.ts';
@@ -44,11 +46,23 @@ export type CallbackOutcome =
       app?: AppRef | undefined;
     };
 
+/** What an uninstall callback did; Pipedrive does not read it, so a status and a word suffice. */
+export interface UninstallOutcome {
+  status: 200 | 400 | 401 | 404;
+  reason: string;
+}
+
 export interface CallbackHandler {
   /** Exchange the code for tokens and store them. */
   complete(input: { state: string; code: string; iss?: string | undefined }): Promise<CallbackOutcome>;
   /** The provider sent the user back with an error (its text flattened and capped at 200 characters). */
   refused(input: { state: string; error: string; description?: string; iss?: string | undefined }): Promise<CallbackOutcome>;
+  /** Whether a code without a state is taken on this path (a public app's Marketplace install). Default: never. */
+  acceptsStatelessCode?(path: string): boolean;
+  /** A Marketplace install: a code with no state of ours. */
+  installFromMarketplace?(input: { path: string; code: string }): Promise<CallbackOutcome>;
+  /** The provider's uninstall callback (DELETE, HTTP Basic, JSON body). */
+  uninstall?(input: { path: string; authorization: string | undefined; body: unknown }): Promise<UninstallOutcome>;
 }
 
 export type CallbackApp = FastifyInstance;
@@ -114,7 +128,11 @@ const errorQuery = z.object({
   state: present('state'),
 });
 
-type CallbackQuery = ({ kind: 'code'; code: string; state: string } | { kind: 'error'; error: string; description: string | undefined; state: string }) & { iss?: string };
+type CallbackQuery = (
+  | { kind: 'code'; code: string; state: string }
+  | { kind: 'error'; error: string; description: string | undefined; state: string }
+  | { kind: 'stateless-code'; code: string; state?: undefined }
+) & { iss?: string };
 
 interface Rejection {
   status: 400 | 404 | 405 | 414 | 429 | 431 | 500;
@@ -134,7 +152,7 @@ const badRequest = (reason: string, message: string): { ok: false; rejection: Re
  * Reads the query as application/x-www-form-urlencoded (RFC 6749 appendix B), strictly: broken
  * percent-encoding and a repeated known parameter are errors, not guesses.
  */
-export function readCallbackQuery(rawQuery: string, maxQueryLength = defaultMaxQueryLength): QueryResult {
+export function readCallbackQuery(rawQuery: string, maxQueryLength = defaultMaxQueryLength, statelessCodeAccepted = false): QueryResult {
   if (rawQuery.length > maxQueryLength) {
     return {
       ok: false,
@@ -164,6 +182,10 @@ export function readCallbackQuery(rawQuery: string, maxQueryLength = defaultMaxQ
     const { error, error_description: description, state } = parsed.data;
     return { ok: true, query: { kind: 'error', error, description: description === '' ? undefined : description, state, ...iss } };
   }
+  // A Marketplace install brings a code and nothing of ours, where a public app takes it.
+  if (statelessCodeAccepted && !params.has('state') && typeof fields.code === 'string' && fields.code !== '') {
+    return { ok: true, query: { kind: 'stateless-code', code: fields.code, ...iss } };
+  }
   const parsed = codeQuery.safeParse(fields);
   if (!parsed.success) return missing(parsed.error);
   return { ok: true, query: { kind: 'code', code: parsed.data.code, state: parsed.data.state, ...iss } };
@@ -189,8 +211,8 @@ function decodeComponent(text: string): string | undefined {
 const silent = pino({ level: 'silent' });
 
 const rejections = {
-  notFound: { status: 404, reason: 'not_found', title: 'Not found', message: `There is nothing at this address. The OAuth callback is GET ${callbackPath}.` },
-  method: { status: 405, reason: 'method_not_allowed', title: 'Method not allowed', message: `The OAuth callback only answers GET ${callbackPath}.` },
+  notFound: { status: 404, reason: 'not_found', title: 'Not found', message: `There is nothing at this address. The OAuth callback is GET ${callbackPath} (and paths under it).` },
+  method: { status: 405, reason: 'method_not_allowed', title: 'Method not allowed', message: `The OAuth callback only answers GET (and a provider's uninstall DELETE) on ${callbackPath} and paths under it.` },
   badPath: { status: 400, reason: 'malformed_path', title: 'Bad request', message: 'The request path has broken percent-encoding.' },
   longPath: { status: 414, reason: 'path_too_long', title: 'Request address too long', message: 'The request path is too long.' },
   rateLimited: { status: 429, reason: 'rate_limited', title: 'Too many requests', message: 'Too many requests came from your address. Wait a minute, then open the authorization link again.' },
@@ -248,10 +270,10 @@ export function buildCallbackApp({
     // Unknown paths and other methods are answered here, before any body would be parsed.
     app.addHook('onRequest', async (request, reply) => {
       if (!request.is404) return;
-      const path = request.url.split('?', 1)[0];
-      const rejection = path === callbackPath ? rejections.method : rejections.notFound;
+      const path = request.url.split('?', 1)[0] ?? '';
+      const rejection = isCallbackPath(path) ? rejections.method : rejections.notFound;
       log.debug({ outcome: 'rejected', status: rejection.status, reason: rejection.reason }, 'oauth callback: request rejected');
-      if (rejection === rejections.method) void reply.header('allow', 'GET');
+      if (rejection === rejections.method) void reply.header('allow', 'GET, DELETE');
       return sendRejection(reply, rejection);
     });
   });
@@ -271,9 +293,12 @@ export function buildCallbackApp({
     return sendRejection(reply, rejections.internal);
   });
 
-  app.get(callbackPath, async (request, reply) => {
+  // Every path under the callback: a public app's redirect URI path is how a state-less request
+  // (a Marketplace install, an uninstall) names its app.
+  const callback = async (request: FastifyRequest, reply: FastifyReply) => {
     const questionMark = request.url.indexOf('?');
-    const read = readCallbackQuery(questionMark === -1 ? '' : request.url.slice(questionMark + 1), maxQueryLength);
+    const path = questionMark === -1 ? request.url : request.url.slice(0, questionMark);
+    const read = readCallbackQuery(questionMark === -1 ? '' : request.url.slice(questionMark + 1), maxQueryLength, handler.acceptsStatelessCode?.(path) ?? false);
     if (!read.ok) {
       log.debug({ outcome: 'rejected', status: read.rejection.status, reason: read.rejection.reason }, 'oauth callback: request rejected');
       return sendRejection(reply, read.rejection);
@@ -283,7 +308,11 @@ export function buildCallbackApp({
     let provider: ProviderWords | undefined;
     let outcome: CallbackOutcome;
     try {
-      if (query.kind === 'code') {
+      if (query.kind === 'stateless-code') {
+        outcome = handler.installFromMarketplace
+          ? await handler.installFromMarketplace({ path, code: query.code })
+          : { ok: false, status: 400, reason: 'missing_state', message: 'The state parameter is missing.' };
+      } else if (query.kind === 'code') {
         outcome = await handler.complete({ state: query.state, code: query.code, ...(query.iss === undefined ? {} : { iss: query.iss }) });
       } else {
         provider = providerSaid(query, redact);
@@ -313,10 +342,26 @@ export function buildCallbackApp({
     );
     const page = failedPage({ message: redact(outcome.message), reason: outcome.reason, app: outcome.app, provider });
     return reply.code(outcome.status).headers(pageHeaders).send(page);
-  });
+  };
+  app.get(callbackPath, callback);
+  app.get(`${callbackPath}/*`, callback);
+
+  // The provider's uninstall callback; anyone can send one, so a refusal is logged at debug only.
+  const uninstall = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!handler.uninstall) return sendRejection(reply.header('allow', 'GET'), rejections.method);
+    const path = request.url.split('?', 1)[0] ?? '';
+    const outcome = await handler.uninstall({ path, authorization: request.headers.authorization, body: request.body });
+    log[outcome.status === 200 ? 'info' : 'debug']({ outcome: 'uninstall', status: outcome.status, reason: outcome.reason }, 'oauth callback: uninstall');
+    if (outcome.status === 401) void reply.header('www-authenticate', 'Basic realm="oauth callback"');
+    return reply.code(outcome.status).header('cache-control', 'no-store').send({ result: outcome.reason });
+  };
+  app.delete(callbackPath, uninstall);
+  app.delete(`${callbackPath}/*`, uninstall);
 
   return app;
 }
+
+const isCallbackPath = (path: string) => path === callbackPath || path.startsWith(`${callbackPath}/`);
 
 /** Listens on `address` (see listen.ts). */
 export function startCallbackServer(options: CallbackServerOptions): Promise<CallbackServer> {
@@ -347,8 +392,8 @@ function providerSaid(query: { error: string; description: string | undefined },
  * every `a` of the provider's words.
  */
 function secretsRedactor(query: CallbackQuery): Redact {
-  const state = query.state.length >= minRedactedStateLength ? [query.state] : [];
-  return redactor(query.kind === 'code' ? [query.code, ...state] : state);
+  const state = query.state !== undefined && query.state.length >= minRedactedStateLength ? [query.state] : [];
+  return redactor(query.kind === 'error' ? state : [query.code, ...state]);
 }
 
 const minRedactedStateLength = 16;

@@ -19,10 +19,12 @@ export const reconcileOutcomes = ['success', 'error', 'requeue'] as const satisf
 /** The work queue's `name` label, as client-go's workqueue metrics name their queue. */
 export const workqueueName = 'oauthapp';
 
-/** One OAuthApp, as its series are labelled. */
+/** One OAuthApp, or one OAuthInstallation of a public app `name`, as its series are labelled. */
 export interface AppKey {
   namespace: string;
   name: string;
+  /** The OAuthInstallation's name; absent for an OAuthApp's own grant. */
+  installation?: string | undefined;
 }
 
 /** One status condition, as `oauthapp_status_condition` labels it (its message is never a label). */
@@ -62,8 +64,8 @@ export interface OperatorMetrics {
   readonly countWorkqueueRetry: () => void;
   /** One reconcile, its outcome and duration (fits RunWorkersOptions.onReconcile). */
   readonly recordReconcile: (outcome: ReconcileOutcome, seconds: number) => void;
-  /** Drops every series labelled with this app (call when the OAuthApp is gone). */
-  readonly forgetApp: (namespace: string, name: string) => void;
+  /** Drops every series labelled with this app or installation (call when it is gone). */
+  readonly forgetApp: (app: AppKey) => void;
 }
 
 export interface MetricsOptions {
@@ -83,7 +85,8 @@ export const reconcileDurationBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 export function createMetrics(options: MetricsOptions = {}): OperatorMetrics {
   const registry = new Registry();
   const registers = [registry];
-  const appLabelNames = ['namespace', 'name'] as const;
+  // An OAuthApp's series carry no installation label; an installation's carry one (bounded by installations).
+  const appLabelNames = ['namespace', 'name', 'installation'] as const;
 
   const expiration = new Gauge({
     name: 'oauthapp_access_token_expiration_timestamp_seconds',
@@ -202,7 +205,7 @@ export function createMetrics(options: MetricsOptions = {}): OperatorMetrics {
 
   /** The condition series each app has now, by app key: the ones to remove when they change. */
   const conditionSeries = new Map<string, ReturnType<typeof conditionLabels>[]>();
-  const setOrRemove = (gauge: Gauge<'namespace' | 'name'>, app: AppKey, value: number | undefined) => {
+  const setOrRemove = (gauge: Gauge<(typeof appLabelNames)[number]>, app: AppKey, value: number | undefined) => {
     if (value === undefined) gauge.remove(appLabels(app));
     else gauge.set(appLabels(app), value);
   };
@@ -235,8 +238,8 @@ export function createMetrics(options: MetricsOptions = {}): OperatorMetrics {
       reconcileTotal.inc({ outcome });
       reconcileDuration.observe({ outcome }, nonNegative(seconds));
     },
-    forgetApp: (namespace, name) => {
-      const labels = appLabels({ namespace, name });
+    forgetApp: (app) => {
+      const labels = appLabels(app);
       for (const gauge of [expiration, nextRefresh, renewBefore, ready]) gauge.remove(labels);
       for (const stale of conditionSeries.get(appKey(labels)) ?? []) condition.remove(stale);
       conditionSeries.delete(appKey(labels));
@@ -244,9 +247,9 @@ export function createMetrics(options: MetricsOptions = {}): OperatorMetrics {
   };
 }
 
-const appLabels = ({ namespace, name }: AppKey) => ({ namespace, name });
-const appKey = ({ namespace, name }: AppKey) => `${namespace}/${name}`;
-const conditionLabels = ({ namespace, name }: AppKey, { type, status, reason }: ConditionFacts) => ({ namespace, name, type, status, reason });
+const appLabels = ({ namespace, name, installation }: AppKey) => ({ namespace, name, ...(installation !== undefined ? { installation } : {}) });
+const appKey = ({ namespace, name, installation }: AppKey) => `${namespace}/${name}/${installation ?? ''}`;
+const conditionLabels = (app: AppKey, { type, status, reason }: ConditionFacts) => ({ ...appLabels(app), type, status, reason });
 const sameLabels = (a: ReturnType<typeof conditionLabels>, b: ReturnType<typeof conditionLabels>) =>
   a.type === b.type && a.status === b.status && a.reason === b.reason;
 const toSeconds = (ms: number | undefined) => (ms === undefined ? undefined : ms / 1000);

@@ -3,7 +3,8 @@
 import type { KubeHTTP } from './http.ts';
 import { isNotFound } from './errors.ts';
 import type { KubeObject, Secret } from './objects.ts';
-import { apiVersion, group, plural, version } from '../api/oauthapp.ts';
+import { apiVersion, group, kind, plural, version } from '../api/oauthapp.ts';
+import { installationKind, installationPlural } from '../api/oauthinstallation.ts';
 
 export const secretPath = (namespace: string, name?: string) =>
   `/api/v1/namespaces/${namespace}/secrets${name ? `/${name}` : ''}`;
@@ -11,6 +12,13 @@ export const oauthAppPath = (namespace: string, name: string) =>
   `/apis/${group}/${version}/namespaces/${namespace}/${plural}/${name}`;
 export const oauthAppsPath = (namespaces?: string) =>
   namespaces ? `/apis/${group}/${version}/namespaces/${namespaces}/${plural}` : `/apis/${group}/${version}/${plural}`;
+export const oauthInstallationsPath = (namespace?: string) =>
+  namespace ? `/apis/${group}/${version}/namespaces/${namespace}/${installationPlural}` : `/apis/${group}/${version}/${installationPlural}`;
+const oauthInstallationPath = (namespace: string, name: string) => `${oauthInstallationsPath(namespace)}/${name}`;
+
+/** The two kinds the operator writes status and finalizers on. */
+export type OwnKind = typeof kind | typeof installationKind;
+const pathOf = (ownKind: OwnKind, namespace: string, name: string) => (ownKind === kind ? oauthAppPath(namespace, name) : oauthInstallationPath(namespace, name));
 
 export const fieldManager = 'oauthapp-operator';
 
@@ -88,24 +96,43 @@ export class KubeClient {
   }
 
   /** Sets the finalizer list, guarded by resourceVersion so a concurrent change is not lost. */
-  setOAuthAppFinalizers(namespace: string, name: string, finalizers: string[], resourceVersion: string): Promise<KubeObject> {
+  setFinalizers(ownKind: OwnKind, namespace: string, name: string, finalizers: string[], resourceVersion: string): Promise<KubeObject> {
     return this.http.json<KubeObject>({
       method: 'PATCH',
-      path: oauthAppPath(namespace, name),
+      path: pathOf(ownKind, namespace, name),
       contentType: 'application/merge-patch+json',
       query: { fieldManager },
       body: { metadata: { finalizers, resourceVersion } },
     });
   }
 
-  patchOAuthAppStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<KubeObject> {
+  patchStatus(ownKind: OwnKind, namespace: string, name: string, status: Record<string, unknown>): Promise<KubeObject> {
     return this.http.json<KubeObject>({
       method: 'PATCH',
-      path: `${oauthAppPath(namespace, name)}/status`,
+      path: `${pathOf(ownKind, namespace, name)}/status`,
       contentType: 'application/merge-patch+json',
       query: { fieldManager },
-      body: { apiVersion, kind: 'OAuthApp', status },
+      body: { apiVersion, kind: ownKind, status },
     });
+  }
+
+  getOAuthInstallation(namespace: string, name: string): Promise<KubeObject | undefined> {
+    return this.getIfFound<KubeObject>(oauthInstallationPath(namespace, name));
+  }
+
+  createOAuthInstallation(namespace: string, installation: KubeObject): Promise<KubeObject> {
+    return this.http.json<KubeObject>({ method: 'POST', path: oauthInstallationsPath(namespace), query: { fieldManager }, body: installation });
+  }
+
+  /** Deletes an installation (its finalizer then revokes its grant); false when it is gone already. */
+  async deleteOAuthInstallation(namespace: string, name: string): Promise<boolean> {
+    try {
+      await this.http.json({ method: 'DELETE', path: oauthInstallationPath(namespace, name) });
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
   }
 
   /**

@@ -17,18 +17,18 @@ export type Exchange =
     };
 
 /**
- * POSTs and reads the answer, at most `maxBodyBytes` of it (after decompression, so a small gzip
+ * Sends (POST unless `options.method` says otherwise) and reads the answer, at most `maxBodyBytes` of it (after decompression, so a small gzip
  * bomb is caught too). A stream rather than got's promise API, which has no size limit and
  * buffers whatever the server sends. Never rejects: failures are an `Exchange` too.
  */
-export const postForExchange = (http: Got, url: string, options: OptionsInit, maxBodyBytes: number): Promise<Exchange> =>
+export const sendForExchange = (http: Got, url: string, options: OptionsInit, maxBodyBytes: number): Promise<Exchange> =>
   new Promise((resolve) => {
     let response: { statusCode: number; headers: IncomingHttpHeaders } | undefined;
     const chunks: Buffer[] = [];
     let size = 0;
     let stream: ReturnType<Got['stream']>;
     try {
-      stream = http.stream.post(url, options);
+      stream = http.stream(url, { method: 'POST', ...options });
     } catch (error) {
       resolve({ kind: 'failed', error, status: undefined });
       return;

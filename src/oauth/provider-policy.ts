@@ -25,7 +25,7 @@ export const hostMatcher = (globs: readonly string[]): ((hostname: string) => bo
   return (hostname) => patterns.some((pattern) => pattern.test(hostname.toLowerCase()));
 };
 
-const urlFields = ['tokenURL', 'authorizeURL'] as const;
+const urlFields = ['tokenURL', 'authorizeURL', 'revokeURL'] as const;
 
 const hostnameOf = (url: string): string | undefined => {
   try {

@@ -10,6 +10,8 @@ export interface ProviderEndpoints {
    * it is known to send one; the callback then refuses a missing or different `iss`.
    */
   readonly issuer?: string | undefined;
+  /** Token revocation (RFC 7009), where the provider has it. */
+  readonly revokeURL?: string | undefined;
 }
 
 export interface ResolvedProvider extends ProviderEndpoints {
@@ -17,7 +19,7 @@ export interface ResolvedProvider extends ProviderEndpoints {
 }
 
 /** The spec fields that pick a provider's endpoints. */
-export type ProviderSpec = Pick<OAuthAppSpec, 'provider' | 'tokenURL' | 'authorizeURL' | 'clientAuthentication'> & Partial<Pick<OAuthAppSpec, 'issuer'>>;
+export type ProviderSpec = Pick<OAuthAppSpec, 'provider' | 'tokenURL' | 'authorizeURL' | 'clientAuthentication'> & Partial<Pick<OAuthAppSpec, 'issuer' | 'revokeURL'>>;
 
 export const pipedrive: ProviderEndpoints = {
   authorizeURL: 'https://oauth.pipedrive.com/oauth/authorize',
@@ -26,6 +28,7 @@ export const pipedrive: ProviderEndpoints = {
   // Pipedrive does not document RFC 9207 (nor OpenID Connect discovery): whether it sends `iss`
   // is unknown, so it is not required.
   issuer: undefined,
+  revokeURL: 'https://oauth.pipedrive.com/oauth/revoke',
 };
 
 /** Presets by provider name; `custom` has none and takes everything from the spec. */
@@ -63,5 +66,6 @@ export const resolveProvider = (spec: ProviderSpec): ResolvedProvider => {
     clientAuthentication: spec.clientAuthentication ?? preset?.clientAuthentication ?? defaultClientAuthentication,
     // A preset's issuer speaks for its own authorize endpoint only, not for an override (a sandbox).
     issuer: spec.issuer ?? (spec.authorizeURL === undefined ? preset?.issuer : undefined),
+    revokeURL: spec.revokeURL ?? preset?.revokeURL,
   };
 };

@@ -7,10 +7,11 @@ import https from 'node:https';
 import { AddressNotAllowedError, guardedLookup, literalAddress, publicAddressesOnly, type AddressPolicy, type LookupFunction } from './address-policy.ts';
 import { fromErrorAnswer, malformedAnswer } from './error-response.ts';
 import { TokenRequestError } from './errors.ts';
-import { postForExchange } from './http-exchange.ts';
+import { sendForExchange } from './http-exchange.ts';
 import { noProxySettings, usesProxy, type ProxySettings } from './proxy.ts';
 import { redactor } from './redact.ts';
-import { encodeTokenRequest, type TokenRequest } from './token-request.ts';
+import { encodeRevocationRequest, encodeTokenRequest, type RevocationRequest, type TokenRequest } from './token-request.ts';
+import { parseCompany, type Company } from './company.ts';
 import { defaultExpiresInSeconds, parseTokenResponse, type TokenSet } from './token-response.ts';
 import { fromTransportError } from './transport-error.ts';
 
@@ -55,6 +56,14 @@ export interface TokenClient {
   requestToken(request: TokenRequest, options?: RequestTokenOptions): Promise<TokenSet>;
 }
 
+/** What a public app (installations: multiple) asks its provider besides tokens. */
+export interface InstallationCalls {
+  /** RFC 7009: the provider forgets the token's grant. @throws TokenRequestError */
+  revokeToken(request: RevocationRequest): Promise<void>;
+  /** Which company and user an access token belongs to (Pipedrive: users/me). @throws TokenRequestError */
+  whoInstalled(request: { apiDomain: string; accessToken: string }): Promise<Company>;
+}
+
 export const defaultTimeoutMs = 10_000;
 export const defaultMaxResponseBytes = 64 * 1024;
 export const defaultUserAgent = 'oauthapp-operator';
@@ -68,7 +77,7 @@ const instanceFrom = (option: TokenClientOptions['got'], lookup: LookupFunction)
   return got.extend(freshConnections(lookup), option ?? {});
 };
 
-export const createTokenClient = (options: TokenClientOptions = {}): TokenClient => {
+export const createTokenClient = (options: TokenClientOptions = {}): TokenClient & InstallationCalls => {
   const addresses = options.addresses ?? publicAddressesOnly;
   const instance = instanceFrom(options.got, guardedLookup(addresses, options.lookup));
   const proxy = options.proxy ?? noProxySettings;
@@ -84,29 +93,25 @@ export const createTokenClient = (options: TokenClientOptions = {}): TokenClient
   };
   if (!(timeoutMs > 0) || !(maxResponseBytes > 0)) throw new RangeError('timeoutMs and maxResponseBytes must be positive');
 
-  const requestToken = async (request: TokenRequest, call: RequestTokenOptions = {}): Promise<TokenSet> => {
+  /** One request, never retried; a transport failure or a refused address is a TokenRequestError. */
+  const send = async (url: string, request: OptionsInit & { headers: Record<string, string> }, secrets: readonly string[], signal?: AbortSignal) => {
     // Checked here because got fails such a request before it has timings, which deliveryOf
     // would have to read as `unknown`.
-    if (call.signal?.aborted === true) {
+    if (signal?.aborted === true) {
       throw new TokenRequestError('token request aborted before it was sent', { code: 'aborted', delivery: 'not_sent' });
     }
+    const secure = url.toLowerCase().startsWith('https:');
     // A literal IP is connected to without a lookup, so the lookup hook never sees it.
-    const literal = literalAddress(request.tokenURL);
+    const literal = literalAddress(url);
     const verdict = literal === undefined ? undefined : addresses.check(literal);
     if (literal !== undefined && verdict?.allowed === false) {
       const refused = new AddressNotAllowedError(literal, [{ address: literal, category: verdict.category }]);
-      throw fromTransportError(refused, { status: undefined, secure: request.tokenURL.toLowerCase().startsWith('https:'), redact: (text) => text });
+      throw fromTransportError(refused, { status: undefined, secure, redact: (text) => text });
     }
-    const encoded = encodeTokenRequest(request);
-    const redact = redactor(encoded.secrets);
+    const redact = redactor(secrets);
     const gotOptions: OptionsInit = {
-      body: encoded.body,
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        accept: 'application/json',
-        'user-agent': userAgent,
-        ...(encoded.authorization === undefined ? {} : { authorization: encoded.authorization }),
-      },
+      ...request,
+      headers: { accept: 'application/json', 'user-agent': userAgent, ...request.headers },
       // A retry could replay a single-use refresh token: the caller decides, knowing `delivery`.
       retry: { limit: 0 },
       throwHttpErrors: false,
@@ -114,26 +119,44 @@ export const createTokenClient = (options: TokenClientOptions = {}): TokenClient
       // deliveryOf reads connection timings, which got does not have for HTTP/2 sessions.
       http2: false,
       timeout: { request: timeoutMs },
-      signal: call.signal,
-      ...(proxied !== undefined && usesProxy(proxy, request.tokenURL) ? { agent: proxied } : {}),
+      signal,
+      ...(proxied !== undefined && usesProxy(proxy, url) ? { agent: proxied } : {}),
     };
-    const exchange = await postForExchange(instance, request.tokenURL, gotOptions, maxResponseBytes);
-    if (exchange.kind === 'failed') {
-      throw fromTransportError(exchange.error, {
-        status: exchange.status,
-        secure: request.tokenURL.toLowerCase().startsWith('https:'),
-        redact,
-      });
-    }
+    const exchange = await sendForExchange(instance, url, gotOptions, maxResponseBytes);
+    if (exchange.kind === 'failed') throw fromTransportError(exchange.error, { status: exchange.status, secure, redact });
     const { status, body } = exchange;
-    if (status < 200 || status > 299) {
-      throw fromErrorAnswer({ status, retryAfter: exchange.headers['retry-after'], body }, { now: now(), redact });
-    }
+    if (status < 200 || status > 299) throw fromErrorAnswer({ status, retryAfter: exchange.headers['retry-after'], body }, { now: now(), redact });
     if (body === undefined) throw malformedAnswer(status, `the body is larger than ${maxResponseBytes} bytes`);
+    return { status, body };
+  };
+
+  const formPost = (body: string, authorization: string | undefined) => ({
+    method: 'POST' as const,
+    body,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(authorization === undefined ? {} : { authorization }) },
+  });
+
+  const requestToken = async (request: TokenRequest, call: RequestTokenOptions = {}): Promise<TokenSet> => {
+    const encoded = encodeTokenRequest(request);
+    const { status, body } = await send(request.tokenURL, formPost(encoded.body, encoded.authorization), encoded.secrets, call.signal);
     const parsed = parseTokenResponse(body, responseOptions);
     if (!parsed.success) throw malformedAnswer(status, parsed.problem, parsed.refreshToken);
     return parsed.tokenSet;
   };
 
-  return { requestToken };
+  // RFC 7009 §2.2: any 2xx means the token is gone (an unknown token too); the body says nothing.
+  const revokeToken = async (request: RevocationRequest): Promise<void> => {
+    const encoded = encodeRevocationRequest(request);
+    await send(request.revokeURL, formPost(encoded.body, encoded.authorization), encoded.secrets);
+  };
+
+  const whoInstalled = async ({ apiDomain, accessToken }: { apiDomain: string; accessToken: string }): Promise<Company> => {
+    const url = new URL('/api/v1/users/me', apiDomain).toString();
+    const { status, body } = await send(url, { method: 'GET', headers: { authorization: `Bearer ${accessToken}` } }, [accessToken]);
+    const company = parseCompany(body);
+    if (!company.success) throw malformedAnswer(status, company.problem);
+    return company.company;
+  };
+
+  return { requestToken, revokeToken, whoInstalled };
 };

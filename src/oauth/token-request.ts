@@ -57,9 +57,15 @@ const grantSecrets = (grant: TokenGrant): string[] =>
 export const basicCredentials = (clientId: string, clientSecret: string): string =>
   Buffer.from(`${formUrlEncode(clientId)}:${formUrlEncode(clientSecret)}`, 'utf8').toString('base64');
 
-export const encodeTokenRequest = (request: TokenRequest): EncodedTokenRequest => {
-  const params = new URLSearchParams(grantParams(request.grant));
-  const secrets = [request.clientSecret, ...grantSecrets(request.grant)];
+export const encodeTokenRequest = (request: TokenRequest): EncodedTokenRequest =>
+  withClientAuthentication(new URLSearchParams(grantParams(request.grant)), request, [request.clientSecret, ...grantSecrets(request.grant)]);
+
+/** RFC 6749 §2.3.1: the client's credentials in the body (client_secret_post) or as HTTP Basic. */
+const withClientAuthentication = (
+  params: URLSearchParams,
+  request: Pick<TokenRequest, 'clientAuthentication' | 'clientId' | 'clientSecret'>,
+  secrets: string[],
+): EncodedTokenRequest => {
   if (request.clientAuthentication === 'client_secret_post') {
     params.set('client_id', request.clientId);
     params.set('client_secret', request.clientSecret);
@@ -67,4 +73,21 @@ export const encodeTokenRequest = (request: TokenRequest): EncodedTokenRequest =
   }
   const credentials = basicCredentials(request.clientId, request.clientSecret);
   return { body: params.toString(), authorization: `Basic ${credentials}`, secrets: [...secrets, credentials] };
+};
+
+/** RFC 7009 §2.1: a refresh token to revoke, with the client's authentication. */
+export interface RevocationRequest {
+  readonly revokeURL: string;
+  readonly clientAuthentication: ClientAuthenticationMethod;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly refreshToken: string;
+}
+
+export const encodeRevocationRequest = (request: RevocationRequest): EncodedTokenRequest => {
+  const params = new URLSearchParams([
+    ['token', request.refreshToken],
+    ['token_type_hint', 'refresh_token'],
+  ]);
+  return withClientAuthentication(params, request, [request.clientSecret, request.refreshToken]);
 };

@@ -19,6 +19,9 @@ import { resolveProvider } from '../oauth/providers.ts';
 import type { ProviderPolicy } from '../oauth/provider-policy.ts';
 import type { StateSigner } from '../oauth/state-token.ts';
 import type { TokenClient } from '../oauth/token-client.ts';
+import type { TokenSet } from '../oauth/token-response.ts';
+import type { Installations } from './installations.ts';
+import type { GrantOwner } from './grant-owner.ts';
 import { parseDurationMs } from '../api/fields.ts';
 import { recordSuccess } from './policies.ts';
 import type { SourceSecrets } from './source-secrets.ts';
@@ -53,6 +56,8 @@ export interface AuthorizationDependencies {
   random: () => number;
   /** Where in its jitter window the next refresh goes (evenly spread across apps). */
   pickRefreshTime?: (earliest: number, latest: number) => number;
+  /** Where a public app's (installations: multiple) new grants go. */
+  installations?: Pick<Installations, 'install'>;
 }
 
 type Failure = Extract<CallbackOutcome, { ok: false }>;
@@ -71,7 +76,7 @@ export class Authorizations {
    * the keys change): status shows only current-key URLs, while the old URL, wherever it was
    * copied to, keeps working in the callback until the previous key's grace ends.
    */
-  authorizationURL(app: OAuthApp, state: AppState): { url: string; renewAt: number } {
+  authorizationURL(app: GrantOwner, state: AppState): { url: string; renewAt: number } {
     const { signer, now } = this.deps;
     const round = state.record.authorizationRound ?? 0;
     const codeChallenge = codeChallengeS256(signer.codeVerifier({ uid: app.metadata.uid, round }));
@@ -124,8 +129,9 @@ export class Authorizations {
     if (wrongIssuer) return this.refuseIssuer(app, identity, stored, wrongIssuer);
     const round = stored.state.record.authorizationRound;
     const { codeVerifier } = claimed;
+    let response: TokenSet;
     try {
-      const response = await this.deps.limit(new URL(provider.tokenURL).host, () =>
+      response = await this.deps.limit(new URL(provider.tokenURL).host, () =>
         this.deps.tokens.requestToken({
           tokenURL: provider.tokenURL,
           clientAuthentication: provider.clientAuthentication,
@@ -134,33 +140,39 @@ export class Authorizations {
           grant: { type: 'authorization_code', code, redirectURI: app.spec.redirectURI, codeVerifier },
         }),
       );
-      const answeredAt = this.deps.now();
-      // Our round must still be the current one, and nothing newer stored since the answer came.
-      const authorized = (current: AppState): AppState | undefined => {
-        const { authorizationRound, lastRefreshTime } = current.record;
-        if (authorizationRound !== round || (lastRefreshTime !== undefined && Date.parse(lastRefreshTime) > answeredAt)) return undefined;
-        const next = recordSuccess({
-          now: answeredAt,
-          state: current,
-          sentRefreshToken: undefined,
-          response,
-          renewBeforeMs: app.spec.renewBefore === undefined ? undefined : parseDurationMs(app.spec.renewBefore),
-          clientSecretFingerprint: fingerprint(clientSecret),
-          random: this.deps.random,
-          ...(this.deps.pickRefreshTime ? { pickRefreshTime: this.deps.pickRefreshTime } : {}),
-        });
-        const { authorizationFailure: _cleared, ...record } = next.record;
-        return { ...next, record };
-      };
+    } catch (error) {
+      if (!isTokenRequestError(error)) throw error;
+      const message = `the provider did not accept the authorization code (${error.code}): ${error.message}${providerSaid(error.description)}`;
+      await this.recordFailure(app, identity, stored, 'ExchangeFailed', message);
+      return { ok: false, status: 502, reason: 'exchange_failed', message: `${message}. Start again from the OAuthApp's status.authorizationURL.`, app: identity };
+    }
+    // A public app's own authorization URL installs it for the person's company.
+    if (app.spec.installations === 'multiple' && this.deps.installations) return this.deps.installations.install(app, response, clientSecret);
+    const answeredAt = this.deps.now();
+    // Our round must still be the current one, and nothing newer stored since the answer came.
+    const authorized = (current: AppState): AppState | undefined => {
+      const { authorizationRound, lastRefreshTime } = current.record;
+      if (authorizationRound !== round || (lastRefreshTime !== undefined && Date.parse(lastRefreshTime) > answeredAt)) return undefined;
+      const next = recordSuccess({
+        now: answeredAt,
+        state: current,
+        sentRefreshToken: undefined,
+        response,
+        renewBeforeMs: app.spec.renewBefore === undefined ? undefined : parseDurationMs(app.spec.renewBefore),
+        clientSecretFingerprint: fingerprint(clientSecret),
+        random: this.deps.random,
+        ...(this.deps.pickRefreshTime ? { pickRefreshTime: this.deps.pickRefreshTime } : {}),
+      });
+      const { authorizationFailure: _cleared, ...record } = next.record;
+      return { ...next, record };
+    };
+    try {
       await this.deps.states.saveAnswer(identity, stored, authorized, heldExchangeAnswerMs);
     } catch (error) {
       if (error instanceof AnswerNoLongerAppliesError) {
         return { ok: false, status: 409, reason: 'state_used', message: 'The OAuthApp was authorized again or deleted meanwhile; nothing was stored. Use its current status.authorizationURL.', app: identity };
       }
-      if (!isTokenRequestError(error)) throw error;
-      const message = `the provider did not accept the authorization code (${error.code}): ${error.message}${providerSaid(error.description)}`;
-      await this.recordFailure(app, identity, stored, 'ExchangeFailed', message);
-      return { ok: false, status: 502, reason: 'exchange_failed', message: `${message}. Start again from the OAuthApp's status.authorizationURL.`, app: identity };
+      throw error;
     }
     if (!(await this.appStillExists(identity))) {
       // Deleted while the code was exchanged: its finalizer may have removed the state already.

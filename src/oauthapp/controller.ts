@@ -1,6 +1,8 @@
 // Wires the OAuthApp controller: which caches it keeps, and which object changes put which
 // OAuthApp keys on the work queue. Reconciling itself is reconciler.ts's job.
-import { oauthAppsPath, secretPath } from '../kube/client.ts';
+import { oauthAppsPath, oauthInstallationsPath, secretPath } from '../kube/client.ts';
+import { installationKind } from '../api/oauthinstallation.ts';
+import { installationKey } from './keys.ts';
 import type { KubeHTTP } from '../kube/http.ts';
 import { Informer, NamespacedInformers, type ObjectCache, type Packing } from '../kube/informer.ts';
 import { intern } from '../kube/intern.ts';
@@ -12,6 +14,8 @@ import { group, kind } from '../api/oauthapp.ts';
 
 export interface Caches {
   apps: ObjectCache<KubeObject>;
+  /** OAuthInstallations: public apps' installing companies. */
+  installations: ObjectCache<KubeObject>;
   /**
    * Secrets the operator writes for workloads: label-selected, full objects only for those an
    * OAuthApp controls (see ownTargetsOnly).
@@ -46,6 +50,7 @@ export function createCaches({ http, namespaces, operatorNamespace, logger, onLi
   const secrets = (namespace?: string) => (namespace ? secretPath(namespace) : '/api/v1/secrets');
   return {
     apps: watched('oauthapps', (namespace) => (namespace ? oauthAppsPath(namespace) : oauthAppsPath()), { keep: appEssentials }),
+    installations: watched('oauthinstallations', (namespace) => (namespace ? oauthInstallationsPath(namespace) : oauthInstallationsPath()), { keep: appEssentials }),
     targets: watched<Secret>('target-secrets', secrets, { labelSelector: targetSelector, keep: ownTargetsOnly }),
     sources: watched('source-secrets', secrets, { labelSelector: `!${roleLabel}`, metadataOnly: true, keep: identityOnly(), packing: resourceVersionOnly }),
     states: new Informer<Secret>({ ...common, name: 'state-secrets', path: secretPath(operatorNamespace), labelSelector: `${roleLabel}=state` }),
@@ -64,7 +69,7 @@ export const targetSelector = `${roleLabel}=credentials,${managedByLabel}=${mana
  * operator does not hold other people's secrets, nor their size.
  */
 export function ownTargetsOnly(secret: Secret): Secret {
-  const controlled = secret.metadata.ownerReferences?.some((owner) => owner.controller === true && owner.kind === kind && owner.apiVersion.split('/')[0] === group) ?? false;
+  const controlled = secret.metadata.ownerReferences?.some((owner) => owner.controller === true && (owner.kind === kind || owner.kind === installationKind) && owner.apiVersion.split('/')[0] === group) ?? false;
   const { data, stringData: _stringData, ...rest } = secret as Secret & { stringData?: unknown };
   if (controlled) return { ...rest, dataDigest: dataDigest(data) };
   const { annotations: _annotations, ...metadata } = secret.metadata;
@@ -80,7 +85,7 @@ export function ownTargetsOnly(secret: Secret): Secret {
  */
 export function appEssentials<T extends KubeObject>(app: T): T {
   internShared(app as KubeObject & AppShape);
-  const { name, namespace, uid, resourceVersion, generation, finalizers, deletionTimestamp, annotations } = app.metadata;
+  const { name, namespace, uid, resourceVersion, generation, creationTimestamp, finalizers, deletionTimestamp, annotations } = app.metadata;
   const ours = annotations && Object.keys(annotations).some((key) => !key.startsWith(`${group}/`))
     ? Object.fromEntries(Object.entries(annotations).filter(([key]) => key.startsWith(`${group}/`)))
     : annotations;
@@ -91,6 +96,8 @@ export function appEssentials<T extends KubeObject>(app: T): T {
     ...(uid !== undefined ? { uid } : {}),
     ...(resourceVersion !== undefined ? { resourceVersion } : {}),
     ...(generation !== undefined ? { generation } : {}),
+    // Which of two public apps claiming one callback path came first (callback-paths.ts).
+    ...(creationTimestamp !== undefined ? { creationTimestamp } : {}),
     ...(finalizers !== undefined ? { finalizers } : {}),
     ...(deletionTimestamp !== undefined ? { deletionTimestamp } : {}),
     ...(ours !== undefined ? { annotations: ours } : {}),
@@ -242,18 +249,36 @@ function changedForReconcile(old: KubeObject, updated: KubeObject): boolean {
 /** Every change that can matter to an OAuthApp puts that app's key on the queue. */
 export function enqueueOnChanges(caches: Caches, enqueue: (appKey: string) => void): ReferenceIndex {
   const index = new ReferenceIndex();
+  // A public app's change (its spec, its client secret) is every installation's change.
+  const enqueueApp = (appKey: string) => {
+    enqueue(appKey);
+    for (const key of installationsOf.get(appKey) ?? []) enqueue(key);
+  };
   caches.apps.on((event, app, old) => {
     const key = objectKey(app.metadata.namespace, app.metadata.name);
     if (event === 'deleted') index.remove(key);
     else index.update(app);
-    if (event !== 'updated' || !old || changedForReconcile(old, app)) enqueue(key);
+    if (event !== 'updated' || !old || changedForReconcile(old, app)) enqueueApp(key);
   });
   caches.sources.on((_event, secret) => {
-    for (const appKey of index.appsReferencing(objectKey(secret.metadata.namespace, secret.metadata.name))) enqueue(appKey);
+    for (const appKey of index.appsReferencing(objectKey(secret.metadata.namespace, secret.metadata.name))) enqueueApp(appKey);
   });
   caches.targets.on((_event, secret) => {
-    const owner = secret.metadata.ownerReferences?.find((reference) => reference.kind === kind && reference.controller);
-    if (owner) enqueue(objectKey(secret.metadata.namespace, owner.name));
+    const owner = secret.metadata.ownerReferences?.find((reference) => (reference.kind === kind || reference.kind === installationKind) && reference.controller);
+    if (owner) enqueue(owner.kind === kind ? objectKey(secret.metadata.namespace, owner.name) : installationKey(secret.metadata.namespace ?? '', owner.name));
+  });
+  // An installation is its own key; its public app looks again when one goes (a deleted app waits
+  // for them), and reconciles its installations when the app changes (below).
+  const installationsOf = new Map<string, Set<string>>();
+  caches.installations.on((event, installation, old) => {
+    const namespace = installation.metadata.namespace ?? '';
+    const appKey = objectKey(namespace, String((installation as { spec?: { app?: unknown } }).spec?.app ?? ''));
+    const key = installationKey(namespace, installation.metadata.name);
+    if (event === 'deleted') {
+      installationsOf.get(appKey)?.delete(key);
+      enqueue(appKey);
+    } else installationsOf.set(appKey, (installationsOf.get(appKey) ?? new Set()).add(key));
+    if (event !== 'updated' || !old || changedForReconcile(old, installation)) enqueue(key);
   });
   caches.states.on((_event, secret) => {
     const appKey = secret.metadata.annotations?.[appAnnotation];

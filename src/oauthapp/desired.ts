@@ -11,7 +11,8 @@ export const targetSecretName = (appName: string, spec: OAuthAppSpec) => spec.ta
 export const rfc3339 = (iso: string) => new Date(iso).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export interface TargetInput {
-  app: { name: string; namespace: string; uid: string };
+  /** The owner: an OAuthApp unless `kind` says OAuthInstallation. */
+  app: { name: string; namespace: string; uid: string; kind?: string };
   spec: OAuthAppSpec;
   clientSecret: string;
   state: AppState;
@@ -33,7 +34,7 @@ export function desiredTargetSecret({ app, spec, clientSecret, state }: TargetIn
       namespace: app.namespace,
       labels: { ...spec.target.labels, [managedByLabel]: managedByValue, [roleLabel]: 'credentials', [appUIDLabel]: app.uid },
       ...(spec.target.annotations ? { annotations: { ...spec.target.annotations } } : {}),
-      ownerReferences: [{ apiVersion, kind, name: app.name, uid: app.uid, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [{ apiVersion, kind: app.kind ?? kind, name: app.name, uid: app.uid, controller: true, blockOwnerDeletion: true }],
     },
     type: 'Opaque',
     data: encodeData(data),

@@ -345,3 +345,33 @@ export function seedRefreshToken(state: AppState, seed: string | undefined): App
   const { failure: _failure, ...record } = state.record;
   return { ...state, refreshToken: seed, record: { ...record, seedFingerprint } };
 }
+
+/**
+ * A company installed (again): its new grant replaces whatever the installation held, including a
+ * claim (that refresh's answer then no longer applies) and an uninstall.
+ */
+export function recordInstall(granted: AppState, install: { at: number; userID?: string | undefined }): AppState {
+  return { ...granted, record: { ...granted.record, installation: { installedAt: new Date(install.at).toISOString(), ...(install.userID !== undefined ? { userID: install.userID } : {}) } } };
+}
+
+/**
+ * The provider says the company uninstalled at `at` (its clock): tokens go, the install's facts
+ * stay. undefined when an install after `at` already replaced the grant (a late or replayed
+ * uninstall) or the uninstall is recorded already.
+ */
+export function recordUninstall(state: AppState, at: number): AppState | undefined {
+  const installation = state.record.installation;
+  if (installation && Date.parse(installation.installedAt) > at) return undefined;
+  if (installation?.uninstalledAt !== undefined && Date.parse(installation.uninstalledAt) >= at) return undefined;
+  const { claim: _claim, failure: _failure, deadRefreshTokenFingerprint: _dead, refreshAt: _refreshAt, ...record } = state.record;
+  const installedAt = installation?.installedAt ?? new Date(at).toISOString();
+  return { record: { ...record, installation: { ...installation, installedAt, uninstalledAt: new Date(at).toISOString() } } };
+}
+
+type ClientSecretHistory = Bookkeeping['clientSecretHistory'];
+
+/** The history with `current` as the client secret now in use: the one it replaces becomes the previous. */
+export function rememberClientSecret(history: ClientSecretHistory, current: string | undefined, now: number): ClientSecretHistory {
+  if (current === undefined || history?.current === current) return history;
+  return history ? { current, previous: history.current, replacedAt: new Date(now).toISOString() } : { current };
+}

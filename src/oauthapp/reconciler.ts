@@ -1,13 +1,19 @@
 // The reconcile loop for one OAuthApp, level-based: read everything, decide, write only what
 // differs, and say when to look again. It never asks what event brought it here.
-import { oauthApp, type OAuthApp } from '../api/oauthapp.ts';
+import type { ZodError } from 'zod';
+import { oauthApp } from '../api/oauthapp.ts';
+import { installationKind, oauthInstallation } from '../api/oauthinstallation.ts';
+import type { OwnKind } from '../kube/client.ts';
+import { installationAsGrantOwner, type GrantOwner } from './grant-owner.ts';
+import { installationIdentityName, parseKey } from './keys.ts';
+import type { PublicApps } from './public-apps.ts';
 import { issueFieldPaths } from '../api/field-path.ts';
 import type { ReconcileResult } from '../controller/result.ts';
 import type { KeyedLimiter } from '../controller/limiter.ts';
 import type { KubeObject } from '../kube/objects.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import type { KubeClient } from '../kube/client.ts';
-import { objectKey, splitKey } from '../kube/objects.ts';
+
 import { resolveProvider } from '../oauth/providers.ts';
 import type { ProviderPolicy } from '../oauth/provider-policy.ts';
 import { parseDurationMs } from '../api/fields.ts';
@@ -25,7 +31,7 @@ import type { SourceSecrets, SecretValue } from './source-secrets.ts';
 import type { StateStore, StoredState } from './state-store.ts';
 import { fingerprint, type AppIdentity } from './state.ts';
 import { observation, type AppObservation } from './observation.ts';
-import { deriveStatus, invalidSpecStatus, limits } from './status.ts';
+import { appNotFoundStatus, deriveStatus, invalidSpecStatus, limits, uninstalledStatus } from './status.ts';
 import type { StatusWriter } from './status-writer.ts';
 import type { TargetWriter } from './target-writer.ts';
 import { targetSecretName } from './desired.ts';
@@ -55,6 +61,8 @@ export interface ReconcilerDependencies {
   clientSecretChecks?: ClientSecretChecks;
   /** Gives an app with no state the state an earlier app of its name left (a restore). Default: none. */
   adoption?: StateAdoption;
+  /** Public apps (installations: multiple) and their installations. Default: none are reconciled. */
+  publicApps?: PublicApps;
 }
 
 /**
@@ -85,32 +93,90 @@ export class Reconciler {
   }
 
   private async reconcileKey(key: string, log: Logger, leadership: AbortSignal | undefined): Promise<ReconcileResult> {
-    const { namespace, name } = splitKey(key);
-    const object = this.deps.apps.get(namespace, name);
-    if (!object) return {};
+    const { namespace, name, kind } = parseKey(key);
     const leading = () => {
       if (leadership?.aborted) throw new NotLeadingError();
     };
+    if (kind === 'installation') return this.reconcileInstallation(key, namespace, name, log, leading, leadership);
+    const object = this.deps.apps.get(namespace, name);
+    if (!object) return {};
     const parsed = oauthApp.safeParse(object);
-    if (!parsed.success) {
-      const fields = [...new Set(issueFieldPaths(parsed.error, ''))].join(', ');
-      leading();
-      const status = invalidSpecStatus(`the spec is invalid at ${fields}`);
-      await this.deps.status.write(object, status, this.deps.now());
-      this.deps.observe?.(key, { conditions: status.conditions });
-      return {};
-    }
+    if (!parsed.success) return this.invalidSpec(key, object, parsed.error, this.deps.status, leading);
     const app = parsed.data;
     const identity: AppIdentity = { namespace, name, uid: app.metadata.uid };
-    if (app.metadata.deletionTimestamp) return this.finalize(app, identity, leading);
-    if (!app.metadata.finalizers?.includes(finalizerName)) {
-      leading();
-      await this.setFinalizers(app, [...(app.metadata.finalizers ?? []), finalizerName]);
+    const publicApp = app.spec.installations === 'multiple' ? this.deps.publicApps : undefined;
+    if (app.metadata.deletionTimestamp) {
+      if (publicApp && app.metadata.finalizers?.includes(finalizerName)) {
+        const waiting = await publicApp.endInstallations(app, leading);
+        if (waiting) return waiting;
+      }
+      return this.finalize(app, identity, leading);
     }
+    await this.ensureFinalizer(app, leading);
+    if (publicApp) return publicApp.reconcile(app, identity, leading, (stored, clientSecret) => this.checkClientSecret(key, app, identity, clientSecret, stored, leading));
     return this.reconcileTokens(key, app, identity, log, leading, leadership);
   }
 
-  private async reconcileTokens(key: string, app: OAuthApp, identity: AppIdentity, log: Logger, leading: () => void, leadership: AbortSignal | undefined): Promise<ReconcileResult> {
+  /**
+   * An OAuthInstallation: its app's spec with its own identity (grant-owner.ts), through the same
+   * refresh protocol as an app. Uninstalled, it holds no tokens and has no Secret.
+   */
+  private async reconcileInstallation(key: string, namespace: string, name: string, log: Logger, leading: () => void, leadership: AbortSignal | undefined): Promise<ReconcileResult> {
+    const publicApps = this.deps.publicApps;
+    const object = publicApps?.installations.get(namespace, name);
+    if (!publicApps || !object) return {};
+    const parsed = oauthInstallation.safeParse(object);
+    if (!parsed.success) return this.invalidSpec(key, object, parsed.error, publicApps.status, leading);
+    const installation = parsed.data;
+    const identity: AppIdentity = { namespace, name: installationIdentityName(name), uid: installation.metadata.uid };
+    const parent = oauthApp.safeParse(this.deps.apps.get(namespace, installation.spec.app));
+    const app = parent.success && parent.data.spec.installations === 'multiple' ? parent.data : undefined;
+    if (installation.metadata.deletionTimestamp) {
+      if (!installation.metadata.finalizers?.includes(finalizerName)) return {};
+      // Revoked with the refresh token the answer of a request still out would replace.
+      if (this.deps.refresher.inFlight(identity)) return { requeueAfterMs: 1_000, reason: 'a refresh is out; revoking after its answer' };
+      leading();
+      await publicApps.revoke(installation, app, identity);
+      return this.finalize({ ...installation, spec: app?.spec }, identity, leading);
+    }
+    await this.ensureFinalizer(installation, leading);
+    if (!app) {
+      leading();
+      await publicApps.status.write(installation, appNotFoundStatus(installation.spec.app), this.deps.now());
+      return {};
+    }
+    const owner = installationAsGrantOwner(app, installation);
+    await this.deps.states.flushUnsaved(identity);
+    const stored = this.deps.states.load(identity);
+    if (stored.state.record.installation?.uninstalledAt !== undefined) {
+      leading();
+      await this.deps.targets.remove(owner);
+      const status = uninstalledStatus(stored.state);
+      await publicApps.status.write(installation, status, this.deps.now());
+      this.deps.observe?.(key, { conditions: status.conditions });
+      return {};
+    }
+    return this.reconcileTokens(key, owner, identity, log, leading, leadership);
+  }
+
+  private async invalidSpec(key: string, object: KubeObject, error: ZodError, status: StatusWriter, leading: () => void): Promise<ReconcileResult> {
+    const fields = [...new Set(issueFieldPaths(error, ''))].join(', ');
+    leading();
+    const invalid = invalidSpecStatus(`the spec is invalid at ${fields}`);
+    await status.write(object, invalid, this.deps.now());
+    this.deps.observe?.(key, { conditions: invalid.conditions });
+    return {};
+  }
+
+  private async ensureFinalizer(owner: { kind: OwnKind; metadata: GrantOwner['metadata'] }, leading: () => void): Promise<void> {
+    if (owner.metadata.finalizers?.includes(finalizerName)) return;
+    leading();
+    await this.setFinalizers(owner, [...(owner.metadata.finalizers ?? []), finalizerName]);
+  }
+
+  private async reconcileTokens(key: string, app: GrantOwner, identity: AppIdentity, log: Logger, leading: () => void, leadership: AbortSignal | undefined): Promise<ReconcileResult> {
+    const installation = app.kind === installationKind;
+    const statusWriter = installation && this.deps.publicApps ? this.deps.publicApps.status : this.deps.status;
     const { sources, states, refresher, now } = this.deps;
     const { spec } = app;
     // An answer held since its write failed goes first: until it is stored, nothing else is true.
@@ -182,18 +248,9 @@ export class Reconciler {
       return this.whileRequesting(app, identity, clientSecret, stored, leading, { requeueAfterMs: providerSlotLookAgainMs, reason: 'waiting for a provider slot' });
     }
 
-    // A secret nobody has used with the provider yet (a rotation) is checked now, not at the next refresh.
-    let checkAgainMs: number | undefined;
-    const checks = this.deps.clientSecretChecks;
-    if (checks && clientSecret.found && secretFingerprint !== undefined && providerNotAllowed === undefined && clientSecretUnchecked(stored.state, secretFingerprint)) {
-      const provider = resolveProvider(spec);
-      const look = checks.look({ tokenURL: provider.tokenURL, clientAuthentication: provider.clientAuthentication, clientId: spec.clientId, clientSecret: clientSecret.value }, key);
-      if (look.verdict === 'pending') checkAgainMs = look.lookAgainMs;
-      else {
-        leading();
-        stored = await states.save(identity, recordClientCheck(stored.state, secretFingerprint, look, now()), stored.resourceVersion);
-      }
-    }
+    const checked = providerNotAllowed === undefined ? await this.checkClientSecret(key, app, identity, clientSecret, stored, leading) : { stored };
+    stored = checked.stored;
+    const checkAgainMs = checked.checkAgainMs;
 
     let targetConflict: string | undefined;
     if (clientSecret.found) {
@@ -206,7 +263,8 @@ export class Reconciler {
     // Acted on (recorded with its claim), or nothing to act on while blocked: either way, handled.
     const handled = rotate.value !== undefined && (stored.state.record.lastRotateRequest === rotate.value || (rotate.requested && decision.action === 'blocked'));
     const lastRotateRequest = handled ? rotate.value : app.status?.lastRotateRequest;
-    const authorization = needsAuthorization(stored.state) && providerNotAllowed === undefined ? this.deps.authorizations.authorizationURL(app, stored.state) : undefined;
+    // An installation is authorized again by its company installing again, not by a URL of ours.
+    const authorization = !installation && needsAuthorization(stored.state) && providerNotAllowed === undefined ? this.deps.authorizations.authorizationURL(app, stored.state) : undefined;
     const status = deriveStatus({
       now: now(),
       state: stored.state,
@@ -220,13 +278,38 @@ export class Reconciler {
       ...(this.deps.minRefreshIntervalMs !== undefined ? { minRefreshIntervalMs: this.deps.minRefreshIntervalMs } : {}),
       ...(authorization ? { authorizationURL: authorization.url } : {}),
       ...(providerNotAllowed !== undefined ? { providerNotAllowed } : {}),
+      ...(installation ? { installation } : {}),
     });
     leading();
-    await this.deps.status.write(app, status, now());
-    this.deps.observe?.(objectKey(identity.namespace, identity.name), observation(status, stored.state, spec.renewBefore));
+    await statusWriter.write(app, status, now());
+    this.deps.observe?.(key, observation(status, stored.state, spec.renewBefore));
     const next = this.nextLook(stored, decision, authorization?.renewAt);
     if (checkAgainMs !== undefined && (next.requeueAfterMs === undefined || checkAgainMs < next.requeueAfterMs)) return { requeueAfterMs: checkAgainMs, reason: 'client secret check again' };
     return next;
+  }
+
+  /**
+   * A secret nobody has used with the provider yet (a rotation) is checked now, not at the next
+   * refresh. `checkAgainMs`: the check is out, look again then.
+   */
+  private async checkClientSecret(
+    key: string,
+    app: GrantOwner,
+    identity: AppIdentity,
+    clientSecret: SecretValue,
+    stored: StoredState,
+    leading: () => void,
+  ): Promise<{ stored: StoredState; checkAgainMs?: number }> {
+    const checks = this.deps.clientSecretChecks;
+    if (!checks || !clientSecret.found) return { stored };
+    const secretFingerprint = fingerprint(clientSecret.value);
+    if (!clientSecretUnchecked(stored.state, secretFingerprint)) return { stored };
+    const { spec } = app;
+    const provider = resolveProvider(spec);
+    const look = checks.look({ tokenURL: provider.tokenURL, clientAuthentication: provider.clientAuthentication, clientId: spec.clientId, clientSecret: clientSecret.value }, key);
+    if (look.verdict === 'pending') return { stored, checkAgainMs: look.lookAgainMs };
+    leading();
+    return { stored: await this.deps.states.save(identity, recordClientCheck(stored.state, secretFingerprint, look, this.deps.now()), stored.resourceVersion) };
   }
 
   /**
@@ -236,7 +319,7 @@ export class Reconciler {
    * refresh costs the same writes as when nothing waits, and a new app's target appears once, with
    * its token.
    */
-  private async whileRequesting(app: OAuthApp, identity: AppIdentity, clientSecret: SecretValue, stored: StoredState, leading: () => void, result: ReconcileResult): Promise<ReconcileResult> {
+  private async whileRequesting(app: GrantOwner, identity: AppIdentity, clientSecret: SecretValue, stored: StoredState, leading: () => void, result: ReconcileResult): Promise<ReconcileResult> {
     if (!clientSecret.found || !this.deps.targets.exists(app)) return result;
     leading();
     const targetConflict = await this.deps.targets.ensure(app, clientSecret.value, stored.state);
@@ -253,7 +336,7 @@ export class Reconciler {
    */
   private async plantSeed(
     identity: AppIdentity,
-    app: OAuthApp,
+    app: GrantOwner,
     stored: StoredState,
   ): Promise<{ stored: StoredState; unsaved?: boolean; seedAlreadyUsed?: boolean; seedProblem?: { reason: string; message: string } }> {
     const ref = app.spec.refreshTokenRef;
@@ -287,7 +370,7 @@ export class Reconciler {
     return { requeueAfterMs: future[0] - now, reason: future[1] };
   }
 
-  private async finalize(app: OAuthApp, identity: AppIdentity, leading: () => void): Promise<ReconcileResult> {
+  private async finalize(app: { kind: OwnKind; metadata: GrantOwner['metadata']; spec?: unknown }, identity: AppIdentity, leading: () => void): Promise<ReconcileResult> {
     if (!app.metadata.finalizers?.includes(finalizerName)) return {};
     leading();
     const seedFingerprint = seedUsedBy(() => this.deps.states.load(identity));
@@ -297,9 +380,11 @@ export class Reconciler {
     return {};
   }
 
-  private async setFinalizers(app: OAuthApp, finalizers: string[]): Promise<void> {
-    const written = await this.deps.kube.setOAuthAppFinalizers(app.metadata.namespace, app.metadata.name, finalizers, app.metadata.resourceVersion ?? '');
-    this.deps.apps.observeWrite(written);
+  private async setFinalizers(owner: { kind: OwnKind; metadata: GrantOwner['metadata'] }, finalizers: string[]): Promise<void> {
+    const { namespace, name, resourceVersion } = owner.metadata;
+    const written = await this.deps.kube.setFinalizers(owner.kind, namespace, name, finalizers, resourceVersion ?? '');
+    const cache = owner.kind === installationKind ? this.deps.publicApps?.installations : this.deps.apps;
+    cache?.observeWrite(written);
   }
 }
 
@@ -313,7 +398,7 @@ interface RotateRequest {
 }
 
 /** The rotate annotation, compared with the value recorded by the claim that acted on it. */
-function rotateRequestOf(app: OAuthApp, state: StoredState['state']): RotateRequest {
+function rotateRequestOf(app: GrantOwner, state: StoredState['state']): RotateRequest {
   const value = app.metadata.annotations?.[rotateAnnotation];
   if (value === undefined || value === '') return { value: undefined, requested: false };
   if (value.length > limits.rotateRequest) {

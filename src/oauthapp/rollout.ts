@@ -1,6 +1,6 @@
 // Restarting the workloads in spec.rolloutRestartTargets once per actual change of the client
 // secret: never for a token refresh, an operator restart or a re-sync, and never in a loop.
-import type { OAuthApp } from '../api/oauthapp.ts';
+import type { GrantOwner } from './grant-owner.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { StateStore, StoredState } from './state-store.ts';
@@ -64,7 +64,7 @@ export class Rollouts {
     this.deps = dependencies;
   }
 
-  async reconcile(app: OAuthApp, identity: AppIdentity, stored: StoredState, clientSecret: string): Promise<StoredState> {
+  async reconcile(app: GrantOwner, identity: AppIdentity, stored: StoredState, clientSecret: string): Promise<StoredState> {
     const targets = app.spec.rolloutRestartTargets ?? [];
     if (targets.length === 0) return stored;
     const { states, kube, events, now } = this.deps;

@@ -35,6 +35,8 @@ export class AnswerNoLongerAppliesError extends Error {
 interface HeldAnswer {
   app: AppIdentity;
   apply: ApplyAnswer;
+  /** A new installation's first grant: may create the state Secret (other answers never re-create one). */
+  mayCreate: boolean;
   /** Past this, the answer is dropped unwritten (see `saveAnswer`). */
   expiresAt: number;
 }
@@ -97,11 +99,11 @@ export class StateStore {
    * On any other failure it is held (until `heldForMs` from now) and the error propagates, so the
    * app's next reconcile writes it before doing anything else.
    */
-  async saveAnswer(app: AppIdentity, stored: StoredState, apply: ApplyAnswer, heldForMs: number): Promise<StoredState> {
+  async saveAnswer(app: AppIdentity, stored: StoredState, apply: ApplyAnswer, heldForMs: number, { mayCreate = false }: { mayCreate?: boolean } = {}): Promise<StoredState> {
     try {
-      return await this.writeAnswer(app, stored, apply);
+      return await this.writeAnswer(app, stored, apply, mayCreate);
     } catch (error) {
-      if (!(error instanceof AnswerNoLongerAppliesError)) this.held.set(app.uid, { app, apply, expiresAt: this.now() + heldForMs });
+      if (!(error instanceof AnswerNoLongerAppliesError)) this.held.set(app.uid, { app, apply, mayCreate, expiresAt: this.now() + heldForMs });
       throw error;
     }
   }
@@ -115,7 +117,7 @@ export class StateStore {
     if (!pending) return;
     if (pending.expiresAt <= this.now()) return this.drop(pending, 'expired');
     try {
-      await this.writeAnswer(app, await this.loadLive(app), pending.apply);
+      await this.writeAnswer(app, await this.loadLive(app), pending.apply, pending.mayCreate);
       this.settle(pending);
     } catch (error) {
       if (!(error instanceof AnswerNoLongerAppliesError)) throw error;
@@ -147,11 +149,11 @@ export class StateStore {
     this.cache.observeDelete(this.namespace, stateSecretName(app.uid));
   }
 
-  private async writeAnswer(app: AppIdentity, base: StoredState, apply: ApplyAnswer): Promise<StoredState> {
+  private async writeAnswer(app: AppIdentity, base: StoredState, apply: ApplyAnswer, mayCreate: boolean): Promise<StoredState> {
     let current = base;
     for (;;) {
       // A state Secret that is gone went with its app: an answer never re-creates it.
-      const next = current.resourceVersion === undefined ? undefined : apply(current.state);
+      const next = current.resourceVersion === undefined && !mayCreate ? undefined : apply(current.state);
       if (!next) throw new AnswerNoLongerAppliesError(`the answer for ${app.namespace}/${app.name} no longer applies: the state moved on`);
       try {
         return await this.save(app, next, current.resourceVersion);

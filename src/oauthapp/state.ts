@@ -78,6 +78,13 @@ export const bookkeeping = z.object({
   lastRotateRequest: z.string().optional(),
   /** Which signed `state` is valid: bumped when a callback uses one, so each works once. */
   authorizationRound: z.number().int().min(0).optional(),
+  /** An OAuthInstallation's grant: when and by whom it was installed, and when its company uninstalled it. */
+  installation: z.object({ installedAt: isoTime, userID: z.string().optional(), uninstalledAt: isoTime.optional() }).optional(),
+  /**
+   * A public app's own state: the client secret it had before the current one, and when it was
+   * replaced, so an uninstall callback signed during a rotation is still believed for a while.
+   */
+  clientSecretHistory: z.object({ current: z.string(), previous: z.string().optional(), replacedAt: isoTime.optional() }).optional(),
   /** Why the last callback did not authorize the app (refused at the provider, code not accepted). */
   authorizationFailure: z.object({ reason: z.string(), message: z.string(), at: isoTime }).optional(),
 });
@@ -155,6 +162,10 @@ export function encodeStateData(state: AppState): Record<string, string> {
   return encodeData(data);
 }
 
+/**
+ * Who owns a grant: an OAuthApp, or an OAuthInstallation whose `name` carries installationMarker
+ * (keys.ts), so that its work-queue key, its state's annotation and its logs say which kind it is.
+ */
 export interface AppIdentity {
   namespace: string;
   name: string;

@@ -1,7 +1,7 @@
 // Writes status only when it differs, and turns every condition transition into an Event.
 import { conditionChanged, findCondition, setCondition, type ConditionInput } from '../api/conditions.ts';
 import type { Condition, OAuthAppStatus } from '../api/oauthapp.ts';
-import type { KubeClient } from '../kube/client.ts';
+import type { KubeClient, OwnKind } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import type { KubeObject } from '../kube/objects.ts';
@@ -9,15 +9,18 @@ import { reasons, type DerivedStatus } from './status.ts';
 
 type AppObject = KubeObject & { status?: OAuthAppStatus | undefined };
 
+/** Writes the status of one kind, OAuthApps or OAuthInstallations, and keeps that kind's cache current. */
 export class StatusWriter {
-  private readonly kube: Pick<KubeClient, 'patchOAuthAppStatus'>;
+  private readonly kube: Pick<KubeClient, 'patchStatus'>;
   private readonly apps: Pick<ObjectCache<KubeObject>, 'observeWrite'>;
   private readonly events: Pick<EventRecorder, 'record'>;
+  private readonly ownKind: OwnKind;
 
-  constructor(kube: Pick<KubeClient, 'patchOAuthAppStatus'>, apps: Pick<ObjectCache<KubeObject>, 'observeWrite'>, events: Pick<EventRecorder, 'record'>) {
+  constructor(kube: Pick<KubeClient, 'patchStatus'>, apps: Pick<ObjectCache<KubeObject>, 'observeWrite'>, events: Pick<EventRecorder, 'record'>, ownKind: OwnKind = 'OAuthApp') {
     this.kube = kube;
     this.apps = apps;
     this.events = events;
+    this.ownKind = ownKind;
   }
 
   async write(app: AppObject, derived: DerivedStatus, now: number): Promise<void> {
@@ -25,13 +28,13 @@ export class StatusWriter {
     const previous = app.status?.conditions ?? [];
     let conditions: Condition[] = previous;
     for (const input of derived.conditions) conditions = setCondition(conditions, input, generation, new Date(now));
-    const next: OAuthAppStatus = { observedGeneration: generation, conditions, ...derived.fields };
+    const next: OAuthAppStatus & DerivedStatus['fields'] = { observedGeneration: generation, conditions, ...derived.fields };
     if (sameStatus(app.status, next)) return;
 
     // A merge patch: fields the derived status no longer has are cleared with null.
     const cleared = Object.fromEntries(Object.keys(app.status ?? {}).filter((key) => !(key in next)).map((key) => [key, null]));
     const { namespace = '', name } = app.metadata;
-    const written = await this.kube.patchOAuthAppStatus(namespace, name, { ...cleared, ...next });
+    const written = await this.kube.patchStatus(this.ownKind, namespace, name, { ...cleared, ...next });
     this.apps.observeWrite(written);
 
     for (const input of derived.conditions) {

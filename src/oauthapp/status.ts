@@ -2,6 +2,7 @@
 // Messages name Secrets and keys, never their values.
 import type { ConditionInput } from '../api/conditions.ts';
 import type { OAuthAppStatus } from '../api/oauthapp.ts';
+import type { OAuthInstallationStatus } from '../api/oauthinstallation.ts';
 import { rfc3339 } from './desired.ts';
 import { needsAuthorization, tokenLifetimeTooShort } from './policies.ts';
 import { fingerprint, type AppState, type FailureKind } from './state.ts';
@@ -28,6 +29,10 @@ export const reasons = {
   providerNotAllowed: 'ProviderNotAllowed',
   tokenLifetimeTooShort: 'TokenLifetimeTooShort',
   secretValueTooLarge: 'SecretValueTooLarge',
+  uninstalled: 'Uninstalled',
+  appNotFound: 'AppNotFound',
+  acceptingInstallations: 'AcceptingInstallations',
+  callbackPathTaken: 'CallbackPathTaken',
 } as const;
 
 /** status.lastFailure.reason for each kind of failed token request, in the conditions' style. */
@@ -70,11 +75,13 @@ export interface StatusInput {
   minRefreshIntervalMs?: number;
   /** Why spec.refreshTokenRef's value was not used (e.g. too large); shown while no refresh token is held. */
   refreshTokenSourceProblem?: { reason: string; message: string };
+  /** An OAuthInstallation: re-authorizing means the company installs again, and status shows the install. */
+  installation?: boolean;
 }
 
 export interface DerivedStatus {
   conditions: ConditionInput[];
-  fields: Omit<OAuthAppStatus, 'conditions' | 'observedGeneration'>;
+  fields: Omit<OAuthAppStatus, 'conditions' | 'observedGeneration'> & Partial<Pick<OAuthInstallationStatus, 'installedAt' | 'userID' | 'uninstalledAt'>>;
 }
 
 export function invalidSpecStatus(message: string): DerivedStatus {
@@ -102,7 +109,47 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
       ...(record.failure ? { lastFailure: { reason: failureReasons[record.failure.kind], time: rfc3339(record.failure.at), attempts: record.failure.attempts } } : {}),
       ...(input.lastRotateRequest !== undefined ? { lastRotateRequest: input.lastRotateRequest } : {}),
       ...(authorized.status === 'False' && usableURL(input.authorizationURL) ? { authorizationURL: input.authorizationURL } : {}),
+      ...(input.installation ? installationFields(input.state) : {}),
     },
+  };
+}
+
+function installationFields({ record }: AppState): DerivedStatus['fields'] {
+  const installation = record.installation;
+  if (!installation) return {};
+  return {
+    installedAt: rfc3339(installation.installedAt),
+    ...(installation.userID !== undefined ? { userID: installation.userID } : {}),
+    ...(installation.uninstalledAt !== undefined ? { uninstalledAt: rfc3339(installation.uninstalledAt) } : {}),
+  };
+}
+
+/** An installation whose company uninstalled the app: nothing to refresh, nothing to mount. */
+export function uninstalledStatus(state: AppState): DerivedStatus {
+  const at = state.record.installation?.uninstalledAt;
+  const message = `the company uninstalled the app${at ? ` at ${rfc3339(at)}` : ''}: its tokens and Secret were removed; it comes back when the company installs again`;
+  const condition = (type: ConditionInput['type']): ConditionInput => ({ type, status: 'False', reason: reasons.uninstalled, message });
+  return { conditions: [condition('Ready'), condition('Authorized')], fields: installationFields(state) };
+}
+
+/** An installation whose OAuthApp is missing, or is not a public app. */
+export function appNotFoundStatus(app: string): DerivedStatus {
+  const message = `OAuthApp ${app} with installations: multiple does not exist in this namespace`;
+  return { conditions: [{ type: 'Ready', status: 'False', reason: reasons.appNotFound, message }], fields: {} };
+}
+
+/** A public app itself holds no grant: it is ready when installs can be accepted. */
+export function publicAppStatus(input: { state: AppState; clientSecret: ClientSecretLookup; authorizationURL?: string; providerNotAllowed?: string; callbackPathTaken?: string }): DerivedStatus {
+  const clientSecretValid = clientSecretCondition({ ...input, now: 0, targetSecretName: '' });
+  const problem = input.providerNotAllowed ?? input.callbackPathTaken;
+  const ready: ConditionInput = problem !== undefined
+    ? { type: 'Ready', status: 'False', reason: input.providerNotAllowed !== undefined ? reasons.providerNotAllowed : reasons.callbackPathTaken, message: problem }
+    : clientSecretValid.status === 'False'
+      ? { type: 'Ready', status: 'False', reason: reasons.clientSecretInvalid, message: clientSecretValid.message }
+      : { type: 'Ready', status: 'True', reason: reasons.acceptingInstallations, message: 'companies can install the app; each installation is an OAuthInstallation (kubectl get oinst)' };
+  return {
+    conditions: [ready, clientSecretValid],
+    fields: { ...(input.authorizationURL !== undefined && usableURL(input.authorizationURL) ? { authorizationURL: input.authorizationURL } : {}) },
   };
 }
 
@@ -115,7 +162,7 @@ export const providerSaid = (description: string | undefined): string => (descri
 
 const usableURL = (url: string | undefined): boolean => url !== undefined && url.length <= limits.authorizationURL;
 
-function authorizedCondition({ state, authorizationURL, seedAlreadyUsed, providerNotAllowed, refreshTokenSourceProblem }: StatusInput): ConditionInput {
+function authorizedCondition({ state, authorizationURL, seedAlreadyUsed, providerNotAllowed, refreshTokenSourceProblem, installation }: StatusInput): ConditionInput {
   if (providerNotAllowed !== undefined && needsAuthorization(state)) {
     return { type: 'Authorized', status: 'False', reason: reasons.providerNotAllowed, message: `no authorization URL: ${providerNotAllowed}` };
   }
@@ -127,7 +174,7 @@ function authorizedCondition({ state, authorizationURL, seedAlreadyUsed, provide
       message: `the authorization URL would be ${authorizationURL.length} characters long (at most ${limits.authorizationURL}): shorten spec.scopes or spec.authorizeParams`,
     };
   }
-  const where = authorizationURL ? ' at status.authorizationURL' : '';
+  const where = installation ? ' (for an installation: the company installs the app again)' : authorizationURL ? ' at status.authorizationURL' : '';
   if (refreshTokenSourceProblem && needsAuthorization(state)) {
     return { type: 'Authorized', status: 'False', reason: refreshTokenSourceProblem.reason, message: `${refreshTokenSourceProblem.message}; fix it or authorize${where}` };
   }

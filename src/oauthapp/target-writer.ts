@@ -1,14 +1,14 @@
 // Keeps the target Secret equal to its projection of the state; restores it when edited or
 // deleted by hand, and never takes over a Secret that belongs to something else.
-import type { OAuthApp } from '../api/oauthapp.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { isAlreadyExists, isConflict } from '../kube/errors.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import type { Secret } from '../kube/objects.ts';
 import { desiredTargetSecret, isOwnedBy, mergeForUpdate, targetMatches, targetSecretName } from './desired.ts';
 import type { AppState } from './state.ts';
+import type { GrantOwner } from './grant-owner.ts';
 
-type TargetSecrets = Pick<KubeClient, 'getSecret' | 'createSecret' | 'replaceSecret'>;
+type TargetSecrets = Pick<KubeClient, 'getSecret' | 'createSecret' | 'replaceSecret' | 'deleteSecret'>;
 
 export class TargetWriter {
   private readonly kube: TargetSecrets;
@@ -20,14 +20,23 @@ export class TargetWriter {
   }
 
   /** Whether the app's target Secret is in the cache (it may exist unlabelled, unseen). */
-  exists(app: OAuthApp): boolean {
+  exists(app: GrantOwner): boolean {
     return this.cache.get(app.metadata.namespace, targetSecretName(app.metadata.name, app.spec)) !== undefined;
   }
 
+  /** Deletes the owner's target Secret, if it has one (an uninstalled installation). */
+  async remove(app: GrantOwner): Promise<void> {
+    const name = targetSecretName(app.metadata.name, app.spec);
+    const actual = this.cache.get(app.metadata.namespace, name);
+    if (!actual || !isOwnedBy(actual, app.metadata.uid)) return;
+    await this.kube.deleteSecret(app.metadata.namespace, name, actual.metadata.uid ? { uid: actual.metadata.uid } : undefined);
+    this.cache.observeDelete(app.metadata.namespace, name);
+  }
+
   /** Returns a problem for status when the Secret cannot be ours; otherwise it is up to date. */
-  async ensure(app: OAuthApp, clientSecret: string, state: AppState): Promise<string | undefined> {
+  async ensure(app: GrantOwner, clientSecret: string, state: AppState): Promise<string | undefined> {
     const { namespace, name, uid } = app.metadata;
-    const desired = desiredTargetSecret({ app: { namespace, name, uid }, spec: app.spec, clientSecret, state });
+    const desired = desiredTargetSecret({ app: { namespace, name, uid, kind: app.kind }, spec: app.spec, clientSecret, state });
     const targetName = desired.metadata.name;
     // Our label-selected cache misses a Secret whose labels were removed by hand: ask the apiserver.
     let actual = this.cache.get(namespace, targetName);
@@ -56,7 +65,7 @@ export class TargetWriter {
     }
   }
 
-  private async update(app: OAuthApp, actual: Secret, desired: Secret): Promise<string | undefined> {
+  private async update(app: GrantOwner, actual: Secret, desired: Secret): Promise<string | undefined> {
     const { namespace, uid } = app.metadata;
     if (!isOwnedBy(actual, uid)) {
       return `Secret ${namespace}/${desired.metadata.name} already exists and is not owned by this OAuthApp; delete it or choose another spec.target.name`;

@@ -39,6 +39,7 @@ describe('parseConfig', () => {
       shutdownTimeoutSeconds: 25,
       defaultTokenLifetimeSeconds: 3600,
       orphanSweepIntervalSeconds: 600,
+      previousSecretGraceSeconds: 600,
       minRefreshIntervalSeconds: 30,
       providerHosts: ['*'],
       allowProviderNetworks: [],
@@ -74,6 +75,7 @@ describe('parseConfig', () => {
     ['default-token-lifetime', '600', { defaultTokenLifetimeSeconds: 600 }],
     ['orphan-sweep-interval', '60', { orphanSweepIntervalSeconds: 60 }],
     ['min-refresh-interval', '5', { minRefreshIntervalSeconds: 5 }],
+    ['previous-secret-grace', '60', { previousSecretGraceSeconds: 60 }],
     ['provider-hosts', '*.Example.com, login.acme.io,[fd00::1]', { providerHosts: ['*.example.com', 'login.acme.io', '[fd00::1]'] }],
     ['allow-provider-networks', '10.20.0.0/16,fd00::/8', { allowProviderNetworks: ['10.20.0.0/16', 'fd00::/8'] }],
   ];

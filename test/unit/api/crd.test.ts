@@ -1,17 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
-import { oauthAppCRD } from '../../../src/api/crd.ts';
-import { chartCRDTemplatePath, crdFilePath, renderChartCRDTemplate, renderCRDFile } from '../../../src/api/crd-file.ts';
+import { oauthAppCRD, oauthInstallationCRD } from '../../../src/api/crd.ts';
+import { generatedCRDs, renderChartCRDTemplate, renderCRDFile } from '../../../src/api/crd-file.ts';
 
-describe('crds/', () => {
-  it('is what `npm run generate` makes from the zod schemas (run it after changing src/api)', async () => {
-    expect(await readFile(crdFilePath, 'utf8')).toBe(renderCRDFile());
+describe.each(generatedCRDs.map((generated) => [generated.crd().spec.names.kind, generated] as const))('the %s CRD', (_kind, { crd, file, chartTemplate }) => {
+  it('in crds/ is what `npm run generate` makes from the zod schemas (run it after changing src/api)', async () => {
+    expect(await readFile(file, 'utf8')).toBe(renderCRDFile(crd()));
   });
-});
 
-describe("the Helm chart's CRD template", () => {
-  it('is what `npm run generate` makes from the zod schemas (run it after changing src/api)', async () => {
-    expect(await readFile(chartCRDTemplatePath, 'utf8')).toBe(renderChartCRDTemplate());
+  it("in the Helm chart's templates is what `npm run generate` makes from the zod schemas", async () => {
+    expect(await readFile(chartTemplate, 'utf8')).toBe(renderChartCRDTemplate(crd()));
   });
 });
 
@@ -23,12 +21,15 @@ function fields(schema: Record<string, unknown>, path: string): Array<[string, R
   return items ? [...nested, ...fields(items, `${path}[]`)] : nested;
 }
 
-describe('the OAuthApp CRD schema', () => {
-  it('describes every field, so `kubectl explain oauthapp --recursive` has something to say about each', () => {
-    const [served] = oauthAppCRD().spec.versions;
+describe.each([
+  ['oauthapp', oauthAppCRD],
+  ['oauthinstallation', oauthInstallationCRD],
+] as const)('the %s CRD schema', (singular, crd) => {
+  it(`describes every field, so \`kubectl explain ${singular} --recursive\` has something to say about each`, () => {
+    const [served] = crd().spec.versions;
     const schema = served?.schema.openAPIV3Schema as unknown as Record<string, unknown>;
     // metadata is ObjectMeta: the apiserver publishes its own descriptions for it.
-    const undescribed = fields(schema, 'oauthapp').filter(([path, property]) => path !== 'oauthapp.metadata' && !property.description).map(([path]) => path);
+    const undescribed = fields(schema, singular).filter(([path, property]) => path !== `${singular}.metadata` && !property.description).map(([path]) => path);
     expect(undescribed).toEqual([]);
   });
 });

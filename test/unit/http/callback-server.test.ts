@@ -77,7 +77,7 @@ describe('callback server: requests that cannot be a callback', () => {
   it.each([
     ['the root', 'GET', '/', 404],
     ['another path', 'GET', '/oauth/authorize', 404],
-    ['a trailing slash', 'GET', '/oauth/callback/', 404],
+    ['a path under the callback with no query', 'GET', '/oauth/callback/', 400],
     ['a path longer than fastify allows for a parameter', 'GET', `/oauth/${'x'.repeat(500)}`, 404],
     ['broken percent-encoding in the path', 'GET', '/oauth/%zz', 400],
     ['POST', 'POST', `/oauth/callback?${query({ code: CODE, state: STATE })}`, 405],
@@ -96,10 +96,10 @@ describe('callback server: requests that cannot be a callback', () => {
     expectNoCanary(lines.join(''));
   });
 
-  it('names GET in Allow on 405', async () => {
+  it('names GET and DELETE (the uninstall callback) in Allow on 405', async () => {
     const { server } = setup();
     const response = await server.inject({ method: 'POST', url: '/oauth/callback' });
-    expect(response.headers.allow).toBe('GET');
+    expect(response.headers.allow).toBe('GET, DELETE');
   });
 
   it('answers another method with 405 before reading its body (no 415 or 413)', async () => {

@@ -213,13 +213,13 @@ describe('createMetrics', () => {
     for (const key of [app, other]) {
       metrics.observeApp(key, { conditions: ready, accessTokenExpiresAt: 1_900_000_000_000, nextRefreshAt: 1_899_999_000_000, renewBeforeMs: 1_200_000 });
     }
-    metrics.forgetApp('sales', 'crm-sync');
+    metrics.forgetApp({ namespace: 'sales', name: 'crm-sync' });
     const text = await scrape(metrics);
     expect(text).not.toContain('name="crm-sync"');
     expect(text).toContain('oauthapp_ready{namespace="sales",name="other"} 1');
     expect(text).toContain('oauthapp_access_token_expiration_timestamp_seconds{namespace="sales",name="other"} 1900000000');
     expect(await samples(metrics, 'oauthapp_status_condition')).toHaveLength(3);
-    expect(() => metrics.forgetApp('sales', 'never-seen')).not.toThrow();
+    expect(() => metrics.forgetApp({ namespace: 'sales', name: 'never-seen' })).not.toThrow();
   });
 
   it('labels its series only with app keys, closed sets, the provider host and the version (and histogram le)', async () => {

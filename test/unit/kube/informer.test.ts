@@ -508,7 +508,7 @@ describe('the OAuthApp change filter on write-through updates', () => {
     const { informer, watch } = await startInformer(list('10', object('app', '5', { generation: 3, status: { observedGeneration: 2 } })));
     const queued: string[] = [];
     const quiet = new Informer<Obj>({ name: 'unused', http: new FakeAPIServer(), path: '/unused', logger: silent });
-    const caches = { apps: informer, targets: quiet, sources: quiet, states: quiet } as unknown as Caches;
+    const caches = { apps: informer, installations: quiet, targets: quiet, sources: quiet, states: quiet } as unknown as Caches;
     enqueueOnChanges(caches, (key) => queued.push(key));
     return { informer, watch, queued: () => queued.filter((key) => key === 'ns/app') };
   }

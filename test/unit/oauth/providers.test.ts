@@ -8,6 +8,7 @@ describe('resolveProvider', () => {
       name: 'pipedrive',
       authorizeURL: 'https://oauth.pipedrive.com/oauth/authorize',
       tokenURL: 'https://oauth.pipedrive.com/oauth/token',
+      revokeURL: 'https://oauth.pipedrive.com/oauth/revoke',
       clientAuthentication: 'client_secret_basic',
     });
   });

@@ -33,6 +33,8 @@ function oauthApp(spec: Partial<OAuthApp['spec']> = {}): OAuthApp {
       clientId: 'client-1',
       clientSecretRef: { name: 'crm-sync-client', key: 'client_secret' },
       redirectURI: 'https://ops.example.com/oauth/callback',
+      installations: 'single',
+      revokeOnDelete: true,
       target: { includeRefreshToken: false },
       ...spec,
     },

@@ -10,7 +10,7 @@ function setUp() {
   const patches: Array<Record<string, unknown>> = [];
   const events: string[] = [];
   const writer = new StatusWriter(
-    { patchOAuthAppStatus: async (_namespace, _name, status) => (patches.push(status), { metadata: { name: 'crm-sync' } }) },
+    { patchStatus: async (_kind, _namespace, _name, status) => (patches.push(status), { metadata: { name: 'crm-sync' } }) },
     { observeWrite: () => undefined },
     { record: async (_object, note) => void events.push(`${note.type}:${note.reason}`) },
   );

@@ -32,6 +32,7 @@ function apiserver(initial: Secret) {
     createSecret: async (): Promise<Secret> => {
       throw new KubeAPIError('POST', '/secrets', 409, 'AlreadyExists', 'exists');
     },
+    deleteSecret: async () => undefined,
     replaceSecret: async (_namespace: string, secret: Secret): Promise<Secret> => {
       replaces.push(secret.metadata.resourceVersion ?? '');
       if (secret.metadata.resourceVersion !== stored.metadata.resourceVersion) throw new KubeAPIError('PUT', '/secrets', 409, 'Conflict', 'the object has been modified');
@@ -59,6 +60,7 @@ describe('TargetWriter', () => {
     const kube = {
       getSecret: async () => undefined,
       createSecret: async (_namespace: string, secret: Secret) => (created.push(secret), { ...secret, metadata: { ...secret.metadata, resourceVersion: '12' } }),
+      deleteSecret: async () => undefined,
       replaceSecret: async (): Promise<Secret> => {
         throw new Error('nothing to replace');
       },

@@ -67,13 +67,21 @@ the code uses, no wildcards, nothing cluster-scoped.
   verbs: [patch]
 # blockOwnerDeletion on target Secrets where OwnerReferencesPermissionEnforcement is on (OpenShift).
 - apiGroups: [oauthapp.dev]
-  resources: [oauthapps/finalizers]
+  resources: [oauthapps/finalizers, oauthinstallations/finalizers]
   verbs: [update]
-# Target Secrets (create/update), referenced client-secret and refresh-token Secrets (watched as
-# metadata, read by name). No delete: target Secrets go with their OAuthApp (ownerReferences).
+# OAuthInstallations (public apps): created by the callback, cached, the revoking finalizer
+# (patch), deleted with their app.
+- apiGroups: [oauthapp.dev]
+  resources: [oauthinstallations]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [oauthapp.dev]
+  resources: [oauthinstallations/status]
+  verbs: [patch]
+# Target Secrets (create/update; delete: an uninstalled installation's), referenced client-secret
+# and refresh-token Secrets (watched as metadata, read by name).
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch, create, update]
+  verbs: [get, list, watch, create, update, delete]
 # An events.k8s.io Event per condition transition.
 - apiGroups: [events.k8s.io]
   resources: [events]
@@ -90,6 +98,13 @@ the code uses, no wildcards, nothing cluster-scoped.
 - apiGroups: [oauthapp.dev]
   resources: [oauthapps]
   verbs: [get, list, watch]
+# A company's installation of a public app: found (get) or created (create), owned by the app.
+- apiGroups: [oauthapp.dev]
+  resources: [oauthinstallations]
+  verbs: [get, create]
+- apiGroups: [oauthapp.dev]
+  resources: [oauthapps/finalizers]
+  verbs: [update]
 # The client secret for the code exchange, read by name when a callback arrives; never listed.
 - apiGroups: [""]
   resources: [secrets]
