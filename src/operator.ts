@@ -283,6 +283,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       events,
       providerPolicy,
       now,
+      observe: (key, facts) => metrics.observeApp(metricsKey(key), facts),
     }),
     seeds,
     kube,

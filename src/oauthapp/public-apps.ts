@@ -8,7 +8,8 @@ import type { ReconcileResult } from '../controller/result.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { ObjectCache } from '../kube/informer.ts';
-import type { KubeObject } from '../kube/objects.ts';
+import { objectKey, type KubeObject } from '../kube/objects.ts';
+import type { AppObservation } from './observation.ts';
 import { isTokenRequestError } from '../oauth/errors.ts';
 import type { ProviderPolicy } from '../oauth/provider-policy.ts';
 import { resolveProvider } from '../oauth/providers.ts';
@@ -46,6 +47,8 @@ export interface PublicAppsDependencies {
   events: Pick<EventRecorder, 'record'>;
   providerPolicy?: ProviderPolicy | undefined;
   now: () => number;
+  /** Sees the app's conditions after its status is written (metrics), as the reconciler's observe. */
+  observe?: (appKey: string, facts: AppObservation) => void;
 }
 
 export class PublicApps {
@@ -83,18 +86,16 @@ export class PublicApps {
     const checked = providerNotAllowed === undefined ? await checkClientSecret(stored, clientSecret) : { stored };
     const callbackPathTaken = this.deps.paths.takenFrom(app);
     const authorization = providerNotAllowed === undefined && callbackPathTaken === undefined ? this.deps.authorizations.authorizationURL(app, checked.stored.state) : undefined;
+    const status = publicAppStatus({
+      state: checked.stored.state,
+      clientSecret,
+      ...(authorization ? { authorizationURL: authorization.url } : {}),
+      ...(providerNotAllowed !== undefined ? { providerNotAllowed } : {}),
+      ...(callbackPathTaken !== undefined ? { callbackPathTaken } : {}),
+    });
     leading();
-    await this.deps.appStatus.write(
-      app,
-      publicAppStatus({
-        state: checked.stored.state,
-        clientSecret,
-        ...(authorization ? { authorizationURL: authorization.url } : {}),
-        ...(providerNotAllowed !== undefined ? { providerNotAllowed } : {}),
-        ...(callbackPathTaken !== undefined ? { callbackPathTaken } : {}),
-      }),
-      now(),
-    );
+    await this.deps.appStatus.write(app, status, now());
+    this.deps.observe?.(objectKey(identity.namespace, identity.name), { conditions: status.conditions });
     if (checked.checkAgainMs !== undefined && (!authorization || checked.checkAgainMs < authorization.renewAt - now())) return { requeueAfterMs: checked.checkAgainMs, reason: 'client secret check again' };
     return authorization ? { requeueAfterMs: Math.max(1, authorization.renewAt - now()), reason: 'authorization URL renewal' } : {};
   }
