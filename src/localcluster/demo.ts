@@ -1,6 +1,7 @@
 // The no-cluster `npm start`: a real local control plane, the Pipedrive-compatible sandbox and the
-// operator, with one OAuthApp taken through its first authorization and a refresh, so a newcomer
-// sees the whole product on a laptop without a cluster or a Pipedrive account.
+// operator, with one OAuthApp taken through its first authorization and a refresh, and a public app
+// installed by two companies and uninstalled by one, so a newcomer sees the whole product on a
+// laptop without a cluster or a Pipedrive account.
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { controlPlaneBinaries } from './binaries.ts';
 import { startControlPlane } from './controlplane.ts';
 import { freePort } from './ports.ts';
 import { waitUntil } from './wait.ts';
+import { showPublicApp } from './demo-public-app.ts';
 
 export interface DemoOptions {
   /** Stop once a refresh has been shown, instead of running until interrupted. */
@@ -133,6 +135,20 @@ export async function runDemo({ exitAfterRefresh, print, interrupted }: DemoOpti
     await waitUntil('the target Secret', 30_000, async () => (firstToken = (await kube.getSecret(namespace, 'crm-sync-credentials'))?.data?.access_token) !== undefined);
     await showSecret('authorized');
     print((await kubectl(['get', 'oapp', '-n', namespace])).stdout.trimEnd());
+    await showPublicApp({
+      sandbox,
+      sandboxURL,
+      callbackURL: operator.callbackURL,
+      namespace,
+      kube,
+      kubectl,
+      apply: async (object) => {
+        const path = join(controlPlane.workDir, 'public-app.json');
+        await writeFile(path, JSON.stringify(object, null, 2));
+        await kubectl(['apply', '-f', path]);
+      },
+      print,
+    });
     print(`waiting for the first refresh (due at about two thirds of the ${tokenLifetimeSeconds} s lifetime)…`);
     await waitUntil('a refreshed access token', tokenLifetimeSeconds * 1000, async () => (await kube.getSecret(namespace, 'crm-sync-credentials'))?.data?.access_token !== firstToken);
     await showSecret('refreshed');

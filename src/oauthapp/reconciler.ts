@@ -31,7 +31,7 @@ import type { SourceSecrets, SecretValue } from './source-secrets.ts';
 import type { StateStore, StoredState } from './state-store.ts';
 import { fingerprint, type AppIdentity } from './state.ts';
 import { observation, type AppObservation } from './observation.ts';
-import { appNotFoundStatus, deriveStatus, invalidSpecStatus, limits, uninstalledStatus } from './status.ts';
+import { appNotFoundStatus, deriveStatus, installationPendingStatus, invalidSpecStatus, limits, uninstalledStatus } from './status.ts';
 import type { StatusWriter } from './status-writer.ts';
 import type { TargetWriter } from './target-writer.ts';
 import { targetSecretName } from './desired.ts';
@@ -191,6 +191,13 @@ export class Reconciler {
       const adoption = await this.deps.adoption.adopt(identity, secretFingerprint, leading);
       if (adoption.outcome === 'wait') return { requeueAfterMs: adoption.waitMs, reason: 'the state to adopt has an open refresh claim' };
       if (adoption.outcome === 'adopted') own = adoption.stored;
+    }
+    // The callback that created the installation writes its state moments later: until then there
+    // is nothing to check, refresh or write (a state written now would race the grant's).
+    if (installation && own.resourceVersion === undefined) {
+      leading();
+      await statusWriter.write(app, installationPendingStatus(), now());
+      return {};
     }
     const seeding = await this.plantSeed(identity, app, own);
     let stored = seeding.stored;

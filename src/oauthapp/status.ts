@@ -132,6 +132,19 @@ export function uninstalledStatus(state: AppState): DerivedStatus {
   return { conditions: [condition('Ready'), condition('Authorized')], fields: installationFields(state) };
 }
 
+/** An installation whose grant the callback has not stored (yet). */
+export function installationPendingStatus(): DerivedStatus {
+  const message = 'no grant stored for this installation yet: the callback that created it stores one within moments; if this stays, the company installs the app again';
+  return {
+    conditions: [
+      { type: 'Ready', status: 'False', reason: reasons.pending, message },
+      // Unknown, not False: an Event for every new installation in the moment before its grant lands would be noise.
+      { type: 'Authorized', status: 'Unknown', reason: reasons.pending, message },
+    ],
+    fields: {},
+  };
+}
+
 /** An installation whose OAuthApp is missing, or is not a public app. */
 export function appNotFoundStatus(app: string): DerivedStatus {
   const message = `OAuthApp ${app} with installations: multiple does not exist in this namespace`;

@@ -58,6 +58,8 @@ describe('npm start without a cluster', () => {
     expect(stdout).toContain('callback answered 200');
     expect(stdout).toMatch(/authorized: Secret demo\/crm-sync-credentials access_token=<\d+ characters>/);
     expect(stdout).toMatch(/refreshed: Secret demo\/crm-sync-credentials/);
+    expect(stdout).toMatch(/company 7 installed it from the Marketplace: the callback answered 200/);
+    expect(stdout).toMatch(/acme-marketplace-8 +8 +Uninstalled/);
     expect(stdout).toMatch(/crm-sync\s+True\s+True\s+crm-sync-credentials\s+\d{4}-\d\d-\d\dT/);
   }, 180_000);
 });
