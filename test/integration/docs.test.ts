@@ -32,6 +32,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const pages = [
   'docs/README.md',
   'docs/quickstart-pipedrive.md',
+  'docs/public-apps.md',
   'docs/callback-ingress-tls.md',
   'docs/external-secrets.md',
   'docs/operations.md',
