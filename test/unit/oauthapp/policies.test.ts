@@ -9,8 +9,11 @@ import {
   mayResendAfterUnknownOutcome,
   recordClientCheck,
   recordFailure,
+  recordInstall,
   recordStaleClaim,
   recordSuccess,
+  recordUninstall,
+  rememberClientSecret,
   seedRefreshToken,
   type FailureInput,
   type SuccessInput,
@@ -597,5 +600,109 @@ describe('the refresh token across any sequence of outcomes', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('recordInstall', () => {
+  const installedBefore = held({ installation: { installedAt: iso(now - hour), userID: 'user-1', uninstalledAt: iso(now - 30 * minute) } });
+
+  it('records when the company installed and who installed it', () => {
+    expect(recordInstall(held(), { at: now, userID: 'user-2' }).record.installation).toEqual({ installedAt: iso(now), userID: 'user-2' });
+  });
+
+  it('replaces an earlier install: its uninstalledAt and its installer are forgotten', () => {
+    expect(recordInstall(installedBefore, { at: now }).record.installation).toEqual({ installedAt: iso(now) });
+  });
+
+  it('keeps the grant and the rest of the bookkeeping it is given', () => {
+    const granted = held({ verifiedClientSecretFingerprint: secretFP });
+    const installed = recordInstall(granted, { at: now, userID: 'user-2' });
+    expect(installed.refreshToken).toBe(granted.refreshToken);
+    expect(installed.tokens).toEqual(granted.tokens);
+    expect(installed.record).toMatchObject(granted.record);
+  });
+});
+
+describe('recordUninstall', () => {
+  const installedAt = now - hour;
+  const installedState = (record: Bookkeeping = {}) =>
+    held({
+      installation: { installedAt: iso(installedAt), userID: 'user-1' },
+      claim: claim(now + minute),
+      failure: { kind: 'server_error', at: iso(now - minute), attempts: 1, message: 'HTTP 500' },
+      deadRefreshTokenFingerprint: fingerprint('refresh-zero'),
+      verifiedClientSecretFingerprint: secretFP,
+      ...record,
+    });
+
+  it('drops the refresh token and the tokens', () => {
+    const uninstalled = recordUninstall(installedState(), now);
+    expect(uninstalled?.refreshToken).toBeUndefined();
+    expect(uninstalled?.tokens).toBeUndefined();
+  });
+
+  it('drops the claim, the failure, the dead-token marker and the refresh schedule', () => {
+    const record = recordUninstall(installedState(), now)?.record;
+    expect(record?.claim).toBeUndefined();
+    expect(record?.failure).toBeUndefined();
+    expect(record?.deadRefreshTokenFingerprint).toBeUndefined();
+    expect(record?.refreshAt).toBeUndefined();
+  });
+
+  it("records uninstalledAt at the provider's time and keeps the install's facts and other bookkeeping", () => {
+    const record = recordUninstall(installedState(), now - minute)?.record;
+    expect(record?.installation).toEqual({ installedAt: iso(installedAt), userID: 'user-1', uninstalledAt: iso(now - minute) });
+    expect(record?.verifiedClientSecretFingerprint).toBe(secretFP);
+  });
+
+  it('applies to an uninstall at the very instant of the install', () => {
+    expect(recordUninstall(installedState(), installedAt)?.record.installation?.uninstalledAt).toBe(iso(installedAt));
+  });
+
+  it('is undefined for an uninstall older than the install (a later install replaced the grant)', () => {
+    expect(recordUninstall(installedState(), installedAt - 1)).toBeUndefined();
+  });
+
+  it('is undefined for an uninstall already recorded, or older than the one recorded (a replay)', () => {
+    const uninstalled = recordUninstall(installedState(), now - minute);
+    if (!uninstalled) throw new Error('not uninstalled');
+    expect(recordUninstall(uninstalled, now - minute)).toBeUndefined();
+    expect(recordUninstall(uninstalled, now - 2 * minute)).toBeUndefined();
+  });
+
+  it('moves uninstalledAt on for a later uninstall', () => {
+    const uninstalled = recordUninstall(installedState(), now - minute);
+    if (!uninstalled) throw new Error('not uninstalled');
+    expect(recordUninstall(uninstalled, now)?.record.installation?.uninstalledAt).toBe(iso(now));
+  });
+
+  it('takes the uninstall time as installedAt for a state that never recorded an install', () => {
+    expect(recordUninstall(held(), now)?.record.installation).toEqual({ installedAt: iso(now), uninstalledAt: iso(now) });
+  });
+});
+
+describe('rememberClientSecret', () => {
+  it('starts a history with the first secret and no previous one', () => {
+    expect(rememberClientSecret(undefined, secretFP, now)).toEqual({ current: secretFP });
+  });
+
+  it('returns the very same history while the secret is unchanged (nothing to write)', () => {
+    const history = { current: secretFP };
+    expect(rememberClientSecret(history, secretFP, now)).toBe(history);
+  });
+
+  it('returns the very same history while the secret cannot be read', () => {
+    const history = { current: secretFP, previous: 'older', replacedAt: iso(now - hour) };
+    expect(rememberClientSecret(history, undefined, now)).toBe(history);
+    expect(rememberClientSecret(undefined, undefined, now)).toBeUndefined();
+  });
+
+  it('makes the replaced secret the previous one, replaced now', () => {
+    expect(rememberClientSecret({ current: secretFP }, newSecretFP, now)).toEqual({ current: newSecretFP, previous: secretFP, replacedAt: iso(now) });
+  });
+
+  it('remembers only the secret just replaced after a second rotation', () => {
+    const once = rememberClientSecret({ current: secretFP }, newSecretFP, now - hour);
+    expect(rememberClientSecret(once, 'third', now)).toEqual({ current: 'third', previous: newSecretFP, replacedAt: iso(now) });
   });
 });
