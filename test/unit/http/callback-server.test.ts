@@ -9,6 +9,7 @@ import {
   type CallbackHandler,
   type CallbackOutcome,
   type CallbackServer,
+  type UninstallOutcome,
 } from '../../../src/http/callback-server.ts';
 
 // Canary values: none of them may ever appear in a page or a log line.
@@ -366,6 +367,163 @@ describe('callback server: a handler that fails', () => {
     expect(response.body).not.toContain('namespace');
     expect(JSON.parse(lines.at(-1) ?? '')).toMatchObject({ level: 50, outcome: 'error' });
     expectNoCanary(response.body + lines.join(''));
+  });
+});
+
+/** A handler for public apps: state-less codes are taken on `publicPath` and paths under it. */
+interface PublicRecorder extends CallbackHandler {
+  calls: Array<{ method: 'complete' | 'refused' | 'installFromMarketplace' | 'uninstall'; input: unknown }>;
+  asked: string[];
+}
+
+const publicAppsHandler = ({
+  publicPath = '/oauth/callback/crm',
+  install = async (): Promise<CallbackOutcome> => ({ ok: true, app }),
+  uninstallAnswer = { status: 200, reason: 'uninstalled' } as UninstallOutcome,
+  withUninstall = true,
+} = {}): PublicRecorder => {
+  const calls: PublicRecorder['calls'] = [];
+  const asked: string[] = [];
+  return {
+    calls,
+    asked,
+    complete: async (input) => {
+      calls.push({ method: 'complete', input });
+      return { ok: true, app };
+    },
+    refused: async (input) => {
+      calls.push({ method: 'refused', input });
+      return { ok: true, app };
+    },
+    acceptsStatelessCode: (path) => {
+      asked.push(path);
+      return path === publicPath || path.startsWith(`${publicPath}/`);
+    },
+    installFromMarketplace: async (input) => {
+      calls.push({ method: 'installFromMarketplace', input });
+      return install();
+    },
+    ...(withUninstall
+      ? {
+          uninstall: async (input: { path: string; authorization: string | undefined; body: unknown }) => {
+            calls.push({ method: 'uninstall', input });
+            return uninstallAnswer;
+          },
+        }
+      : {}),
+  };
+};
+
+describe('callback server: a Marketplace install (a code without state)', () => {
+  it('goes to installFromMarketplace with the path and the code, on a path the handler accepts', async () => {
+    const handler = publicAppsHandler();
+    const { server, lines } = setup(handler);
+    const response = await server.inject({ method: 'GET', url: `/oauth/callback/crm?${query({ code: CODE })}` });
+    expect(response.statusCode).toBe(200);
+    expectPage(response);
+    expect(handler.calls).toEqual([{ method: 'installFromMarketplace', input: { path: '/oauth/callback/crm', code: CODE } }]);
+    expectNoCanary(response.body + lines.join(''));
+  });
+
+  it('never shows or logs the code, even when the handler\'s sentence carries it', async () => {
+    const handler = publicAppsHandler({ install: async () => ({ ok: false, status: 502, reason: 'exchange_failed', message: `the provider refused ${CODE}`, app }) });
+    const { server, lines } = setup(handler);
+    const response = await server.inject({ method: 'GET', url: `/oauth/callback/crm?${query({ code: CODE })}` });
+    expect(response.statusCode).toBe(502);
+    expectNoCanary(response.body + lines.join(''));
+    expect(lines.join('')).toContain('exchange_failed');
+  });
+
+  it('is 400 missing_state on a path the handler does not accept, and no handler method runs', async () => {
+    const handler = publicAppsHandler();
+    const { server, lines } = setup(handler);
+    const response = await server.inject({ method: 'GET', url: `/oauth/callback/other?${query({ code: CODE })}` });
+    expect(response.statusCode).toBe(400);
+    expectPage(response);
+    expect(response.body).toContain('The state parameter is missing');
+    expect(lines.join('')).toContain('missing_state');
+    expect(handler.calls).toEqual([]);
+    expectNoCanary(response.body + lines.join(''));
+  });
+
+  it('is 400 missing_state everywhere for a handler that takes no state-less code (no acceptsStatelessCode)', async () => {
+    const handler = succeeding();
+    const { server } = setup(handler);
+    const response = await server.inject({ method: 'GET', url: `/oauth/callback/crm?${query({ code: CODE })}` });
+    expect(response.statusCode).toBe(400);
+    expect(handler.calls).toEqual([]);
+  });
+
+  it('asks about and reaches the handler with a deeper path under /oauth/callback, as it came', async () => {
+    const handler = publicAppsHandler();
+    const { server } = setup(handler);
+    await server.inject({ method: 'GET', url: `/oauth/callback/crm/eu?${query({ code: CODE })}` });
+    expect(handler.asked).toEqual(['/oauth/callback/crm/eu']);
+    expect(handler.calls).toEqual([{ method: 'installFromMarketplace', input: { path: '/oauth/callback/crm/eu', code: CODE } }]);
+  });
+
+  it('leaves a code with a state to complete, on a path that accepts state-less codes too', async () => {
+    const handler = publicAppsHandler();
+    const { server } = setup(handler);
+    await server.inject({ method: 'GET', url: `/oauth/callback/crm?${query({ code: CODE, state: STATE })}` });
+    expect(handler.calls).toEqual([{ method: 'complete', input: { code: CODE, state: STATE } }]);
+  });
+});
+
+describe('callback server: the uninstall callback (DELETE)', () => {
+  const uninstallRequest = (url = '/oauth/callback/crm') => ({
+    method: 'DELETE' as const,
+    url,
+    headers: { authorization: 'Basic Y2xpZW50LTE6c2VjcmV0', 'content-type': 'application/json' },
+    payload: JSON.stringify({ client_id: 'client-1', company_id: 12345, user_id: 678, timestamp: '2026-11-27T08:00:00Z' }),
+  });
+
+  it('goes to uninstall with the path, the Authorization header and the parsed JSON body', async () => {
+    const handler = publicAppsHandler();
+    const { server } = setup(handler);
+    await server.inject(uninstallRequest('/oauth/callback/crm/eu'));
+    expect(handler.calls).toEqual([
+      {
+        method: 'uninstall',
+        input: { path: '/oauth/callback/crm/eu', authorization: 'Basic Y2xpZW50LTE6c2VjcmV0', body: { client_id: 'client-1', company_id: 12345, user_id: 678, timestamp: '2026-11-27T08:00:00Z' } },
+      },
+    ]);
+  });
+
+  it.each([
+    [200, 'uninstalled'],
+    [400, 'malformed_body'],
+    [404, 'no_public_app'],
+  ] as const)('answers the handler\'s status %i with its reason, uncached, without WWW-Authenticate', async (status, reason) => {
+    const { server } = setup(publicAppsHandler({ uninstallAnswer: { status, reason } }));
+    const response = await server.inject(uninstallRequest());
+    expect(response.statusCode).toBe(status);
+    expect(response.json()).toEqual({ result: reason });
+    expect(response.headers['cache-control']).toBe('no-store');
+    expect(response.headers['www-authenticate']).toBeUndefined();
+  });
+
+  it('adds WWW-Authenticate: Basic to a 401', async () => {
+    const { server } = setup(publicAppsHandler({ uninstallAnswer: { status: 401, reason: 'unauthorized' } }));
+    const response = await server.inject(uninstallRequest());
+    expect(response.statusCode).toBe(401);
+    expect(response.headers['www-authenticate']).toMatch(/^Basic\b/);
+  });
+
+  it('is 405 for a handler without uninstall', async () => {
+    const handler = publicAppsHandler({ withUninstall: false });
+    const { server } = setup(handler);
+    const response = await server.inject(uninstallRequest());
+    expect(response.statusCode).toBe(405);
+    expect(handler.calls).toEqual([]);
+  });
+
+  it.each(['/oauth/uninstall', '/oauth/callbackcrm', '/'])('is 404 outside /oauth/callback (%s), and no handler method runs', async (url) => {
+    const handler = publicAppsHandler();
+    const { server } = setup(handler);
+    const response = await server.inject(uninstallRequest(url));
+    expect(response.statusCode).toBe(404);
+    expect(handler.calls).toEqual([]);
   });
 });
 
