@@ -24,7 +24,7 @@ import { installationIdentityName, installationKey } from './keys.ts';
 import { recordInstall, recordSuccess, recordUninstall } from './policies.ts';
 import type { SourceSecrets } from './source-secrets.ts';
 import { AnswerNoLongerAppliesError, type StateStore } from './state-store.ts';
-import { fingerprint, type AppIdentity, type AppState } from './state.ts';
+import { emptyState, fingerprint, type AppIdentity, type AppState } from './state.ts';
 import { providerSaid } from './status.ts';
 
 /** A new grant the apiserver could not take yet is retried this long (as a code exchange's). */
@@ -49,6 +49,8 @@ export interface InstallationsDependencies {
 }
 
 type Failure = Extract<CallbackOutcome, { ok: false }>;
+
+type FoundInstallation = { ok: true; name: string; uid: string; companyID: string; userID: string | undefined } | { ok: false; failure: Failure };
 
 const refuse = (status: Failure['status'], reason: string, message: string, app?: OAuthApp): Failure => ({
   ok: false,
@@ -113,23 +115,24 @@ export class Installations {
    */
   async install(app: OAuthApp, response: TokenSet, clientSecret: string): Promise<CallbackOutcome> {
     const answeredAt = this.deps.now();
-    if (response.refreshToken === undefined) {
+    const refreshToken = response.refreshToken;
+    if (refreshToken === undefined) {
       return refuse(502, 'no_refresh_token', 'The provider issued no refresh token for this install; nothing was stored. Install the app again.', app);
     }
-    if (response.apiDomain === undefined) {
-      return refuse(502, 'company_unknown', 'The provider\'s answer named no api_domain, so the installing company cannot be looked up; nothing was stored.', app);
-    }
-    let company;
+    // Until the grant is stored (or held for storing), a refusal hands it back to the provider
+    // rather than leaving it live there with nobody holding it.
+    let found: FoundInstallation;
     try {
-      company = await this.deps.tokens.whoInstalled({ apiDomain: response.apiDomain, accessToken: response.accessToken });
+      found = await this.findInstallation(app, response);
     } catch (error) {
-      if (!isTokenRequestError(error)) throw error;
-      await this.revokeUnkept(app, response.refreshToken, clientSecret);
-      return refuse(502, 'company_unknown', `The installing company could not be looked up (${error.code}: ${error.message}); nothing was stored. Install the app again.`, app);
+      await this.revokeUnkept(app, refreshToken, clientSecret);
+      throw error;
     }
-    const installation = await this.installationFor(app, company.companyID);
-    if (!installation.ok) return installation.failure;
-    const identity: AppIdentity = { namespace: app.metadata.namespace, name: installationIdentityName(installation.name), uid: installation.uid };
+    if (!found.ok) {
+      await this.revokeUnkept(app, refreshToken, clientSecret);
+      return found.failure;
+    }
+    const identity: AppIdentity = { namespace: app.metadata.namespace, name: installationIdentityName(found.name), uid: found.uid };
     const granted = (current: AppState): AppState =>
       recordInstall(
         recordSuccess({
@@ -142,11 +145,13 @@ export class Installations {
           random: this.deps.random,
           ...(this.deps.pickRefreshTime ? { pickRefreshTime: this.deps.pickRefreshTime } : {}),
         }),
-        { at: answeredAt, userID: company.userID },
+        { at: answeredAt, userID: found.userID },
       );
-    await this.deps.states.saveAnswer(identity, await this.deps.states.loadLive(identity), granted, heldInstallMs, { mayCreate: true });
-    this.deps.logger.info({ app: `${app.metadata.namespace}/${app.metadata.name}`, installation: installation.name, company: company.companyID }, 'installed');
-    this.deps.enqueue(installationKey(app.metadata.namespace, installation.name));
+    // Tried as a create first (a new installation has no state); an existing state is read then,
+    // and an apiserver failure holds the grant for the periodic retry (state-store.ts).
+    await this.deps.states.saveAnswer(identity, { state: emptyState(), resourceVersion: undefined }, granted, heldInstallMs, { mayCreate: true });
+    this.deps.logger.info({ app: `${app.metadata.namespace}/${app.metadata.name}`, installation: found.name, company: found.companyID }, 'installed');
+    this.deps.enqueue(installationKey(app.metadata.namespace, found.name));
     return { ok: true, app: { namespace: app.metadata.namespace, name: app.metadata.name } };
   }
 
@@ -192,6 +197,22 @@ export class Installations {
     return sameSecret(fingerprint(credentials.clientSecret), history.previous) && withinGrace;
   }
 
+  /** Which company installed (users/me), and its installation, created if need be. */
+  private async findInstallation(app: OAuthApp, response: TokenSet): Promise<FoundInstallation> {
+    if (response.apiDomain === undefined) {
+      return { ok: false, failure: refuse(502, 'company_unknown', 'The provider\'s answer named no api_domain, so the installing company cannot be looked up; nothing was stored.', app) };
+    }
+    let company;
+    try {
+      company = await this.deps.tokens.whoInstalled({ apiDomain: response.apiDomain, accessToken: response.accessToken });
+    } catch (error) {
+      if (!isTokenRequestError(error)) throw error;
+      return { ok: false, failure: refuse(502, 'company_unknown', `The installing company could not be looked up (${error.code}: ${error.message}); nothing was stored. Install the app again.`, app) };
+    }
+    const installation = await this.installationFor(app, company.companyID);
+    return installation.ok ? { ...installation, companyID: company.companyID, userID: company.userID } : installation;
+  }
+
   /** The company's installation: created (owned by the app) unless it exists for this company. */
   private async installationFor(app: OAuthApp, company: string): Promise<{ ok: true; name: string; uid: string } | { ok: false; failure: Failure }> {
     const { namespace, name: appName, uid: appUID } = app.metadata;
@@ -203,7 +224,9 @@ export class Installations {
         name,
         namespace,
         labels: { [appLabel]: appName, [companyLabel]: company },
-        ownerReferences: [{ apiVersion: appAPIVersion, kind: appKind, name: appName, uid: appUID, controller: true, blockOwnerDeletion: true }],
+        // No blockOwnerDeletion: the app's finalizer waits for its installations itself, and
+        // setting it would need update on oauthapps/finalizers (OwnerReferencesPermissionEnforcement).
+        ownerReferences: [{ apiVersion: appAPIVersion, kind: appKind, name: appName, uid: appUID, controller: true }],
       },
       spec: { app: appName, companyID: company },
     };

@@ -111,6 +111,7 @@ describe('deploy/overlays/split-callback', () => {
   it("gives the callback exactly these rules (a change here is a change to review)", () => {
     expect(findManifest(overlay, 'ClusterRole', 'oauthapp-callback').rules as PolicyRule[]).toEqual([
       { apiGroups: ['oauthapp.dev'], resources: ['oauthapps'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['oauthapp.dev'], resources: ['oauthinstallations'], verbs: ['get', 'create'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
     ]);
     expect(findManifest(overlay, 'Role', 'oauthapp-callback', installNamespace).rules as PolicyRule[]).toEqual([
@@ -140,7 +141,7 @@ describe('deploy/overlays/split-callback', () => {
         rulesSeen += 1;
       });
     }
-    expect(rulesSeen).toBe(3);
+    expect(rulesSeen).toBe(4);
     for (const role of overlay.filter((object) => (object.kind === 'Role' || object.kind === 'ClusterRole') && object.metadata.name === 'oauthapp-callback')) {
       for (const rule of role.rules as PolicyRule[]) {
         for (const value of [...(rule.apiGroups ?? []), ...(rule.resources ?? []), ...rule.verbs, ...(rule.resourceNames ?? [])]) expect(value).not.toContain('*');
@@ -254,6 +255,9 @@ describe('the split, run for real with exactly the overlay’s RBAC', () => {
       { verb: 'patch', resource: 'oauthapps.oauthapp.dev', subresource: 'status', namespace: appNamespace },
       { verb: 'update', resource: 'oauthapps.oauthapp.dev', subresource: 'finalizers', namespace: appNamespace },
       { verb: 'create', resource: 'oauthapps.oauthapp.dev', namespace: appNamespace },
+      // OAuthInstallations: created by a Marketplace install; everything after that is the controller's.
+      ...['patch', 'update', 'delete', 'list', 'watch'].map((verb) => ({ verb, resource: 'oauthinstallations.oauthapp.dev', namespace: appNamespace })),
+      { verb: 'patch', resource: 'oauthinstallations.oauthapp.dev', subresource: 'status', namespace: appNamespace },
       // No leader election.
       { verb: 'create', resource: 'leases.coordination.k8s.io', namespace: operatorNamespace },
       { verb: 'get', resource: lease, namespace: operatorNamespace },
@@ -344,6 +348,36 @@ describe('the split, run for real with exactly the overlay’s RBAC', () => {
       const state = await kubectlOK(['get', 'secrets', '-n', operatorNamespace, '-l', 'oauthapp.dev/role=state', '-o', 'jsonpath={.items[0].data.refresh_token}']);
       if (state) canaries.push(Buffer.from(state, 'base64').toString('utf8'));
       await expectNoSecretValuesLeaked(canaries, { namespace: appNamespace, logs: controller.logs() + callback.logs() });
+    }, 120_000);
+
+    it('installs a public app from the Marketplace (the callback creates the OAuthInstallation, the controller the rest) and uninstalls it', async () => {
+      const marketplace = await startTestProvider({}, `${callback.callbackURL}/split-public`);
+      cleanups.push(() => marketplace.close());
+      await apply(appNamespace, opaqueSecret('split-public-client', { client_secret: marketplace.clientSecret }));
+      await apply(
+        appNamespace,
+        oauthAppManifest({
+          name: 'split-public',
+          clientId: marketplace.clientId,
+          tokenURL: marketplace.tokenURL,
+          authorizeURL: marketplace.authorizeURL,
+          redirectURI: marketplace.redirectURI,
+          spec: { installations: 'multiple', revokeURL: `${marketplace.baseURL}/oauth/revoke` },
+        }),
+      );
+      await eventually('the public app accepting installs', async () => (condition(await getApp(appNamespace, 'split-public'), 'Ready')?.reason === 'AcceptingInstallations' ? true : undefined), 60_000);
+
+      const { redirectURL } = marketplace.sandbox.marketplaceInstall(marketplace.clientId, 42);
+      expect((await visit(redirectURL)).status).toBe(200);
+      const credentials = await eventually('the installation\'s Secret', async () => {
+        const data = await secretData(appNamespace, 'split-public-42');
+        return data?.access_token ? data : undefined;
+      }, 60_000);
+      expect(await marketplace.whoAmI(credentials.access_token ?? '')).toBe(200);
+
+      expect(await marketplace.sandbox.uninstall(marketplace.clientId, 42)).toEqual({ status: 200 });
+      await eventually('the Secret of the uninstalled company deleted', async () => ((await secretData(appNamespace, 'split-public-42')) === undefined ? true : undefined), 60_000);
+      for (const component of [controller, callback]) expect(component.logs()).not.toMatch(/forbidden/i);
     }, 120_000);
   });
 });

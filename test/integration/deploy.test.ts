@@ -67,7 +67,10 @@ afterAll(async () => {
 
 describe('kubectl apply -k deploy/crds/, deploy/namespace/, deploy/', () => {
   it('installs the CRD and the operator namespace each on its own', async () => {
-    expect((await kustomizeBuild(crdsDir)).map((object) => object.kind)).toEqual(['CustomResourceDefinition']);
+    expect((await kustomizeBuild(crdsDir)).map((object) => [object.kind, object.metadata.name])).toEqual([
+      ['CustomResourceDefinition', 'oauthapps.oauthapp.dev'],
+      ['CustomResourceDefinition', 'oauthinstallations.oauthapp.dev'],
+    ]);
     expect((await kustomizeBuild(namespaceDir)).map((object) => [object.kind, object.metadata.name])).toEqual([['Namespace', operatorNamespace]]);
     const crd = JSON.parse(await kubectlOK(['get', 'crd', 'oauthapps.oauthapp.dev', '-o', 'json'])) as { status: { conditions: Array<{ type: string; status: string }> } };
     expect(crd.status.conditions.find((condition) => condition.type === 'Established')?.status).toBe('True');
@@ -267,6 +270,8 @@ describe("the operator ServiceAccount's permissions", () => {
     { verb: 'get', resource: 'secrets', namespace: 'sales' },
     { verb: 'create', resource: 'secrets', namespace: 'sales' },
     { verb: 'update', resource: 'secrets', namespace: 'sales' },
+    // An uninstalled installation's target Secret (the code deletes with a uid precondition only that one).
+    { verb: 'delete', resource: 'secrets', namespace: 'sales' },
     { verb: 'create', resource: 'secrets', namespace: operatorNamespace },
     { verb: 'update', resource: 'secrets', namespace: operatorNamespace },
     { verb: 'delete', resource: 'secrets', namespace: operatorNamespace },
@@ -279,11 +284,9 @@ describe("the operator ServiceAccount's permissions", () => {
     { verb: 'update', resource: lease, namespace: operatorNamespace },
   ];
   const denied: AccessQuestion[] = [
-    // Secrets: deleted only in the operator namespace, never patched.
-    { verb: 'delete', resource: 'secrets', namespace: 'sales' },
-    { verb: 'delete', resource: 'secrets', namespace: 'kube-system' },
-    { verb: 'delete', resource: 'secrets' },
+    // Secrets: never deleted in bulk, never patched.
     { verb: 'deletecollection', resource: 'secrets', namespace: operatorNamespace },
+    { verb: 'deletecollection', resource: 'secrets', namespace: 'sales' },
     { verb: 'patch', resource: 'secrets', namespace: 'sales' },
     // OAuthApps: the spec belongs to its owners.
     { verb: 'create', resource: 'oauthapps.oauthapp.dev', namespace: 'sales' },
@@ -350,8 +353,10 @@ describe("the operator ServiceAccount's permissions", () => {
     expect(rules('ClusterRole')).toEqual([
       { apiGroups: ['oauthapp.dev'], resources: ['oauthapps'], verbs: ['get', 'list', 'watch', 'patch'] },
       { apiGroups: ['oauthapp.dev'], resources: ['oauthapps/status'], verbs: ['patch'] },
-      { apiGroups: ['oauthapp.dev'], resources: ['oauthapps/finalizers'], verbs: ['update'] },
-      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
+      { apiGroups: ['oauthapp.dev'], resources: ['oauthapps/finalizers', 'oauthinstallations/finalizers'], verbs: ['update'] },
+      { apiGroups: ['oauthapp.dev'], resources: ['oauthinstallations'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
+      { apiGroups: ['oauthapp.dev'], resources: ['oauthinstallations/status'], verbs: ['patch'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
       { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'daemonsets'], verbs: ['patch'] },
     ]);
@@ -422,6 +427,7 @@ describe('deploy/overlays/namespaced', () => {
         { verb: 'create', resource: 'events.events.k8s.io', namespace },
       ]),
       { verb: 'delete', resource: 'secrets', namespace: operatorNamespace },
+      { verb: 'delete', resource: 'secrets', namespace: first },
       { verb: 'update', resource: 'leases.coordination.k8s.io/oauthapp-operator', namespace: operatorNamespace },
     ];
     const mayNot: AccessQuestion[] = [
@@ -429,7 +435,7 @@ describe('deploy/overlays/namespaced', () => {
       { verb: 'list', resource: 'oauthapps.oauthapp.dev' },
       { verb: 'get', resource: 'secrets', namespace: 'default' },
       { verb: 'patch', resource: 'deployments.apps', namespace: 'default' },
-      { verb: 'delete', resource: 'secrets', namespace: first },
+      { verb: 'delete', resource: 'secrets', namespace: 'default' },
     ];
     expect(await answers(may)).toEqual(may.map((question) => [describeQuestion(question), true]));
     expect(await answers(mayNot)).toEqual(mayNot.map((question) => [describeQuestion(question), false]));

@@ -232,11 +232,15 @@ describe('helm install with the default values', () => {
     await expectWholeFlowAsServiceAccount({ account: account.path, operatorNamespace, appNamespace, adminKubeconfig: cluster.adminKubeconfigPath, cleanups });
   }, 120_000);
 
-  it('is removed by helm uninstall, which keeps the CRD and the OAuthApps', async () => {
+  it('is removed by helm uninstall, which keeps the CRDs and the OAuthApps', async () => {
     const output = await helmOK(['uninstall', release, '--namespace', operatorNamespace], admin());
     expect(output).toMatch(/kept due to the resource policy:\s*\[CustomResourceDefinition\] oauthapps\.oauthapp\.dev/);
+    expect(output).toMatch(/kept due to the resource policy:(\s*\[CustomResourceDefinition\] \S+)*\s*\[CustomResourceDefinition\] oauthinstallations\.oauthapp\.dev/);
     const left = await kubectl(['get', '-f', '-', '-o', 'name'], { ...admin(), input: toYAML(installed) });
-    expect(left.stdout.trim()).toBe('customresourcedefinition.apiextensions.k8s.io/oauthapps.oauthapp.dev');
+    expect(left.stdout.trim().split('\n').sort()).toEqual([
+      'customresourcedefinition.apiextensions.k8s.io/oauthapps.oauthapp.dev',
+      'customresourcedefinition.apiextensions.k8s.io/oauthinstallations.oauthapp.dev',
+    ]);
     expect(await kubectlOK(['get', 'oauthapps', '-n', watched[0] ?? '', '-o', 'name'], admin())).toMatch(/oauthapp\.oauthapp\.dev\/seeded/);
     expect((await helm(['status', release, '--namespace', operatorNamespace], admin())).stderr).toMatch(/release: not found/);
   });

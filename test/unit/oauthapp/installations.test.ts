@@ -53,6 +53,8 @@ const appIdentity: AppIdentity = { namespace: 'sales', name: 'crm-sync', uid: 'a
 /** Secrets with resourceVersions and conflicts (as in authorization.test.ts). */
 class SecretsStandIn implements StateSecrets {
   readonly stored = new Map<string, Secret>();
+  /** The apiserver is away for writes. */
+  failWrites = false;
   private version = 1;
   async getSecret(_namespace: string, name: string) {
     return this.stored.get(name);
@@ -67,6 +69,7 @@ class SecretsStandIn implements StateSecrets {
     this.stored.delete(name);
   }
   private write(secret: Secret, expected: string | undefined): Secret {
+    if (this.failWrites) throw new KubeAPIError('PUT', '/secrets', 503, 'Unknown', 'the apiserver is away');
     if (this.stored.get(secret.metadata.name)?.metadata.resourceVersion !== expected) throw new KubeAPIError('PUT', '/secrets', 409, 'Conflict', 'conflict');
     const written = { ...secret, metadata: { ...secret.metadata, resourceVersion: String(++this.version) } };
     this.stored.set(secret.metadata.name, written);
@@ -378,15 +381,36 @@ describe('an install', () => {
   });
 
   it.each([
-    ['without a refresh token', answer({ refreshToken: undefined }), 'no_refresh_token'],
-    ['without api_domain', answer({ apiDomain: undefined }), 'company_unknown'],
-  ])('is refused with 502 for an answer %s: no lookup, nothing created or stored', async (_title, response, reason) => {
+    ['without a refresh token', answer({ refreshToken: undefined }), 'no_refresh_token', 0],
+    ['without api_domain', answer({ apiDomain: undefined }), 'company_unknown', 1],
+  ])('is refused with 502 for an answer %s: no lookup, nothing created or stored, a refresh token revoked (%#)', async (_title, response, reason, revocations) => {
     const world = setUp();
     expect(await world.installations.install(app, response, clientSecret)).toMatchObject({ ok: false, status: 502, reason });
     expect(world.lookups).toEqual([]);
     expect(world.kube.created).toEqual([]);
     expect(world.secrets.stored.size).toBe(0);
     expect(world.enqueued).toEqual([]);
+    expect(world.revoked).toHaveLength(revocations);
+  });
+
+  it('revokes the just-issued refresh token when the installation cannot be created, and lets the apiserver\'s error through', async () => {
+    const world = setUp();
+    world.kube.createOAuthInstallation = async () => {
+      throw new KubeAPIError('POST', '/oauthinstallations', 503, 'Unknown', 'the apiserver is away');
+    };
+
+    await expect(world.installations.install(app, answer(), clientSecret)).rejects.toThrow(KubeAPIError);
+    expect(world.revoked.map((request) => request.refreshToken)).toEqual(['refresh-1']);
+    expect(world.secrets.stored.size).toBe(0);
+  });
+
+  it('does not revoke a grant it could not store yet but holds for the periodic retry', async () => {
+    const world = setUp();
+    world.secrets.failWrites = true;
+
+    await expect(world.installations.install(app, answer(), clientSecret)).rejects.toThrow();
+    expect(world.revoked).toEqual([]);
+    expect(world.states.holds({ namespace: 'sales', name: installationIdentityName(`crm-sync-${company}`), uid: 'installation-uid-1' })).toBe(true);
   });
 
   it('revokes the just-issued refresh token and answers 502 when the company lookup fails; nothing is created', async () => {
@@ -425,6 +449,8 @@ describe('an install', () => {
     expect(await world.installations.install(app, answer(), clientSecret)).toMatchObject({ ok: false, status: 409, reason: 'installation_name_taken' });
     expect(world.secrets.stored.size).toBe(0);
     expect(world.enqueued).toEqual([]);
+    // Nobody holds the grant Pipedrive just issued: it is handed back.
+    expect(world.revoked.map((request) => request.refreshToken)).toEqual(['refresh-1']);
   });
 
   it('by a company that installed before replaces the refresh token and tokens, and clears uninstalledAt and any claim', async () => {

@@ -102,9 +102,6 @@ the code uses, no wildcards, nothing cluster-scoped.
 - apiGroups: [oauthapp.dev]
   resources: [oauthinstallations]
   verbs: [get, create]
-- apiGroups: [oauthapp.dev]
-  resources: [oauthapps/finalizers]
-  verbs: [update]
 # The client secret for the code exchange, read by name when a callback arrives; never listed.
 - apiGroups: [""]
   resources: [secrets]
