@@ -133,23 +133,30 @@ export class Installations {
       return found.failure;
     }
     const identity: AppIdentity = { namespace: app.metadata.namespace, name: installationIdentityName(found.name), uid: found.uid };
-    const granted = (current: AppState): AppState =>
-      recordInstall(
-        recordSuccess({
-          now: answeredAt,
-          state: { record: current.record },
-          sentRefreshToken: undefined,
-          response,
-          renewBeforeMs: app.spec.renewBefore === undefined ? undefined : parseDurationMs(app.spec.renewBefore),
-          clientSecretFingerprint: fingerprint(clientSecret),
-          random: this.deps.random,
-          ...(this.deps.pickRefreshTime ? { pickRefreshTime: this.deps.pickRefreshTime } : {}),
-        }),
-        { at: answeredAt, userID: found.userID },
-      );
+    const granted = (current: AppState): AppState | undefined => {
+      // Written again (held after a lost answer) once a refresh or a newer install moved the state
+      // on, this grant would bring back a refresh token the provider may have rotated away.
+      if (movedOnSince(current, answeredAt)) return undefined;
+      const success = recordSuccess({
+        now: answeredAt,
+        state: { record: current.record },
+        sentRefreshToken: undefined,
+        response,
+        renewBeforeMs: app.spec.renewBefore === undefined ? undefined : parseDurationMs(app.spec.renewBefore),
+        clientSecretFingerprint: fingerprint(clientSecret),
+        random: this.deps.random,
+        ...(this.deps.pickRefreshTime ? { pickRefreshTime: this.deps.pickRefreshTime } : {}),
+      });
+      return recordInstall(success, { at: answeredAt, userID: found.userID });
+    };
     // Tried as a create first (a new installation has no state); an existing state is read then,
     // and an apiserver failure holds the grant for the periodic retry (state-store.ts).
-    await this.deps.states.saveAnswer(identity, { state: emptyState(), resourceVersion: undefined }, granted, heldInstallMs, { mayCreate: true });
+    try {
+      await this.deps.states.saveAnswer(identity, { state: emptyState(), resourceVersion: undefined }, granted, heldInstallMs, { mayCreate: true });
+    } catch (error) {
+      if (!(error instanceof AnswerNoLongerAppliesError)) throw error;
+      return refuse(409, 'installed_meanwhile', 'This company\'s installation got a newer grant while this one was stored; nothing was changed.', app);
+    }
     this.deps.logger.info({ app: `${app.metadata.namespace}/${app.metadata.name}`, installation: found.name, company: found.companyID }, 'installed');
     this.deps.enqueue(installationKey(app.metadata.namespace, found.name));
     return { ok: true, app: { namespace: app.metadata.namespace, name: app.metadata.name } };
@@ -259,6 +266,12 @@ export class Installations {
       if (!isTokenRequestError(error)) throw error;
     }
   }
+}
+
+/** Whether a refresh or an install stored in `state` came at or after `at`. */
+function movedOnSince({ record }: AppState, at: number): boolean {
+  const times = [record.lastRefreshTime, record.installation?.installedAt].filter((time): time is string => time !== undefined);
+  return times.some((time) => Date.parse(time) >= at);
 }
 
 /** `Basic base64(id:secret)`; undefined when the header is anything else. */

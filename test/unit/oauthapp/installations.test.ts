@@ -55,6 +55,8 @@ class SecretsStandIn implements StateSecrets {
   readonly stored = new Map<string, Secret>();
   /** The apiserver is away for writes. */
   failWrites = false;
+  /** The next write commits, and its answer is lost on the way back. */
+  loseNextAnswer = false;
   private version = 1;
   async getSecret(_namespace: string, name: string) {
     return this.stored.get(name);
@@ -73,6 +75,10 @@ class SecretsStandIn implements StateSecrets {
     if (this.stored.get(secret.metadata.name)?.metadata.resourceVersion !== expected) throw new KubeAPIError('PUT', '/secrets', 409, 'Conflict', 'conflict');
     const written = { ...secret, metadata: { ...secret.metadata, resourceVersion: String(++this.version) } };
     this.stored.set(secret.metadata.name, written);
+    if (this.loseNextAnswer) {
+      this.loseNextAnswer = false;
+      throw new KubeAPIError('PUT', '/secrets', 0, 'NetworkError', 'the connection reset after the write');
+    }
     return written;
   }
 }
@@ -402,6 +408,23 @@ describe('an install', () => {
     await expect(world.installations.install(app, answer(), clientSecret)).rejects.toThrow(KubeAPIError);
     expect(world.revoked.map((request) => request.refreshToken)).toEqual(['refresh-1']);
     expect(world.secrets.stored.size).toBe(0);
+  });
+
+  it('does not write a held grant again once a refresh moved the state on (its first write committed, its answer was lost)', async () => {
+    const world = setUp();
+    world.secrets.loseNextAnswer = true;
+    await expect(world.installations.install(app, answer(), clientSecret)).rejects.toThrow();
+    const identity = { namespace: 'sales', name: installationIdentityName(`crm-sync-${company}`), uid: 'installation-uid-1' };
+    expect(world.states.holds(identity)).toBe(true);
+
+    // Meanwhile the leader refreshed with the stored grant, and the provider rotated its refresh token.
+    world.setNow(start + minute);
+    const live = await world.states.loadLive(identity);
+    await world.states.save(identity, { ...live.state, refreshToken: 'refresh-2', record: { ...live.state.record, lastRefreshTime: iso(start + minute) } }, live.resourceVersion);
+
+    await world.states.retryHeld();
+    expect((await world.stateOf(identity)).refreshToken).toBe('refresh-2');
+    expect(world.states.holds(identity)).toBe(false);
   });
 
   it('does not revoke a grant it could not store yet but holds for the periodic retry', async () => {
