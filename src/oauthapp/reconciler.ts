@@ -137,6 +137,7 @@ export class Reconciler {
       if (this.deps.refresher.inFlight(identity)) return { requeueAfterMs: 1_000, reason: 'a refresh is out; revoking after its answer' };
       leading();
       await publicApps.revoke(installation, app, identity);
+      await this.deps.targets.remove(namespace, name, installation.metadata.uid);
       return this.finalize({ ...installation, spec: app?.spec }, identity, leading);
     }
     await this.ensureFinalizer(installation, leading);
@@ -150,7 +151,7 @@ export class Reconciler {
     const stored = this.deps.states.load(identity);
     if (stored.state.record.installation?.uninstalledAt !== undefined) {
       leading();
-      await this.deps.targets.remove(owner);
+      await this.deps.targets.remove(namespace, name, installation.metadata.uid);
       const status = uninstalledStatus(stored.state);
       await publicApps.status.write(installation, status, this.deps.now());
       this.deps.observe?.(key, { conditions: status.conditions });

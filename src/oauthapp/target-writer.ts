@@ -24,13 +24,15 @@ export class TargetWriter {
     return this.cache.get(app.metadata.namespace, targetSecretName(app.metadata.name, app.spec)) !== undefined;
   }
 
-  /** Deletes the owner's target Secret, if it has one (an uninstalled installation). */
-  async remove(app: GrantOwner): Promise<void> {
-    const name = targetSecretName(app.metadata.name, app.spec);
-    const actual = this.cache.get(app.metadata.namespace, name);
-    if (!actual || !isOwnedBy(actual, app.metadata.uid)) return;
-    await this.kube.deleteSecret(app.metadata.namespace, name, actual.metadata.uid ? { uid: actual.metadata.uid } : undefined);
-    this.cache.observeDelete(app.metadata.namespace, name);
+  /**
+   * Deletes the Secret `name` if `ownerUID` controls it: an uninstalled installation's, or a
+   * deleted one's (a company installing again must not wait for the garbage collector).
+   */
+  async remove(namespace: string, name: string, ownerUID: string): Promise<void> {
+    const actual = this.cache.get(namespace, name);
+    if (!actual || !isOwnedBy(actual, ownerUID)) return;
+    await this.kube.deleteSecret(namespace, name, actual.metadata.uid ? { uid: actual.metadata.uid } : undefined);
+    this.cache.observeDelete(namespace, name);
   }
 
   /** Returns a problem for status when the Secret cannot be ours; otherwise it is up to date. */
