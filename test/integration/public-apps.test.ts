@@ -97,6 +97,10 @@ describe('Marketplace installs', () => {
       ['crm-three-103', '103', 'True'],
     ]);
     expect(Object.keys(rows[0] ?? {})).toEqual(['NAME', 'COMPANY', 'READY', 'EXPIRES', 'AGE']);
+    // Each installation's series carries its app and its own name.
+    const metrics = await (await fetch(`${testbed.operator.metricsURL}/metrics`)).text();
+    for (const company of [101, 102, 103]) expect(metrics).toContain(`oauthapp_ready{namespace="${testbed.namespace}",name="crm-three",installation="crm-three-${company}"} 1`);
+    expect(metrics).toContain(`oauthapp_ready{namespace="${testbed.namespace}",name="crm-three"} 1`);
     // The installation appears a moment before its grant is stored: its reconcile waits, it does not race the write.
     expect(testbed.logs().split('\n').filter((line) => line.includes('oinst:crm-three') && line.includes('reconcile failed'))).toEqual([]);
   }, 120_000);

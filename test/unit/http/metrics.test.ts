@@ -222,6 +222,29 @@ describe('createMetrics', () => {
     expect(() => metrics.forgetApp({ namespace: 'sales', name: 'never-seen' })).not.toThrow();
   });
 
+  it('labels an installation\'s series with its app and its installation, kept apart from the app\'s and from each other', async () => {
+    const metrics = createMetrics();
+    const first = { namespace: 'sales', name: 'crm', installation: 'crm-101' };
+    const second = { namespace: 'sales', name: 'crm', installation: 'crm-102' };
+    metrics.observeApp({ namespace: 'sales', name: 'crm' }, { conditions: ready });
+    metrics.observeApp(first, { conditions: ready, accessTokenExpiresAt: 1_900_000_000_000 });
+    metrics.observeApp(second, { conditions: withCondition('Ready', 'False', 'Uninstalled') });
+    expect(await samples(metrics, 'oauthapp_ready')).toEqual([
+      'oauthapp_ready{namespace="sales",name="crm"} 1',
+      'oauthapp_ready{namespace="sales",name="crm",installation="crm-101"} 1',
+      'oauthapp_ready{namespace="sales",name="crm",installation="crm-102"} 0',
+    ]);
+    expect(await samples(metrics, 'oauthapp_access_token_expiration_timestamp_seconds')).toEqual([
+      'oauthapp_access_token_expiration_timestamp_seconds{namespace="sales",name="crm",installation="crm-101"} 1900000000',
+    ]);
+
+    metrics.forgetApp(second);
+    const text = await scrape(metrics);
+    expect(text).not.toContain('installation="crm-102"');
+    expect(text).toContain('oauthapp_ready{namespace="sales",name="crm",installation="crm-101"} 1');
+    expect(text).toContain('oauthapp_ready{namespace="sales",name="crm"} 1');
+  });
+
   it('labels its series only with app keys, closed sets, the provider host and the version (and histogram le)', async () => {
     const metrics = createMetrics();
     metrics.observeApp(app, { conditions: ready, accessTokenExpiresAt: 1_900_000_000_000, nextRefreshAt: 1_899_999_000_000, renewBeforeMs: 1_200_000 });
