@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { installationName } from '../../src/api/oauthinstallation.ts';
 import { stateSecretName } from '../../src/oauthapp/state.ts';
 import { eventually } from '../support/eventually.ts';
+import { occurrences } from '../support/events.ts';
 import { kubectlOK, tableRows } from '../support/kubectl.ts';
 import { expectNoSecretValuesLeaked } from '../support/leaks.ts';
 import { consent, visit } from '../support/person.ts';
@@ -133,6 +134,24 @@ describe('Marketplace installs', () => {
   }, 60_000);
 });
 
+describe('two public apps with one callback path', () => {
+  it('sends the path\'s installs to the older one; the newer one says why it receives none', async () => {
+    const provider = await publicApp('crm-path-first');
+    const second = await testbed.newProvider({}, provider.redirectURI);
+    await apply(testbed.namespace, opaqueSecret('crm-path-second-client', { client_secret: second.clientSecret }));
+    await apply(
+      testbed.namespace,
+      oauthAppManifest({ name: 'crm-path-second', clientId: second.clientId, tokenURL: second.tokenURL, authorizeURL: second.authorizeURL, redirectURI: provider.redirectURI, spec: { installations: 'multiple' } }),
+    );
+    const newer = await testbed.appWith('crm-path-second', (app) => condition(app, 'Ready')?.reason === 'CallbackPathTaken', 'Ready=False, CallbackPathTaken');
+    expect(condition(newer, 'Ready')?.message).toContain('crm-path-first');
+    expect(newer.status?.authorizationURL).toBeUndefined();
+
+    await marketplaceInstall(provider, 121);
+    await installed('crm-path-first', provider, 121);
+  }, 60_000);
+});
+
 describe('a single app', () => {
   it('refuses a state-less code (400) and sends nothing to the provider', async () => {
     const provider = await testbed.newProvider({}, `${testbed.operator.callbackURL}/single-app`);
@@ -225,6 +244,22 @@ describe('ending an installation from the vendor side', () => {
     // Deleted by the finalizer itself: the company can install again at once, garbage collector or not.
     expect(await secret('crm-revoke-701')).toBeUndefined();
   }, 90_000);
+
+  it('keeps the installation while its revocation fails, says so in an Event, and retries until it succeeds', async () => {
+    const provider = await publicApp('crm-revoke-fails', { revokeURL: 'http://127.0.0.1:1/oauth/revoke' });
+    await marketplaceInstall(provider, 711);
+    const data = await installed('crm-revoke-fails', provider, 711);
+
+    await kubectlOK(['delete', 'oinst', 'crm-revoke-fails-711', '-n', testbed.namespace, '--wait=false']);
+    await eventually('a RevocationFailed Event', async () => ((await occurrences(testbed.namespace, 'crm-revoke-fails-711', 'RevocationFailed')) > 0 ? true : undefined));
+    expect(await getInstallation('crm-revoke-fails-711')).toBeDefined();
+    expect(await provider.whoAmI(data.access_token ?? '')).toBe(200);
+
+    // The vendor fixes the endpoint: the next retry revokes, and the installation goes.
+    await kubectlOK(['patch', 'oauthapp', 'crm-revoke-fails', '-n', testbed.namespace, '--type=merge', '-p', JSON.stringify({ spec: { revokeURL: `${provider.baseURL}/oauth/revoke` } })]);
+    await eventually('the installation gone', async () => ((await getInstallation('crm-revoke-fails-711')) === undefined ? true : undefined), 60_000);
+    expect(await provider.whoAmI(data.access_token ?? '')).toBe(401);
+  }, 120_000);
 
   it('deleting the app revokes every installation first', async () => {
     const provider = await publicApp('crm-app-gone');
