@@ -186,43 +186,26 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
     onProblem: (message) => logger.warn({ secret: signingKeySecret }, message),
   });
   signer = replaceableStateSigner(signerFor(signingKeys.keys));
-  const limit = <T>(key: string, task: () => Promise<T>) => limiter.run(key, task);
-  const installations = new Installations({
-    paths: callbackPaths,
+  // What both kinds of callback (a first authorization, a public app's install) work with.
+  const callbackSide = {
     states,
     sources,
     tokens,
-    limit,
+    limit: <T>(key: string, task: () => Promise<T>) => limiter.run(key, task),
     kube,
-    events: runsController ? events : { record: async () => undefined },
-    enqueue: (key) => (runsController ? queue.add(key) : undefined),
     providerPolicy,
-    now,
-    random: Math.random,
-    pickRefreshTime,
-    previousSecretGraceMs: config.previousSecretGraceSeconds * 1000,
-    logger,
-  });
-  const authorizations = new Authorizations({
-    installations,
-    providerPolicy,
-    signer,
-    apps: caches.apps,
-    states,
-    sources,
-    tokens,
-    limit,
-    kube,
     // A callback's outcome is stored in the state Secret; the controller's reconcile turns it into
     // conditions, and every transition into an Event. So the callback component records none and
     // needs no write in app namespaces; in one process the callback adds its own Events as before.
     events: runsController ? events : { record: async () => undefined },
     // The controller of another process sees the state Secret change through its informer.
-    enqueue: (key) => (runsController ? queue.add(key) : undefined),
+    enqueue: (key: string) => (runsController ? queue.add(key) : undefined),
     now,
     random: Math.random,
     pickRefreshTime,
-  });
+  };
+  const installations = new Installations({ ...callbackSide, paths: callbackPaths, previousSecretGraceMs: config.previousSecretGraceSeconds * 1000, logger });
+  const authorizations = new Authorizations({ ...callbackSide, installations, signer, apps: caches.apps });
   const seeds = new SeedLedger(kube, config.operatorNamespace, now);
   const sweep = new OrphanSweep({
     states: caches.states,
@@ -279,7 +262,7 @@ export async function startOperator(config: Config, logger: Logger, kubeConfig: 
       sources,
       authorizations,
       kube,
-      revoke: (request) => limit(new URL(request.revokeURL).host, () => tokens.revokeToken(request)),
+      revoke: (request) => callbackSide.limit(new URL(request.revokeURL).host, () => tokens.revokeToken(request)),
       events,
       providerPolicy,
       now,

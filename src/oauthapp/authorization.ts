@@ -14,21 +14,17 @@ import type { ObjectCache } from '../kube/informer.ts';
 import { objectKey, type KubeObject } from '../kube/objects.ts';
 import { buildAuthorizeURL } from '../oauth/authorize-url.ts';
 import { codeChallengeS256 } from '../oauth/pkce.ts';
-import { isTokenRequestError } from '../oauth/errors.ts';
 import { resolveProvider } from '../oauth/providers.ts';
 import type { ProviderPolicy } from '../oauth/provider-policy.ts';
 import type { StateSigner } from '../oauth/state-token.ts';
 import type { TokenClient } from '../oauth/token-client.ts';
-import type { TokenSet } from '../oauth/token-response.ts';
 import type { Installations } from './installations.ts';
 import type { GrantOwner } from './grant-owner.ts';
-import { parseDurationMs } from '../api/fields.ts';
-import { recordSuccess } from './policies.ts';
+import { exchangeCode, recordExchange } from './code-exchange.ts';
 import type { SourceSecrets } from './source-secrets.ts';
 import { AnswerNoLongerAppliesError, type StateStore, type StoredState } from './state-store.ts';
 import type { KubeClient } from '../kube/client.ts';
-import { fingerprint, type AppIdentity, type AppState } from './state.ts';
-import { providerSaid } from './status.ts';
+import type { AppIdentity, AppState } from './state.ts';
 
 /** A state handed out in status is replaced this long before it expires. */
 const stateRenewalMarginMs = 60_000;
@@ -129,23 +125,12 @@ export class Authorizations {
     if (wrongIssuer) return this.refuseIssuer(app, identity, stored, wrongIssuer);
     const round = stored.state.record.authorizationRound;
     const { codeVerifier } = claimed;
-    let response: TokenSet;
-    try {
-      response = await this.deps.limit(new URL(provider.tokenURL).host, () =>
-        this.deps.tokens.requestToken({
-          tokenURL: provider.tokenURL,
-          clientAuthentication: provider.clientAuthentication,
-          clientId: app.spec.clientId,
-          clientSecret,
-          grant: { type: 'authorization_code', code, redirectURI: app.spec.redirectURI, codeVerifier },
-        }),
-      );
-    } catch (error) {
-      if (!isTokenRequestError(error)) throw error;
-      const message = `the provider did not accept the authorization code (${error.code}): ${error.message}${providerSaid(error.description)}`;
-      await this.recordFailure(app, identity, stored, 'ExchangeFailed', message);
-      return { ok: false, status: 502, reason: 'exchange_failed', message: `${message}. Start again from the OAuthApp's status.authorizationURL.`, app: identity };
+    const exchanged = await exchangeCode(this.deps, app, clientSecret, code, codeVerifier);
+    if (!exchanged.ok) {
+      await this.recordFailure(app, identity, stored, 'ExchangeFailed', exchanged.message);
+      return { ok: false, status: 502, reason: 'exchange_failed', message: `${exchanged.message}. Start again from the OAuthApp's status.authorizationURL.`, app: identity };
     }
+    const { response } = exchanged;
     // A public app's own authorization URL installs it for the person's company.
     if (app.spec.installations === 'multiple' && this.deps.installations) return this.deps.installations.install(app, response, clientSecret);
     const answeredAt = this.deps.now();
@@ -153,16 +138,7 @@ export class Authorizations {
     const authorized = (current: AppState): AppState | undefined => {
       const { authorizationRound, lastRefreshTime } = current.record;
       if (authorizationRound !== round || (lastRefreshTime !== undefined && Date.parse(lastRefreshTime) > answeredAt)) return undefined;
-      const next = recordSuccess({
-        now: answeredAt,
-        state: current,
-        sentRefreshToken: undefined,
-        response,
-        renewBeforeMs: app.spec.renewBefore === undefined ? undefined : parseDurationMs(app.spec.renewBefore),
-        clientSecretFingerprint: fingerprint(clientSecret),
-        random: this.deps.random,
-        ...(this.deps.pickRefreshTime ? { pickRefreshTime: this.deps.pickRefreshTime } : {}),
-      });
+      const next = recordExchange(this.deps, app, current, response, clientSecret, answeredAt);
       const { authorizationFailure: _cleared, ...record } = next.record;
       return { ...next, record };
     };

@@ -7,7 +7,6 @@ import { z } from 'zod';
 import type { OAuthApp } from '../api/oauthapp.ts';
 import { appLabel, companyID, companyLabel, installationAPIVersion, installationKind, installationName, oauthInstallation } from '../api/oauthinstallation.ts';
 import { apiVersion as appAPIVersion, kind as appKind } from '../api/oauthapp.ts';
-import { parseDurationMs } from '../api/fields.ts';
 import type { CallbackOutcome, UninstallOutcome } from '../http/callback-server.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
@@ -21,11 +20,11 @@ import type { InstallationCalls, TokenClient } from '../oauth/token-client.ts';
 import type { TokenSet } from '../oauth/token-response.ts';
 import type { CallbackPaths } from './callback-paths.ts';
 import { installationIdentityName, installationKey } from './keys.ts';
-import { recordInstall, recordSuccess, recordUninstall } from './policies.ts';
+import { recordInstall, recordUninstall } from './policies.ts';
+import { exchangeCode, recordExchange } from './code-exchange.ts';
 import type { SourceSecrets } from './source-secrets.ts';
 import { AnswerNoLongerAppliesError, type StateStore } from './state-store.ts';
 import { emptyState, fingerprint, type AppIdentity, type AppState } from './state.ts';
-import { providerSaid } from './status.ts';
 
 /** A new grant the apiserver could not take yet is retried this long (as a code exchange's). */
 const heldInstallMs = 10 * 60_000;
@@ -88,25 +87,12 @@ export class Installations {
     if (!clientSecret.found) return refuse(409, 'client_secret_missing', `${clientSecret.problem}: the code cannot be exchanged without it.`, app);
     const notAllowed = this.deps.providerPolicy?.refusal(app.spec);
     if (notAllowed !== undefined) return refuse(403, 'provider_not_allowed', `The operator may not send this app's code to its provider: ${notAllowed}. No code was exchanged.`, app);
-    const provider = resolveProvider(app.spec);
-    let response: TokenSet;
-    try {
-      response = await this.deps.limit(new URL(provider.tokenURL).host, () =>
-        this.deps.tokens.requestToken({
-          tokenURL: provider.tokenURL,
-          clientAuthentication: provider.clientAuthentication,
-          clientId: app.spec.clientId,
-          clientSecret: clientSecret.value,
-          grant: { type: 'authorization_code', code, redirectURI: app.spec.redirectURI },
-        }),
-      );
-    } catch (error) {
-      if (!isTokenRequestError(error)) throw error;
-      const message = `the provider did not accept the authorization code (${error.code}): ${error.message}${providerSaid(error.description)}`;
-      await this.deps.events.record(app, { type: 'Warning', reason: 'InstallFailed', message, action: 'Install' });
-      return refuse(502, 'exchange_failed', `${message}. Install the app again from the Marketplace.`, app);
+    const exchanged = await exchangeCode(this.deps, app, clientSecret.value, code);
+    if (!exchanged.ok) {
+      await this.deps.events.record(app, { type: 'Warning', reason: 'InstallFailed', message: exchanged.message, action: 'Install' });
+      return refuse(502, 'exchange_failed', `${exchanged.message}. Install the app again from the Marketplace.`, app);
     }
-    return this.install(app, response, clientSecret.value);
+    return this.install(app, exchanged.response, clientSecret.value);
   }
 
   /**
@@ -137,16 +123,7 @@ export class Installations {
       // Written again (held after a lost answer) once a refresh or a newer install moved the state
       // on, this grant would bring back a refresh token the provider may have rotated away.
       if (movedOnSince(current, answeredAt)) return undefined;
-      const success = recordSuccess({
-        now: answeredAt,
-        state: { record: current.record },
-        sentRefreshToken: undefined,
-        response,
-        renewBeforeMs: app.spec.renewBefore === undefined ? undefined : parseDurationMs(app.spec.renewBefore),
-        clientSecretFingerprint: fingerprint(clientSecret),
-        random: this.deps.random,
-        ...(this.deps.pickRefreshTime ? { pickRefreshTime: this.deps.pickRefreshTime } : {}),
-      });
+      const success = recordExchange(this.deps, app, { record: current.record }, response, clientSecret, answeredAt);
       return recordInstall(success, { at: answeredAt, userID: found.userID });
     };
     // Tried as a create first (a new installation has no state); an existing state is read then,

@@ -41,18 +41,7 @@ const secret = (name: string) => testbed.admin.secretData(testbed.namespace, nam
 /** A public app at its own path under the operator's callback, on a provider of its own. */
 async function publicApp(name: string, spec: Record<string, unknown> = {}): Promise<TestProvider> {
   const provider = await testbed.newProvider({}, `${testbed.operator.callbackURL}/${name}`);
-  await apply(testbed.namespace, opaqueSecret(`${name}-client`, { client_secret: provider.clientSecret }));
-  await apply(
-    testbed.namespace,
-    oauthAppManifest({
-      name,
-      clientId: provider.clientId,
-      tokenURL: provider.tokenURL,
-      authorizeURL: provider.authorizeURL,
-      redirectURI: provider.redirectURI,
-      spec: { installations: 'multiple', revokeURL: `${provider.baseURL}/oauth/revoke`, ...spec },
-    }),
-  );
+  await testbed.applyApp(name, provider, { refreshToken: null, spec: { installations: 'multiple', revokeURL: `${provider.baseURL}/oauth/revoke`, ...spec } });
   await testbed.appWith(name, (app) => condition(app, 'Ready')?.reason === 'AcceptingInstallations', 'Ready=True, AcceptingInstallations');
   return provider;
 }

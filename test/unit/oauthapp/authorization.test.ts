@@ -5,7 +5,6 @@
 // before any code exchange.
 import { describe, expect, it } from '@jest/globals';
 import type { OAuthApp } from '../../../src/api/oauthapp.ts';
-import { KubeAPIError } from '../../../src/kube/errors.ts';
 import { noCache, type ObjectCache } from '../../../src/kube/informer.ts';
 import { decodeData, type KubeObject, type Secret } from '../../../src/kube/objects.ts';
 import { codeChallengeS256 } from '../../../src/oauth/pkce.ts';
@@ -14,8 +13,9 @@ import type { TokenClient } from '../../../src/oauth/token-client.ts';
 import type { TokenRequest } from '../../../src/oauth/token-request.ts';
 import { Authorizations, issuerProblem } from '../../../src/oauthapp/authorization.ts';
 import type { SourceSecrets } from '../../../src/oauthapp/source-secrets.ts';
-import { StateStore, type StateSecrets } from '../../../src/oauthapp/state-store.ts';
+import { StateStore } from '../../../src/oauthapp/state-store.ts';
 import { emptyState, stateSecretName, type AppState } from '../../../src/oauthapp/state.ts';
+import { SecretsStandIn } from '../../support/secrets-stand-in.ts';
 
 const now = Date.parse('2026-11-27T08:00:00Z');
 const key = Buffer.alloc(32, 5);
@@ -41,32 +41,6 @@ function oauthApp(spec: Partial<OAuthApp['spec']> = {}): OAuthApp {
   };
 }
 
-/** Secrets with resourceVersions and conflicts. */
-class SecretsStandIn implements StateSecrets {
-  readonly stored = new Map<string, Secret>();
-  /** Every write fails as if the apiserver could not be reached. */
-  failWrites = false;
-  private version = 1;
-  async getSecret(_namespace: string, name: string) {
-    return this.stored.get(name);
-  }
-  async createSecret(_namespace: string, secret: Secret) {
-    return this.write(secret, undefined);
-  }
-  async replaceSecret(_namespace: string, secret: Secret) {
-    return this.write(secret, secret.metadata.resourceVersion);
-  }
-  async deleteSecret(_namespace: string, name: string) {
-    this.stored.delete(name);
-  }
-  private write(secret: Secret, expected: string | undefined): Secret {
-    if (this.failWrites) throw new KubeAPIError('PUT', '/secrets', 0, 'NetworkError', 'connection refused');
-    if (this.stored.get(secret.metadata.name)?.metadata.resourceVersion !== expected) throw new KubeAPIError('PUT', '/secrets', 409, 'Conflict', 'conflict');
-    const written = { ...secret, metadata: { ...secret.metadata, resourceVersion: String(++this.version) } };
-    this.stored.set(secret.metadata.name, written);
-    return written;
-  }
-}
 
 const noSecretCache = noCache<Secret>();
 

@@ -18,9 +18,10 @@ import { CallbackPaths } from '../../../src/oauthapp/callback-paths.ts';
 import { Installations } from '../../../src/oauthapp/installations.ts';
 import { installationIdentityName, installationKey } from '../../../src/oauthapp/keys.ts';
 import type { SourceSecrets } from '../../../src/oauthapp/source-secrets.ts';
-import { StateStore, type StateSecrets } from '../../../src/oauthapp/state-store.ts';
+import { StateStore } from '../../../src/oauthapp/state-store.ts';
 import { fingerprint, type AppIdentity, type AppState } from '../../../src/oauthapp/state.ts';
 import { MemoryCache } from '../../support/memory-cache.ts';
+import { SecretsStandIn } from '../../support/secrets-stand-in.ts';
 
 const start = Date.parse('2026-11-27T08:00:00Z');
 const minute = 60_000;
@@ -50,38 +51,6 @@ const app: OAuthApp = {
 };
 const appIdentity: AppIdentity = { namespace: 'sales', name: 'crm-sync', uid: 'app-uid-1' };
 
-/** Secrets with resourceVersions and conflicts (as in authorization.test.ts). */
-class SecretsStandIn implements StateSecrets {
-  readonly stored = new Map<string, Secret>();
-  /** The apiserver is away for writes. */
-  failWrites = false;
-  /** The next write commits, and its answer is lost on the way back. */
-  loseNextAnswer = false;
-  private version = 1;
-  async getSecret(_namespace: string, name: string) {
-    return this.stored.get(name);
-  }
-  async createSecret(_namespace: string, secret: Secret) {
-    return this.write(secret, undefined);
-  }
-  async replaceSecret(_namespace: string, secret: Secret) {
-    return this.write(secret, secret.metadata.resourceVersion);
-  }
-  async deleteSecret(_namespace: string, name: string) {
-    this.stored.delete(name);
-  }
-  private write(secret: Secret, expected: string | undefined): Secret {
-    if (this.failWrites) throw new KubeAPIError('PUT', '/secrets', 503, 'Unknown', 'the apiserver is away');
-    if (this.stored.get(secret.metadata.name)?.metadata.resourceVersion !== expected) throw new KubeAPIError('PUT', '/secrets', 409, 'Conflict', 'conflict');
-    const written = { ...secret, metadata: { ...secret.metadata, resourceVersion: String(++this.version) } };
-    this.stored.set(secret.metadata.name, written);
-    if (this.loseNextAnswer) {
-      this.loseNextAnswer = false;
-      throw new KubeAPIError('PUT', '/secrets', 0, 'NetworkError', 'the connection reset after the write');
-    }
-    return written;
-  }
-}
 
 /** The apiserver's OAuthInstallations: created ones get a uid. */
 class InstallationsStandIn {

@@ -5,7 +5,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { OAuthApp } from '../../../src/api/oauthapp.ts';
 import type { OAuthInstallation } from '../../../src/api/oauthinstallation.ts';
-import { KubeAPIError } from '../../../src/kube/errors.ts';
 import { noCache } from '../../../src/kube/informer.ts';
 import type { KubeObject, Secret } from '../../../src/kube/objects.ts';
 import { TokenRequestError } from '../../../src/oauth/errors.ts';
@@ -15,10 +14,11 @@ import { CallbackPaths } from '../../../src/oauthapp/callback-paths.ts';
 import { installationIdentityName } from '../../../src/oauthapp/keys.ts';
 import { PublicApps, RevocationFailedError } from '../../../src/oauthapp/public-apps.ts';
 import type { SourceSecrets } from '../../../src/oauthapp/source-secrets.ts';
-import { StateStore, type StateSecrets } from '../../../src/oauthapp/state-store.ts';
+import { StateStore } from '../../../src/oauthapp/state-store.ts';
 import type { StatusWriter } from '../../../src/oauthapp/status-writer.ts';
 import type { AppIdentity, AppState } from '../../../src/oauthapp/state.ts';
 import { MemoryCache } from '../../support/memory-cache.ts';
+import { SecretsStandIn } from '../../support/secrets-stand-in.ts';
 
 const now = Date.parse('2026-11-27T08:00:00Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -50,29 +50,6 @@ function installationOf(app: string, name: string, { namespace = 'sales', deleti
   };
 }
 
-/** Secrets with resourceVersions (as in authorization.test.ts). */
-class SecretsStandIn implements StateSecrets {
-  readonly stored = new Map<string, Secret>();
-  private version = 1;
-  async getSecret(_namespace: string, name: string) {
-    return this.stored.get(name);
-  }
-  async createSecret(_namespace: string, secret: Secret) {
-    return this.write(secret, undefined);
-  }
-  async replaceSecret(_namespace: string, secret: Secret) {
-    return this.write(secret, secret.metadata.resourceVersion);
-  }
-  async deleteSecret(_namespace: string, name: string) {
-    this.stored.delete(name);
-  }
-  private write(secret: Secret, expected: string | undefined): Secret {
-    if (this.stored.get(secret.metadata.name)?.metadata.resourceVersion !== expected) throw new KubeAPIError('PUT', '/secrets', 409, 'Conflict', 'conflict');
-    const written = { ...secret, metadata: { ...secret.metadata, resourceVersion: String(++this.version) } };
-    this.stored.set(secret.metadata.name, written);
-    return written;
-  }
-}
 
 function setUp(installations: KubeObject[] = []) {
   const states = new StateStore(new SecretsStandIn(), noCache<Secret>(), 'oauthapp-system', { now: () => now });
