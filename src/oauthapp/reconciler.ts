@@ -135,10 +135,12 @@ export class Reconciler {
       if (!installation.metadata.finalizers?.includes(finalizerName)) return {};
       // Revoked with the refresh token the answer of a request still out would replace.
       if (this.deps.refresher.inFlight(identity)) return { requeueAfterMs: 1_000, reason: 'a refresh is out; revoking after its answer' };
+      // A refresh result not stored yet holds the refresh token to revoke.
+      await this.deps.states.flushUnsaved(identity);
       leading();
       await publicApps.revoke(installation, app, identity);
       await this.deps.targets.remove(namespace, name, installation.metadata.uid);
-      return this.finalize({ ...installation, spec: app?.spec }, identity, leading);
+      return this.finalize(installation, identity, leading);
     }
     await this.ensureFinalizer(installation, leading);
     if (!app) {
@@ -378,7 +380,7 @@ export class Reconciler {
     return { requeueAfterMs: future[0] - now, reason: future[1] };
   }
 
-  private async finalize(app: { kind: OwnKind; metadata: GrantOwner['metadata']; spec?: unknown }, identity: AppIdentity, leading: () => void): Promise<ReconcileResult> {
+  private async finalize(app: { kind: OwnKind; metadata: GrantOwner['metadata'] }, identity: AppIdentity, leading: () => void): Promise<ReconcileResult> {
     if (!app.metadata.finalizers?.includes(finalizerName)) return {};
     leading();
     const seedFingerprint = seedUsedBy(() => this.deps.states.load(identity));
