@@ -249,6 +249,8 @@ function changedForReconcile(old: KubeObject, updated: KubeObject): boolean {
 /** Every change that can matter to an OAuthApp puts that app's key on the queue. */
 export function enqueueOnChanges(caches: Caches, enqueue: (appKey: string) => void): ReferenceIndex {
   const index = new ReferenceIndex();
+  /** A public app's installations: appKey → installation keys. */
+  const installationsOf = new Map<string, Set<string>>();
   // A public app's change (its spec, its client secret) is every installation's change.
   const enqueueApp = (appKey: string) => {
     enqueue(appKey);
@@ -268,8 +270,7 @@ export function enqueueOnChanges(caches: Caches, enqueue: (appKey: string) => vo
     if (owner) enqueue(owner.kind === kind ? objectKey(secret.metadata.namespace, owner.name) : installationKey(secret.metadata.namespace ?? '', owner.name));
   });
   // An installation is its own key; its public app looks again when one goes (a deleted app waits
-  // for them), and reconciles its installations when the app changes (below).
-  const installationsOf = new Map<string, Set<string>>();
+  // for them).
   caches.installations.on((event, installation, old) => {
     const namespace = installation.metadata.namespace ?? '';
     const appKey = objectKey(namespace, String((installation as { spec?: { app?: unknown } }).spec?.app ?? ''));
