@@ -158,6 +158,28 @@ export function summarize(samplesMs: readonly number[]) {
   return { n: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? Number.NaN };
 }
 
+/**
+ * Counts per 1-second bucket from the first to the last time (or over `window`, [start, end) in
+ * ms, times outside it left out); peak / mean.
+ */
+export function buckets(timesMs: readonly number[], window?: { start: number; end: number }) {
+  const first = window?.start ?? Math.min(...timesMs);
+  const last = window ? window.end - 1 : Math.max(...timesMs);
+  const counts = new Array<number>(Math.floor((last - first) / 1000) + 1).fill(0);
+  const inside = window ? timesMs.filter((time) => time >= window.start && time < window.end) : timesMs;
+  for (const time of inside) counts[Math.floor((time - first) / 1000)]! += 1;
+  const mean = inside.length / counts.length;
+  const peak = Math.max(...counts);
+  return { windowSeconds: counts.length, mean, peak, peakToMean: peak / mean, counts };
+}
+
+/** Median peak-to-mean of `n` independent uniform times over `seconds` (what plain random jitter gives). */
+export function randomPeakToMean(n: number, seconds: number, trials = 500): number {
+  const ratios: number[] = [];
+  for (let trial = 0; trial < trials; trial++) ratios.push(buckets(Array.from({ length: n }, () => Math.random() * seconds * 1000)).peakToMean);
+  return ratios.sort((a, b) => a - b)[Math.floor(trials / 2)] as number;
+}
+
 export const ms = (value: number) => `${value.toFixed(1)} ms`;
 
 export const sleep = (milliseconds: number) => new Promise<void>((resolve) => setTimeout(resolve, milliseconds));

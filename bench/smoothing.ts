@@ -8,7 +8,7 @@
 import { Informer } from '../src/kube/informer.ts';
 import type { KubeObject } from '../src/kube/objects.ts';
 import { createLogger } from '../src/log.ts';
-import { createOAuthApps, operatorArgs, startBenchCluster, startOperatorProcess, waitFor } from './harness.ts';
+import { buckets, createOAuthApps, operatorArgs, randomPeakToMean, startBenchCluster, startOperatorProcess, waitFor } from './harness.ts';
 import { createBenchSandbox } from './sandbox.ts';
 
 const apps = Number(process.env.BENCH_APPS ?? 1000);
@@ -19,24 +19,6 @@ const log = (line: string) => process.stdout.write(`${line}\n`);
 
 type App = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }>; nextRefreshTime?: string } };
 const ready = (app: App | undefined) => app?.status?.conditions?.some((condition) => condition.type === 'Ready' && condition.status === 'True') === true;
-
-/** Counts per 1-second bucket from the first to the last time; peak / mean. */
-function buckets(timesMs: readonly number[]) {
-  const first = Math.min(...timesMs);
-  const last = Math.max(...timesMs);
-  const counts = new Array<number>(Math.floor((last - first) / 1000) + 1).fill(0);
-  for (const time of timesMs) counts[Math.floor((time - first) / 1000)]! += 1;
-  const mean = timesMs.length / counts.length;
-  const peak = Math.max(...counts);
-  return { windowSeconds: counts.length, mean, peak, peakToMean: peak / mean, counts };
-}
-
-/** Median peak-to-mean of `n` independent uniform times over `seconds` (what plain random jitter gives). */
-function randomPeakToMean(n: number, seconds: number, trials = 500): number {
-  const ratios: number[] = [];
-  for (let trial = 0; trial < trials; trial++) ratios.push(buckets(Array.from({ length: n }, () => Math.random() * seconds * 1000)).peakToMean);
-  return ratios.sort((a, b) => a - b)[Math.floor(trials / 2)] as number;
-}
 
 let expiresAt = Number.POSITIVE_INFINITY;
 let inWave = false;
