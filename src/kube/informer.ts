@@ -43,6 +43,8 @@ export interface InformerOptions<T extends KubeObject = KubeObject> {
   labelSelector?: string;
   /** Cache metadata only (PartialObjectMetadata): for objects whose data is none of our business. */
   metadataOnly?: boolean;
+  /** Keep metadata.creationTimestamp (dropped by default: most caches never read it). */
+  keepCreationTimestamp?: boolean;
   /**
    * What of each object is kept (after managedFields are dropped), for list items, watch events and
    * write-through alike: e.g. the data of Secrets that match the selector but are not ours.
@@ -85,7 +87,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
 
   constructor(options: InformerOptions<T>) {
     const { packing, ...rest } = options;
-    this.options = { stallTimeoutMs: 150_000, relistIntervalMs: 30 * 60_000, metadataOnly: false, pageSize: 500, ...rest };
+    this.options = { stallTimeoutMs: 150_000, relistIntervalMs: 30 * 60_000, metadataOnly: false, keepCreationTimestamp: false, pageSize: 500, ...rest };
     this.store = new ObjectStore<T>(packing);
   }
 
@@ -313,8 +315,9 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   }
 
   private kept(object: T): T {
-    const { keep } = this.options;
-    return keep ? keep(trimmed(object)) : trimmed(object);
+    const { keep, keepCreationTimestamp } = this.options;
+    const trim = trimmed(object, keepCreationTimestamp);
+    return keep ? keep(trim) : trim;
   }
 
   /** Whether `object` is a copy of one the cache has seen deleted (a write response arriving late). */
@@ -412,11 +415,12 @@ async function* watchEvents<T extends KubeObject>(body: ReadableStream<Uint8Arra
 /**
  * managedFields (server-side apply bookkeeping) is about 40% of a cached object and nothing here
  * reads it; controller-runtime drops it from its caches for the same reason. creationTimestamp is
- * not read either. Values that repeat across objects (namespace, apiVersion, kind, type, label
+ * read only where a cache asks for it. Values that repeat across objects (namespace, apiVersion, kind, type, label
  * values other than uids, finalizers, owners' apiVersion and kind) are interned.
  */
-function trimmed<T extends KubeObject>(object: T): T {
-  const { managedFields: _dropped, creationTimestamp: _created, ...metadata } = object.metadata as KubeObject['metadata'] & { managedFields?: unknown };
+function trimmed<T extends KubeObject>(object: T, keepCreationTimestamp: boolean): T {
+  const { managedFields: _dropped, creationTimestamp, ...metadata } = object.metadata as KubeObject['metadata'] & { managedFields?: unknown };
+  if (keepCreationTimestamp && creationTimestamp !== undefined) (metadata as KubeObject['metadata']).creationTimestamp = creationTimestamp;
   if (metadata.namespace !== undefined) metadata.namespace = intern(metadata.namespace);
   if (metadata.labels) {
     for (const [key, value] of Object.entries(metadata.labels)) if (!key.endsWith('uid')) metadata.labels[key] = intern(value);

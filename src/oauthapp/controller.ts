@@ -43,13 +43,18 @@ export interface CacheOptions {
 
 export function createCaches({ http, namespaces, operatorNamespace, logger, onListed, relistIntervalMs }: CacheOptions): Caches {
   const common = { http, logger, ...(onListed ? { onListed } : {}), ...(relistIntervalMs !== undefined ? { relistIntervalMs } : {}) };
-  const watched = <T extends KubeObject>(name: string, path: (namespace?: string) => string, extra: { labelSelector?: string; metadataOnly?: boolean; keep?: (object: T) => T; packing?: Packing<T> }): ObjectCache<T> =>
+  const watched = <T extends KubeObject>(
+    name: string,
+    path: (namespace?: string) => string,
+    extra: { labelSelector?: string; metadataOnly?: boolean; keepCreationTimestamp?: boolean; keep?: (object: T) => T; packing?: Packing<T> },
+  ): ObjectCache<T> =>
     namespaces.length === 0
       ? new Informer<T>({ ...common, name, path: path(), ...extra })
       : new NamespacedInformers<T>(namespaces, (namespace) => new Informer<T>({ ...common, name: `${name}/${namespace}`, path: path(namespace), ...extra }));
   const secrets = (namespace?: string) => (namespace ? secretPath(namespace) : '/api/v1/secrets');
   return {
-    apps: watched('oauthapps', (namespace) => (namespace ? oauthAppsPath(namespace) : oauthAppsPath()), { keep: appEssentials }),
+    // creationTimestamp: which of two public apps claiming one callback path came first (callback-paths.ts).
+    apps: watched('oauthapps', (namespace) => (namespace ? oauthAppsPath(namespace) : oauthAppsPath()), { keep: appEssentials, keepCreationTimestamp: true }),
     installations: watched('oauthinstallations', (namespace) => (namespace ? oauthInstallationsPath(namespace) : oauthInstallationsPath()), { keep: appEssentials }),
     targets: watched<Secret>('target-secrets', secrets, { labelSelector: targetSelector, keep: ownTargetsOnly }),
     sources: watched('source-secrets', secrets, { labelSelector: `!${roleLabel}`, metadataOnly: true, keep: identityOnly(), packing: resourceVersionOnly }),

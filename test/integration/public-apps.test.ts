@@ -127,6 +127,8 @@ describe('two public apps with one callback path', () => {
   it('sends the path\'s installs to the older one; the newer one says why it receives none', async () => {
     const provider = await publicApp('crm-path-first');
     const second = await testbed.newProvider({}, provider.redirectURI);
+    // creationTimestamp counts whole seconds: within one, the older is decided by uid.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     await apply(testbed.namespace, opaqueSecret('crm-path-second-client', { client_secret: second.clientSecret }));
     await apply(
       testbed.namespace,

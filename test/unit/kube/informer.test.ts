@@ -418,7 +418,7 @@ describe('the source-Secret cache (identityOnly)', () => {
 });
 
 describe('the OAuthApp cache (appEssentials)', () => {
-  it('keeps spec, status and the metadata the operator acts on; of annotations only oauthapp.dev/ ones; never managedFields', async () => {
+  it('keeps spec, status and the metadata the operator acts on (creationTimestamp: which public app claimed a callback path first); of annotations only oauthapp.dev/ ones; never managedFields', async () => {
     const spec = { provider: 'pipedrive', clientId: 'abc', clientSecretRef: { name: 'crm-client', key: 'client_secret' }, redirectURI: 'https://ops.example.com/oauth/callback' };
     const status = { conditions: [{ type: 'Ready', status: 'True', reason: 'TokenValid', message: 'valid', lastTransitionTime: '2026-01-01T00:00:00Z' }], observedGeneration: 2 };
     const applied: Obj = {
@@ -441,7 +441,7 @@ describe('the OAuthApp cache (appEssentials)', () => {
     };
     const server = new FakeAPIServer();
     server.queueList(list('10', applied));
-    const informer = new Informer<Obj>({ name: 'oauthapps', http: server, path: '/apis/oauthapp.dev/v1alpha1/oauthapps', keep: appEssentials, logger: silent });
+    const informer = new Informer<Obj>({ name: 'oauthapps', http: server, path: '/apis/oauthapp.dev/v1alpha1/oauthapps', keep: appEssentials, keepCreationTimestamp: true, logger: silent });
     running.push(informer);
     informer.start();
     await informer.synced;
@@ -449,7 +449,7 @@ describe('the OAuthApp cache (appEssentials)', () => {
     expect(informer.get('ns', 'crm')).toEqual({
       apiVersion: 'oauthapp.dev/v1alpha1',
       kind: 'OAuthApp',
-      metadata: { name: 'crm', namespace: 'ns', uid: 'uid-crm', resourceVersion: '5', generation: 2, finalizers: ['oauthapp.dev/state-cleanup'], annotations: { 'oauthapp.dev/rotate': '1700000000' } },
+      metadata: { name: 'crm', namespace: 'ns', uid: 'uid-crm', resourceVersion: '5', generation: 2, creationTimestamp: '2026-01-01T00:00:00Z', finalizers: ['oauthapp.dev/state-cleanup'], annotations: { 'oauthapp.dev/rotate': '1700000000' } },
       spec,
       status,
     });
