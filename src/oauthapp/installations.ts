@@ -20,6 +20,7 @@ import type { InstallationCalls, TokenClient } from '../oauth/token-client.ts';
 import type { TokenSet } from '../oauth/token-response.ts';
 import type { CallbackPaths } from './callback-paths.ts';
 import { installationIdentityName, installationKey } from './keys.ts';
+import { finalizerName } from './labels.ts';
 import { recordInstall, recordUninstall } from './policies.ts';
 import { exchangeCode, recordExchange } from './code-exchange.ts';
 import type { SourceSecrets } from './source-secrets.ts';
@@ -208,6 +209,8 @@ export class Installations {
         name,
         namespace,
         labels: { [appLabel]: appName, [companyLabel]: company },
+        // Born with the finalizer that revokes its grant: the first reconcile need not patch it in.
+        finalizers: [finalizerName],
         // No blockOwnerDeletion: the app's finalizer waits for its installations itself, and
         // setting it would need update on oauthapps/finalizers (OwnerReferencesPermissionEnforcement).
         ownerReferences: [{ apiVersion: appAPIVersion, kind: appKind, name: appName, uid: appUID, controller: true }],

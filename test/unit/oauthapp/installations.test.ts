@@ -321,7 +321,7 @@ describe('the uninstall callback: what it changes', () => {
 });
 
 describe('an install', () => {
-  it('creates the company\'s OAuthInstallation, owned by the app and labelled with app and company', async () => {
+  it('creates the company\'s OAuthInstallation, owned by the app, labelled with app and company, and with its finalizer (no patch to add it)', async () => {
     const world = setUp();
     expect(await world.installations.install(app, answer(), clientSecret)).toEqual({ ok: true, app: { namespace: 'sales', name: 'crm-sync' } });
     expect(world.kube.created).toEqual([
@@ -331,6 +331,7 @@ describe('an install', () => {
           name: installation,
           namespace: 'sales',
           labels: { 'oauthapp.dev/app': 'crm-sync', 'oauthapp.dev/company-id': company },
+          finalizers: ['oauthapp.dev/state-cleanup'],
           ownerReferences: [expect.objectContaining({ kind: 'OAuthApp', name: 'crm-sync', uid: 'app-uid-1', controller: true })],
         }),
         spec: { app: 'crm-sync', companyID: company },
