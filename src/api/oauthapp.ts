@@ -302,6 +302,7 @@ export const objectMeta = z.object({
   uid: z.string(),
   generation: z.number().int().optional(),
   resourceVersion: z.string().optional(),
+  creationTimestamp: z.string().optional(),
   annotations: z.record(z.string(), z.string()).optional(),
   labels: z.record(z.string(), z.string()).optional(),
   finalizers: z.array(z.string()).optional(),

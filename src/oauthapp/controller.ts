@@ -55,7 +55,8 @@ export function createCaches({ http, namespaces, operatorNamespace, logger, onLi
   return {
     // creationTimestamp: which of two public apps claiming one callback path came first (callback-paths.ts).
     apps: watched('oauthapps', (namespace) => (namespace ? oauthAppsPath(namespace) : oauthAppsPath()), { keep: appEssentials, keepCreationTimestamp: true }),
-    installations: watched('oauthinstallations', (namespace) => (namespace ? oauthInstallationsPath(namespace) : oauthInstallationsPath()), { keep: appEssentials }),
+    // creationTimestamp: how long a new installation has been waiting for its grant (reconciler.ts).
+    installations: watched('oauthinstallations', (namespace) => (namespace ? oauthInstallationsPath(namespace) : oauthInstallationsPath()), { keep: appEssentials, keepCreationTimestamp: true }),
     targets: watched<Secret>('target-secrets', secrets, { labelSelector: targetSelector, keep: ownTargetsOnly }),
     sources: watched('source-secrets', secrets, { labelSelector: `!${roleLabel}`, metadataOnly: true, keep: identityOnly(), packing: resourceVersionOnly }),
     states: new Informer<Secret>({ ...common, name: 'state-secrets', path: secretPath(operatorNamespace), labelSelector: `${roleLabel}=state` }),

@@ -71,6 +71,9 @@ export interface ReconcilerDependencies {
  */
 export const providerSlotLookAgainMs = 60_000;
 
+/** How long a new installation may go without its grant before its status says so. */
+const installationGrantGraceMs = 30_000;
+
 export class Reconciler {
   private readonly deps: ReconcilerDependencies;
 
@@ -196,8 +199,12 @@ export class Reconciler {
       if (adoption.outcome === 'adopted') own = adoption.stored;
     }
     // The callback that created the installation writes its state moments later: until then there
-    // is nothing to check, refresh or write (a state written now would race the grant's).
+    // is nothing to check, refresh or write (a state written now would race the grant's). Nor is a
+    // status shown while that is normal: Pending, then Ready, would be a status write and an Event
+    // more for every install (bench:installations: a third of them).
     if (installation && own.resourceVersion === undefined) {
+      const shownPendingAt = Date.parse(app.metadata.creationTimestamp ?? '') + installationGrantGraceMs;
+      if (shownPendingAt > now()) return { requeueAfterMs: shownPendingAt - now(), reason: 'waiting for the grant the callback stores' };
       leading();
       await statusWriter.write(app, installationPendingStatus(), now());
       return {};

@@ -44,10 +44,10 @@ const granted: AppState = {
   record: { refreshAt: new Date(now + 1_800_000).toISOString(), installation: { installedAt: new Date(now - 60_000).toISOString() } },
 };
 
-function setUp({ object, state = granted, appPresent = true, refreshOut = false }: { object: KubeObject; state?: AppState; appPresent?: boolean; refreshOut?: boolean }) {
+function setUp({ object, state = granted, appPresent = true, refreshOut = false, stateWritten = true }: { object: KubeObject; state?: AppState; appPresent?: boolean; refreshOut?: boolean; stateWritten?: boolean }) {
   const calls: string[] = [];
   const statuses: DerivedStatus[] = [];
-  const stored = { state, resourceVersion: '3' };
+  const stored = { state, resourceVersion: stateWritten ? '3' : undefined };
   const dependencies = {
     apps: { get: () => (appPresent ? app : undefined) } as unknown as ObjectCache<KubeObject>,
     sources: { read: async () => ({ found: true, value: 'client-secret', source: 'Secret sales/crm-client key client_secret' }) },
@@ -103,6 +103,27 @@ describe('an uninstalled installation', () => {
 
     expect(calls).toEqual(['flush held answer', 'delete Secret']);
     expect(statuses.at(-1)?.conditions.find((condition) => condition.type === 'Ready')).toMatchObject({ status: 'False', reason: 'Uninstalled' });
+  });
+});
+
+describe('a new installation whose grant the callback has not stored yet', () => {
+  const noGrant: AppState = { record: {} };
+
+  it('writes nothing (no Pending status, no Event) and looks again when its grace ends', async () => {
+    const { reconciler, calls, statuses } = setUp({ object: installation({ creationTimestamp: new Date(now - 2_000).toISOString() }), state: noGrant, stateWritten: false });
+
+    await expect(reconciler.reconcile(key)).resolves.toMatchObject({ requeueAfterMs: 28_000 });
+
+    expect(calls.filter((call) => call !== 'flush held answer')).toEqual([]);
+    expect(statuses).toEqual([]);
+  });
+
+  it('says Pending once the grace is over', async () => {
+    const { reconciler, statuses } = setUp({ object: installation({ creationTimestamp: new Date(now - 31_000).toISOString() }), state: noGrant, stateWritten: false });
+
+    await expect(reconciler.reconcile(key)).resolves.toEqual({});
+
+    expect(statuses.at(-1)?.conditions.find((condition) => condition.type === 'Ready')).toMatchObject({ status: 'False', reason: 'Pending' });
   });
 });
 
