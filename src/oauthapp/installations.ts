@@ -217,14 +217,13 @@ export class Installations {
       },
       spec: { app: appName, companyID: company },
     };
-    let object = await this.deps.kube.getOAuthInstallation(namespace, name);
-    if (!object) {
-      try {
-        object = await this.deps.kube.createOAuthInstallation(namespace, desired);
-      } catch (error) {
-        if (!isAlreadyExists(error)) throw error;
-        object = await this.deps.kube.getOAuthInstallation(namespace, name);
-      }
+    // Created first: most installs are a company's first, and a second one reads what is there.
+    let object: KubeObject | undefined;
+    try {
+      object = await this.deps.kube.createOAuthInstallation(namespace, desired);
+    } catch (error) {
+      if (!isAlreadyExists(error)) throw error;
+      object = await this.deps.kube.getOAuthInstallation(namespace, name);
     }
     const found = oauthInstallation.safeParse(object);
     if (!found.success || found.data.spec.app !== appName || found.data.spec.companyID !== company) {

@@ -56,8 +56,10 @@ const appIdentity: AppIdentity = { namespace: 'sales', name: 'crm-sync', uid: 'a
 class InstallationsStandIn {
   readonly objects = new Map<string, KubeObject>();
   readonly created: KubeObject[] = [];
+  reads = 0;
   private uids = 0;
   async getOAuthInstallation(_namespace: string, name: string) {
+    this.reads += 1;
     return this.objects.get(name);
   }
   async createOAuthInstallation(_namespace: string, object: KubeObject) {
@@ -337,6 +339,12 @@ describe('an install', () => {
         spec: { app: 'crm-sync', companyID: company },
       }),
     ]);
+  });
+
+  it('creates a first installation without reading it first (most installs are a company\'s first)', async () => {
+    const world = setUp();
+    await world.installations.install(app, answer(), clientSecret);
+    expect(world.kube.reads).toBe(0);
   });
 
   it("stores the grant in the installation's state with installedAt and the installing user, and enqueues the installation", async () => {
