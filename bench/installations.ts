@@ -310,7 +310,10 @@ async function benchmark(): Promise<void> {
     const steadyRequests = requestDelta(requestsBeforeSteady, await apiserverRequests(cluster));
     const steadyOutcomes = outcomeDelta(outcomesBeforeSteady, tokenOutcomes());
     const smooth = buckets(refreshTimes, { start: windowStart, end: windowEnd });
-    const random = randomPeakToMean(windowTimes.length, steadySeconds);
+    // No refresh in the window: every installation's next one falls after it (installs sent within
+    // less than two thirds of a lifetime refresh in a burst, then pause); a longer window sees them.
+    const random = windowTimes.length > 0 ? randomPeakToMean(windowTimes.length, steadySeconds) : Number.NaN;
+    if (windowTimes.length === 0) log(`no refresh fell in the ${steadySeconds} s window: the installs came within less than two thirds of a token lifetime (${lifetimeSeconds} s), so refreshes come in bursts with pauses between them; a window of at least ${Math.ceil((lifetimeSeconds * 2) / 3)} s sees one whole cycle`);
     // The same refreshes from the window's first to its last (smoothing.ts's span).
     const span = windowTimes.length > 0 ? buckets(windowTimes) : undefined;
     // refreshTime(): the renewal point at two thirds of the lifetime, jittered over the last tenth before it.
