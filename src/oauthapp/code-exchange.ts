@@ -1,11 +1,13 @@
-// Exchanging an authorization code (RFC 6749 §4.1.3) and recording the grant it brings: the same
-// for a first authorization and for a public app's install. Through the provider's slots, with a
-// refusal worded once for status, Events and the person's page.
+// A grant's beginning and end at the provider, the same wherever the operator needs them: the code
+// exchange (RFC 6749 §4.1.3) and the grant it records, for first authorizations and public apps'
+// installs (through the provider's slots, a refusal worded once for status, Events and the
+// person's page); and the revocation request (RFC 7009) that ends an installation's grant.
 import type { OAuthApp } from '../api/oauthapp.ts';
 import { parseDurationMs } from '../api/fields.ts';
 import { isTokenRequestError } from '../oauth/errors.ts';
 import { resolveProvider } from '../oauth/providers.ts';
 import type { TokenClient } from '../oauth/token-client.ts';
+import type { RevocationRequest } from '../oauth/token-request.ts';
 import type { TokenSet } from '../oauth/token-response.ts';
 import { recordSuccess } from './policies.ts';
 import { fingerprint, type AppState } from './state.ts';
@@ -54,4 +56,10 @@ export function recordExchange(deps: Pick<CodeExchangeDependencies, 'random' | '
     random: deps.random,
     ...(deps.pickRefreshTime ? { pickRefreshTime: deps.pickRefreshTime } : {}),
   });
+}
+
+/** The RFC 7009 request that revokes `refreshToken`; undefined when the provider has no revocation endpoint. */
+export function revocationRequest(app: OAuthApp, clientSecret: string, refreshToken: string): RevocationRequest | undefined {
+  const { revokeURL, clientAuthentication } = resolveProvider(app.spec);
+  return revokeURL === undefined ? undefined : { revokeURL, clientAuthentication, clientId: app.spec.clientId, clientSecret, refreshToken };
 }

@@ -15,14 +15,13 @@ import type { KubeObject } from '../kube/objects.ts';
 import type { Logger } from '../log.ts';
 import { isTokenRequestError } from '../oauth/errors.ts';
 import type { ProviderPolicy } from '../oauth/provider-policy.ts';
-import { resolveProvider } from '../oauth/providers.ts';
 import type { InstallationCalls, TokenClient } from '../oauth/token-client.ts';
 import type { TokenSet } from '../oauth/token-response.ts';
 import type { CallbackPaths } from './callback-paths.ts';
 import { installationIdentityName, installationKey } from './keys.ts';
 import { finalizerName } from './labels.ts';
 import { recordInstall, recordUninstall } from './policies.ts';
-import { exchangeCode, recordExchange } from './code-exchange.ts';
+import { exchangeCode, recordExchange, revocationRequest } from './code-exchange.ts';
 import type { SourceSecrets } from './source-secrets.ts';
 import { AnswerNoLongerAppliesError, type StateStore } from './state-store.ts';
 import { emptyState, fingerprint, type AppIdentity, type AppState } from './state.ts';
@@ -237,10 +236,10 @@ export class Installations {
 
   /** A grant the operator could not keep is handed back rather than left live at the provider. */
   private async revokeUnkept(app: OAuthApp, refreshToken: string, clientSecret: string): Promise<void> {
-    const provider = resolveProvider(app.spec);
-    if (provider.revokeURL === undefined) return;
+    const request = revocationRequest(app, clientSecret, refreshToken);
+    if (!request) return;
     try {
-      await this.deps.tokens.revokeToken({ revokeURL: provider.revokeURL, clientAuthentication: provider.clientAuthentication, clientId: app.spec.clientId, clientSecret, refreshToken });
+      await this.deps.limit(new URL(request.revokeURL).host, () => this.deps.tokens.revokeToken(request));
     } catch (error) {
       if (!isTokenRequestError(error)) throw error;
     }

@@ -12,11 +12,11 @@ import { objectKey, type KubeObject } from '../kube/objects.ts';
 import type { AppObservation } from './observation.ts';
 import { isTokenRequestError } from '../oauth/errors.ts';
 import type { ProviderPolicy } from '../oauth/provider-policy.ts';
-import { resolveProvider } from '../oauth/providers.ts';
 import type { RevocationRequest } from '../oauth/token-request.ts';
 import type { Authorizations } from './authorization.ts';
 import type { CallbackPaths } from './callback-paths.ts';
 import { rememberClientSecret } from './policies.ts';
+import { revocationRequest } from './code-exchange.ts';
 import type { SecretValue, SourceSecrets } from './source-secrets.ts';
 import type { StateStore, StoredState } from './state-store.ts';
 import { fingerprint, type AppIdentity } from './state.ts';
@@ -135,14 +135,14 @@ export class PublicApps {
       await events.record(installation, { type: 'Warning', reason: 'RevocationFailed', message: `${message}; the installation stays until its grant is revoked (retried with backoff)`, action: 'Revoke' });
       throw new RevocationFailedError(message);
     };
-    const provider = resolveProvider(app.spec);
-    if (provider.revokeURL === undefined) return fail('the provider has no revocation endpoint: set spec.revokeURL, or spec.revokeOnDelete: false');
     const notAllowed = this.deps.providerPolicy?.refusal(app.spec);
     if (notAllowed !== undefined) return fail(notAllowed);
     const clientSecret = await sources.read(identity.namespace, app.spec.clientSecretRef);
     if (!clientSecret.found) return fail(`${clientSecret.problem}: the revocation request authenticates the client`);
+    const request = revocationRequest(app, clientSecret.value, state.refreshToken);
+    if (!request) return fail('the provider has no revocation endpoint: set spec.revokeURL, or spec.revokeOnDelete: false');
     try {
-      await this.deps.revoke({ revokeURL: provider.revokeURL, clientAuthentication: provider.clientAuthentication, clientId: app.spec.clientId, clientSecret: clientSecret.value, refreshToken: state.refreshToken });
+      await this.deps.revoke(request);
     } catch (error) {
       if (!isTokenRequestError(error)) throw error;
       // A token the provider no longer knows is as good as revoked.

@@ -13,7 +13,6 @@ import type { KeyedLimiter } from '../controller/limiter.ts';
 import type { KubeObject } from '../kube/objects.ts';
 import type { ObjectCache } from '../kube/informer.ts';
 import type { KubeClient } from '../kube/client.ts';
-
 import { resolveProvider } from '../oauth/providers.ts';
 import type { ProviderPolicy } from '../oauth/provider-policy.ts';
 import { parseDurationMs } from '../api/fields.ts';
