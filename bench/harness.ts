@@ -14,6 +14,7 @@ import { startControlPlane, type RunningControlPlane } from '../src/localcluster
 import { KubeHTTP } from '../src/kube/http.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { encodeData, type Secret } from '../src/kube/objects.ts';
+import { parseMemoryQuantity } from './memory-cgroup.ts';
 
 export interface BenchCluster {
   controlPlane: RunningControlPlane;
@@ -55,11 +56,24 @@ const mainPath = fileURLToPath(new URL('../src/main.ts', import.meta.url));
  */
 export function startOperatorProcess(
   args: string[],
-  options: { nodeArgs?: string[]; main?: string; env?: Record<string, string>; heapProbe?: boolean; /** Its debug log goes here. */ logFile?: string } = {},
+  options: {
+    nodeArgs?: string[];
+    main?: string;
+    env?: Record<string, string>;
+    heapProbe?: boolean;
+    /** Its debug log goes here. */
+    logFile?: string;
+    /** A cgroup's cgroup.procs (memory-cgroup.ts): the process enters it before node starts. */
+    cgroupProcs?: string;
+  } = {},
 ): { child: ChildProcess; stop(): Promise<void> } {
   const probe = options.heapProbe ? ['--expose-gc', `--import=${heapProbeModule}`] : [];
   const logging = options.logFile ? ['--log-level=debug'] : [];
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...probe, options.main ?? mainPath, ...args, ...logging], {
+  const command = [process.execPath, ...(options.nodeArgs ?? []), ...probe, options.main ?? mainPath, ...args, ...logging];
+  // The shell writes its own pid and then becomes node (exec keeps the pid), so everything node
+  // allocates is charged to the cgroup from the first page on.
+  const [file, ...argv] = options.cgroupProcs ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', options.cgroupProcs, ...command] : command;
+  const child = spawn(file as string, argv, {
     stdio: ['ignore', options.logFile ? openSync(options.logFile, 'w') : 'ignore', 'inherit', ...(options.heapProbe ? ['ipc' as const] : [])],
     env: { ...process.env, ...options.env },
   });
@@ -67,7 +81,8 @@ export function startOperatorProcess(
     child,
     stop: () =>
       new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        // Exited already: by a signal (an OOM kill), exitCode stays null and only signalCode says so.
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),
@@ -124,16 +139,33 @@ export async function buildOperator(): Promise<string> {
   return join(outDir, 'main.js');
 }
 
+interface DeployedContainer {
+  env?: Array<{ name: string; value?: string }>;
+  resources?: { limits?: { memory?: string } };
+}
+
+/** deploy/base/deployment.yaml's operator container. */
+async function deployedOperator(): Promise<DeployedContainer | undefined> {
+  const manifest = parse(await readFile(fileURLToPath(new URL('../deploy/base/deployment.yaml', import.meta.url)), 'utf8')) as {
+    spec: { template: { spec: { containers: Array<DeployedContainer & { name: string }> } } };
+  };
+  return manifest.spec.template.spec.containers.find((container) => container.name === 'operator');
+}
+
 /**
  * The environment deploy/base/deployment.yaml gives the operator container (its literal values:
  * NODE_OPTIONS with the heap flags, and the like), so a benchmark runs the process as deployed.
  */
 export async function deployEnvironment(): Promise<Record<string, string>> {
-  const manifest = parse(await readFile(fileURLToPath(new URL('../deploy/base/deployment.yaml', import.meta.url)), 'utf8')) as {
-    spec: { template: { spec: { containers: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } } };
-  };
-  const operator = manifest.spec.template.spec.containers.find((container) => container.name === 'operator');
+  const operator = await deployedOperator();
   return Object.fromEntries((operator?.env ?? []).filter((variable) => typeof variable.value === 'string').map((variable) => [variable.name, variable.value as string]));
+}
+
+/** The operator container's memory limit in deploy/base/deployment.yaml, in bytes. */
+export async function deployMemoryLimit(): Promise<number> {
+  const limit = (await deployedOperator())?.resources?.limits?.memory;
+  if (!limit) throw new Error('deploy/base/deployment.yaml gives the operator no memory limit');
+  return parseMemoryQuantity(limit);
 }
 
 /** Runs `task` for every item with at most `concurrency` at once. */

@@ -16,6 +16,10 @@
 // BENCH_HEAP_SNAPSHOT=DIR as before (bench/cpu-summary.ts, bench/heap-summary.ts); BENCH_MAIN=PATH
 // runs another build (e.g. an older commit's dist/main.js) for comparison, BENCH_OPERATOR_FLAGS
 // replaces the extra operator flags (default --relist-interval=1).
+// Memory limit: each run's operator runs in a memory cgroup limited to deploy/'s container limit
+// (bench/memory-cgroup.ts; needs root), as the kubelet would run it, and the run reports the
+// cgroup's peak charge, how often the limit forced reclaim, and OOM kills (an OOM kill ends the
+// run). BENCH_MEMORY_LIMIT=512Mi sets another limit, BENCH_MEMORY_LIMIT=none runs unlimited.
 // Run: npm run bench:scale
 import { readdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -29,6 +33,7 @@ import {
   cpuSeconds,
   createOAuthApps,
   deployEnvironment,
+  deployMemoryLimit,
   forcedGCHeap,
   forEachLimited,
   mib,
@@ -47,6 +52,7 @@ import {
   type ProcessMemory,
 } from './harness.ts';
 import { createBenchSandbox } from './sandbox.ts';
+import { createMemoryCgroup, parseMemoryQuantity, type CgroupUsage } from './memory-cgroup.ts';
 
 const apps = Number(process.env.BENCH_APPS ?? 10_000);
 const unrelatedSecrets = Number(process.env.BENCH_UNRELATED_SECRETS ?? 50_000);
@@ -60,6 +66,8 @@ const extraNodeArgs = [...deployNodeOptions.split(' ').filter(Boolean), ...(proc
 const operatorEnv = { ...deployEnv, ...Object.fromEntries((process.env.BENCH_OPERATOR_ENV ?? '').split(' ').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)])) };
 /** Operator flags beyond the harness's; an older build without --relist-interval needs BENCH_OPERATOR_FLAGS=''. */
 const operatorFlags = (process.env.BENCH_OPERATOR_FLAGS ?? '--relist-interval=1').split(' ').filter(Boolean);
+const memoryLimitSetting = process.env.BENCH_MEMORY_LIMIT ?? 'deploy';
+const memoryLimit = memoryLimitSetting === 'none' ? undefined : memoryLimitSetting === 'deploy' ? await deployMemoryLimit() : parseMemoryQuantity(memoryLimitSetting);
 const appNamespace = 'bench';
 const operatorNamespace = 'oauthapp-system';
 const unrelatedNamespaces = Array.from({ length: 10 }, (_, index) => `unrelated-${index}`);
@@ -91,6 +99,8 @@ interface Run {
   cpu: Record<string, number>;
   /** apiserver requests until every app was Ready, `VERB resource` → count. */
   requests: Map<string, number>;
+  /** The memory cgroup it ran in, at the end of the run; or why it ran without one. */
+  cgroup: { limit: number; usage: CgroupUsage } | { unavailable: string };
 }
 
 const resourcesOfOurs = new Set(['secrets', 'oauthapps', 'oauthapps/status', 'events', 'leases']);
@@ -109,9 +119,13 @@ async function runOperator(name: string, options: { steadySeconds: number }): Pr
     ...(cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`, `--cpu-prof-name=operator-${name.split(' ')[0]}.cpuprofile`] : []),
     ...(heapSnapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapSnapshotDir}`] : []),
   ];
+  const cgroup = memoryLimit === undefined ? { unavailable: 'BENCH_MEMORY_LIMIT=none' } : await createMemoryCgroup(`oauthapp-bench-${process.pid}-${name.split(' ')[0]}`, memoryLimit);
+  const limited = 'procs' in cgroup ? cgroup : undefined;
+  if (!limited) log(`${name}: no memory limit (${'unavailable' in cgroup ? cgroup.unavailable : ''})`);
   const operator = startOperatorProcess(operatorArgs(cluster, [], operatorNamespace, metricsPort, operatorFlags), {
     nodeArgs,
     heapProbe: true,
+    ...(limited ? { cgroupProcs: limited.procs } : {}),
     env: { ...operatorEnv, ...(main ? { NODE_ENV: 'production' } : {}) },
     ...(main ? { main } : {}),
   });
@@ -120,6 +134,10 @@ async function runOperator(name: string, options: { steadySeconds: number }): Pr
   let samples: Awaited<ReturnType<typeof operatorMetrics>> | undefined;
   try {
     await waitFor(`${name}: every app Ready`, async () => {
+      if (operator.child.exitCode !== null || operator.child.signalCode !== null) {
+        const oomKills = (await limited?.usage())?.oomKills ?? 0;
+        throw new Error(`${name}: the operator exited (${operator.child.signalCode ?? `code ${operator.child.exitCode}`}) before every app was Ready; OOM kills in its ${limited ? mib(limited.limit) : 'unlimited'} cgroup: ${oomKills}`);
+      }
       const readyz = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).then((response) => response.ok, () => false);
       if (!readyz) return false;
       samples = await operatorMetrics(metricsPort).catch(() => undefined);
@@ -161,9 +179,11 @@ async function runOperator(name: string, options: { steadySeconds: number }): Pr
     await sleep(1000);
     const afterGC = await processMemory(pid);
     log(`${name}: heap after a forced GC ${mib(heap.used)} used / ${mib(heap.committed)} committed; RSS then ${mib(afterGC.rss)}`);
-    return { name, readyMs, cpu, refreshes: refreshes - refreshesBefore, atReady, heapAtReady, ...(steady ? { steady } : {}), heap, afterGC, requests };
+    const cgroupResult = limited ? { limit: limited.limit, usage: await limited.usage() } : (cgroup as { unavailable: string });
+    return { name, readyMs, cpu, refreshes: refreshes - refreshesBefore, atReady, heapAtReady, ...(steady ? { steady } : {}), heap, afterGC, requests, cgroup: cgroupResult };
   } finally {
     await operator.stop();
+    await limited?.remove().catch((error: unknown) => log(`could not remove ${limited.path}: ${String(error)}`));
   }
 }
 
@@ -215,6 +235,16 @@ try {
   }
   const peak = Math.max(first.atReady.peak, first.steady?.hwm ?? 0, restart.atReady.peak);
   log(`| goal | first ≤ 60 s: ${first.readyMs <= 60_000 ? 'met' : 'missed'}; restart ≤ 15 s: ${restart.readyMs <= 15_000 ? 'met' : 'missed'} | | ≤ 256 MiB: ${peak <= 256 * 1024 * 1024 ? 'met' : 'missed'} | | | | | |`);
+  log('');
+  log(`The operator's memory cgroup (deploy/'s container limit unless BENCH_MEMORY_LIMIT says otherwise), read at the end of each run:`);
+  log('| run | limit | peak charge (anonymous + page cache it faulted in) | charge then: anonymous / page cache | times the limit forced reclaim | OOM kills |');
+  log('|---|---|---|---|---|---|');
+  for (const run of [first, restart]) {
+    const { cgroup } = run;
+    log('usage' in cgroup
+      ? `| ${run.name.split(' ')[0]} | ${mib(cgroup.limit)} | ${mib(cgroup.usage.peak)} | ${mib(cgroup.usage.anon)} / ${mib(cgroup.usage.file)} | ${cgroup.usage.limitHits} | ${cgroup.usage.oomKills} |`
+      : `| ${run.name.split(' ')[0]} | none (${cgroup.unavailable}) | | | | |`);
+  }
   log('');
   log(`CPU seconds from operator start until every app was Ready (${cores} cores; the sandbox runs in the benchmark process), and the apiserver's floor (its CPU seconds ÷ ${cores} cores):`);
   log(`| run | wall | ${Object.keys(first.cpu).join(' | ')} | apiserver floor |`);

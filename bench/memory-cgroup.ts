@@ -1,0 +1,97 @@
+// A memory cgroup limited the way the kubelet limits a container (memory.max on cgroup v2,
+// memory.limit_in_bytes on v1, no swap), so a benchmark can run the operator under deploy/'s
+// memory limit and learn what a pod would: whether the kernel OOM-kills it, how often the limit
+// forced reclaim, and what the cgroup charged at its peak. RSS alone cannot say that: the cgroup
+// charges anonymous memory and the page cache its processes fault in first (here the node binary
+// is usually cached already and charged elsewhere), and under the limit the kernel reclaims clean
+// file pages (the binary's code) before it kills.
+// Needs root and a writable cgroup hierarchy; `createMemoryCgroup` says why not otherwise.
+import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface CgroupUsage {
+  /** The highest charge since the cgroup was made (memory.peak / memory.max_usage_in_bytes). */
+  peak: number;
+  /** The charge now, and of it anonymous memory and page cache (memory.stat). */
+  current: number;
+  anon: number;
+  file: number;
+  /** Processes the kernel's OOM killer killed in it. */
+  oomKills: number;
+  /** Times a charge hit the limit (v2: memory.events `max`; v1: memory.failcnt) and forced reclaim. */
+  limitHits: number;
+}
+
+export interface MemoryCgroup {
+  readonly path: string;
+  readonly limit: number;
+  /** The file a process writes its pid into to enter (cgroup.procs). */
+  readonly procs: string;
+  usage(): Promise<CgroupUsage>;
+  /** Removes it; its processes must have exited. */
+  remove(): Promise<void>;
+}
+
+const v2Root = '/sys/fs/cgroup';
+const v1Root = '/sys/fs/cgroup/memory';
+
+const exists = (path: string) => access(path).then(() => true, () => false);
+const numberIn = (text: string, key: string) => Number(new RegExp(`^${key} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+
+/** A new cgroup named `name` limited to `limitBytes`, or why one cannot be made here. */
+export async function createMemoryCgroup(name: string, limitBytes: number): Promise<MemoryCgroup | { unavailable: string }> {
+  if (process.getuid?.() !== 0) return { unavailable: 'not root' };
+  try {
+    if ((await readFile(join(v2Root, 'cgroup.controllers'), 'utf8').catch(() => '')).split(/\s+/).includes('memory')) return await createV2(name, limitBytes);
+    if (await exists(join(v1Root, 'memory.limit_in_bytes'))) return await createV1(name, limitBytes);
+    return { unavailable: 'no memory controller in /sys/fs/cgroup' };
+  } catch (error) {
+    return { unavailable: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+async function createV2(name: string, limitBytes: number): Promise<MemoryCgroup> {
+  await writeFile(join(v2Root, 'cgroup.subtree_control'), '+memory');
+  const path = join(v2Root, name);
+  await mkdir(path);
+  await writeFile(join(path, 'memory.max'), String(limitBytes));
+  if (await exists(join(path, 'memory.swap.max'))) await writeFile(join(path, 'memory.swap.max'), '0');
+  return {
+    path,
+    limit: limitBytes,
+    procs: join(path, 'cgroup.procs'),
+    async usage() {
+      const [peak, current, stat, events] = await Promise.all(['memory.peak', 'memory.current', 'memory.stat', 'memory.events'].map((file) => readFile(join(path, file), 'utf8').catch(() => '')));
+      return { peak: Number(peak), current: Number(current), anon: numberIn(stat ?? '', 'anon'), file: numberIn(stat ?? '', 'file'), oomKills: numberIn(events ?? '', 'oom_kill'), limitHits: numberIn(events ?? '', 'max') };
+    },
+    remove: () => rmdir(path),
+  };
+}
+
+async function createV1(name: string, limitBytes: number): Promise<MemoryCgroup> {
+  const path = join(v1Root, name);
+  await mkdir(path);
+  await writeFile(join(path, 'memory.limit_in_bytes'), String(limitBytes));
+  // With swap accounting, memory+swap gets the same limit: a pod's limit does not stretch into swap.
+  if (await exists(join(path, 'memory.memsw.limit_in_bytes'))) await writeFile(join(path, 'memory.memsw.limit_in_bytes'), String(limitBytes));
+  return {
+    path,
+    limit: limitBytes,
+    procs: join(path, 'cgroup.procs'),
+    async usage() {
+      const [peak, current, stat, oomControl, failcnt] = await Promise.all(
+        ['memory.max_usage_in_bytes', 'memory.usage_in_bytes', 'memory.stat', 'memory.oom_control', 'memory.failcnt'].map((file) => readFile(join(path, file), 'utf8').catch(() => '')),
+      );
+      return { peak: Number(peak), current: Number(current), anon: numberIn(stat ?? '', 'rss'), file: numberIn(stat ?? '', 'cache'), oomKills: numberIn(oomControl ?? '', 'oom_kill'), limitHits: Number(failcnt) };
+    },
+    remove: () => rmdir(path),
+  };
+}
+
+/** "512Mi", "1Gi", "300M", "268435456": a Kubernetes quantity of bytes. */
+export function parseMemoryQuantity(quantity: string): number {
+  const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|k|M|G)?$/.exec(quantity.trim());
+  if (!match) throw new Error(`not a memory quantity: ${quantity}`);
+  const factor = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, k: 1e3, M: 1e6, G: 1e9 }[match[2] ?? ''] ?? 1;
+  return Math.round(Number(match[1]) * factor);
+}
