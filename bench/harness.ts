@@ -65,11 +65,13 @@ export function startOperatorProcess(
     logFile?: string;
     /** A cgroup's cgroup.procs (memory-cgroup.ts): the process enters it before node starts. */
     cgroupProcs?: string;
+    /** Another node binary (memory-cgroup.ts's uncachedCopyOfNode); default this one's. */
+    execPath?: string;
   } = {},
 ): { child: ChildProcess; stop(): Promise<void> } {
   const probe = options.heapProbe ? ['--expose-gc', `--import=${heapProbeModule}`] : [];
   const logging = options.logFile ? ['--log-level=debug'] : [];
-  const command = [process.execPath, ...(options.nodeArgs ?? []), ...probe, options.main ?? mainPath, ...args, ...logging];
+  const command = [options.execPath ?? process.execPath, ...(options.nodeArgs ?? []), ...probe, options.main ?? mainPath, ...args, ...logging];
   // The shell writes its own pid and then becomes node (exec keeps the pid), so everything node
   // allocates is charged to the cgroup from the first page on.
   const [file, ...argv] = options.cgroupProcs ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', options.cgroupProcs, ...command] : command;
@@ -217,11 +219,12 @@ export const ms = (value: number) => `${value.toFixed(1)} ms`;
 export const sleep = (milliseconds: number) => new Promise<void>((resolve) => setTimeout(resolve, milliseconds));
 
 /** Polls `check` every `intervalMs` until it holds; throws after `timeoutMs`. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 600_000, intervalMs = 200): Promise<void> {
+/** Polls `check` until it holds; `intervalMs` may be a function, asked before each pause. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 600_000, intervalMs: number | (() => number) = 200): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
+    await sleep(typeof intervalMs === 'number' ? intervalMs : intervalMs());
   }
 }
 

@@ -6,8 +6,10 @@
 // is usually cached already and charged elsewhere), and under the limit the kernel reclaims clean
 // file pages (the binary's code) before it kills.
 // Needs root and a writable cgroup hierarchy; `createMemoryCgroup` says why not otherwise.
-import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { access, copyFile, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 export interface CgroupUsage {
   /** The highest charge since the cgroup was made (memory.peak / memory.max_usage_in_bytes). */
@@ -86,6 +88,20 @@ async function createV1(name: string, limitBytes: number): Promise<MemoryCgroup>
     },
     remove: () => rmdir(path),
   };
+}
+
+/**
+ * A copy of the node binary in `dir` with none of its pages in the page cache, so that a process
+ * started from it in a cgroup faults the binary in there and the cgroup is charged for it, as a
+ * container is for the binary in its image. (The machine's own node binary is cached already,
+ * charged to whoever read it first.)
+ */
+export async function uncachedCopyOfNode(dir: string): Promise<string> {
+  const copy = join(dir, 'node');
+  await copyFile(process.execPath, copy);
+  // GNU dd: write nothing, sync, and ask the kernel to drop the file's cached pages.
+  await promisify(execFile)('dd', [`of=${copy}`, 'oflag=nocache', 'conv=notrunc,fdatasync', 'count=0', 'status=none']);
+  return copy;
 }
 
 /** "512Mi", "1Gi", "300M", "268435456": a Kubernetes quantity of bytes. */
