@@ -1,10 +1,10 @@
 // A memory cgroup limited the way the kubelet limits a container (memory.max on cgroup v2,
 // memory.limit_in_bytes on v1, no swap), so a benchmark can run the operator under deploy/'s
-// memory limit and learn what a pod would: whether the kernel OOM-kills it, how often the limit
-// forced reclaim, and what the cgroup charged at its peak. RSS alone cannot say that: the cgroup
-// charges anonymous memory and the page cache its processes fault in first (here the node binary
-// is usually cached already and charged elsewhere), and under the limit the kernel reclaims clean
-// file pages (the binary's code) before it kills.
+// memory limit and learn what a pod would: whether the kernel OOM-kills it, whether reclaim at the
+// limit makes it read its code back from disk, and what the cgroup charged at its peak. RSS alone
+// cannot say that: the cgroup charges anonymous memory and the page cache its processes fault in
+// first (uncachedCopyOfNode makes that the node binary, as in a container), and at the limit the
+// kernel reclaims clean file pages (the binary's code) before it kills.
 // Needs root and a writable cgroup hierarchy; `createMemoryCgroup` says why not otherwise.
 import { execFile } from 'node:child_process';
 import { access, copyFile, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
@@ -20,8 +20,11 @@ export interface CgroupUsage {
   file: number;
   /** Processes the kernel's OOM killer killed in it. */
   oomKills: number;
-  /** Times a charge hit the limit (v2: memory.events `max`; v1: memory.failcnt) and forced reclaim. */
-  limitHits: number;
+  /**
+   * Pages read back from disk (memory.stat pgmajfault): the binary's code, reclaimed at the limit and
+   * needed again. A few dozen is the kernel making room; thousands a second would be thrashing.
+   */
+  majorFaults: number;
 }
 
 export interface MemoryCgroup {
@@ -64,7 +67,7 @@ async function createV2(name: string, limitBytes: number): Promise<MemoryCgroup>
     procs: join(path, 'cgroup.procs'),
     async usage() {
       const [peak, current, stat, events] = await Promise.all(['memory.peak', 'memory.current', 'memory.stat', 'memory.events'].map((file) => readFile(join(path, file), 'utf8').catch(() => '')));
-      return { peak: Number(peak), current: Number(current), anon: numberIn(stat ?? '', 'anon'), file: numberIn(stat ?? '', 'file'), oomKills: numberIn(events ?? '', 'oom_kill'), limitHits: numberIn(events ?? '', 'max') };
+      return { peak: Number(peak), current: Number(current), anon: numberIn(stat ?? '', 'anon'), file: numberIn(stat ?? '', 'file'), oomKills: numberIn(events ?? '', 'oom_kill'), majorFaults: numberIn(stat ?? '', 'pgmajfault') };
     },
     remove: () => rmdir(path),
   };
@@ -81,10 +84,10 @@ async function createV1(name: string, limitBytes: number): Promise<MemoryCgroup>
     limit: limitBytes,
     procs: join(path, 'cgroup.procs'),
     async usage() {
-      const [peak, current, stat, oomControl, failcnt] = await Promise.all(
-        ['memory.max_usage_in_bytes', 'memory.usage_in_bytes', 'memory.stat', 'memory.oom_control', 'memory.failcnt'].map((file) => readFile(join(path, file), 'utf8').catch(() => '')),
+      const [peak, current, stat, oomControl] = await Promise.all(
+        ['memory.max_usage_in_bytes', 'memory.usage_in_bytes', 'memory.stat', 'memory.oom_control'].map((file) => readFile(join(path, file), 'utf8').catch(() => '')),
       );
-      return { peak: Number(peak), current: Number(current), anon: numberIn(stat ?? '', 'rss'), file: numberIn(stat ?? '', 'cache'), oomKills: numberIn(oomControl ?? '', 'oom_kill'), limitHits: Number(failcnt) };
+      return { peak: Number(peak), current: Number(current), anon: numberIn(stat ?? '', 'rss'), file: numberIn(stat ?? '', 'cache'), oomKills: numberIn(oomControl ?? '', 'oom_kill'), majorFaults: numberIn(stat ?? '', 'pgmajfault') };
     },
     remove: () => rmdir(path),
   };

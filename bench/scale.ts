@@ -18,9 +18,9 @@
 // replaces the extra operator flags (default --relist-interval=1).
 // Memory limit: each run's operator runs in a memory cgroup limited to deploy/'s container limit
 // (bench/memory-cgroup.ts; needs root), as the kubelet would run it, from a node binary not yet in
-// the page cache (so the cgroup is charged for the binary too, as a container is), and the run reports the
-// cgroup's peak charge, how often the limit forced reclaim, and OOM kills (an OOM kill ends the
-// run). BENCH_MEMORY_LIMIT=512Mi sets another limit, BENCH_MEMORY_LIMIT=none runs unlimited.
+// the page cache (so the cgroup is charged for the binary too, as a container is), and the run
+// reports the cgroup's peak charge, the pages read back from disk after reclaim, and OOM kills (an
+// OOM kill ends the run). BENCH_MEMORY_LIMIT=512Mi sets another limit, BENCH_MEMORY_LIMIT=none runs unlimited.
 // Run: npm run bench:scale
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -252,12 +252,12 @@ try {
   log(`| goal | first ≤ 60 s: ${first.readyMs <= 60_000 ? 'met' : 'missed'}; restart ≤ 15 s: ${restart.readyMs <= 15_000 ? 'met' : 'missed'} | | ≤ 256 MiB: ${peak <= 256 * 1024 * 1024 ? 'met' : 'missed'} | | | | | |`);
   log('');
   log(`The operator's memory cgroup (deploy/'s container limit unless BENCH_MEMORY_LIMIT says otherwise), read at the end of each run:`);
-  log('| run | limit | peak charge (anonymous + page cache it faulted in) | charge then: anonymous / page cache | times the limit forced reclaim | OOM kills |');
+  log('| run | limit | peak charge (anonymous + page cache it faulted in) | charge then: anonymous / page cache | pages read back from disk (major faults) | OOM kills |');
   log('|---|---|---|---|---|---|');
   for (const run of [first, restart]) {
     const { cgroup } = run;
     log('usage' in cgroup
-      ? `| ${run.name.split(' ')[0]} | ${mib(cgroup.limit)} | ${mib(cgroup.usage.peak)} | ${mib(cgroup.usage.anon)} / ${mib(cgroup.usage.file)} | ${cgroup.usage.limitHits} | ${cgroup.usage.oomKills} |`
+      ? `| ${run.name.split(' ')[0]} | ${mib(cgroup.limit)} | ${mib(cgroup.usage.peak)} | ${mib(cgroup.usage.anon)} / ${mib(cgroup.usage.file)} | ${cgroup.usage.majorFaults} | ${cgroup.usage.oomKills} |`
       : `| ${run.name.split(' ')[0]} | none (${cgroup.unavailable}) | | | | |`);
   }
   log('');

@@ -162,12 +162,25 @@ describe("the operator's pod", () => {
     expect(container).toMatchObject({
       args: expect.arrayContaining(['--leader-elect']),
       env: expect.arrayContaining([{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } }]),
-      resources: { requests: { memory: '384Mi' }, limits: { memory: '512Mi' } },
+      resources: { requests: { memory: '256Mi' }, limits: { memory: '256Mi' } },
       livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' } },
       readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' } },
       securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsUser: 65532, runAsGroup: 65532 },
     });
     expect(container?.ports).toEqual([expect.objectContaining({ name: 'metrics', containerPort: 8080 }), expect.objectContaining({ name: 'callback', containerPort: 8081 })]);
+  });
+
+  // Measured in bench:scale (docs/BENCHMARKS.md, Scale): without the young generation's cap, Node 24
+  // grows it to 128 MiB under a burst of allocation and the kernel OOM-kills the pod at 256Mi.
+  it("gives V8 a heap that fits inside the memory limit: old and young generations capped, a quarter left for code and buffers", () => {
+    const [container] = deployment.spec.template.spec.containers;
+    const env = container?.env as Array<{ name: string; value?: string }>;
+    const nodeOptions = env.find((variable) => variable.name === 'NODE_OPTIONS')?.value ?? '';
+    const flag = (name: string) => Number(new RegExp(`--${name}=(\\d+)`).exec(nodeOptions)?.[1]);
+    const limitMiB = Number(/^(\d+)Mi$/.exec((container?.resources as { limits: { memory: string } }).limits.memory)?.[1]);
+    // V8's young generation is two semi-spaces and its large-object space: up to three of them.
+    const heapMiB = flag('max-old-space-size') + 3 * flag('max-semi-space-size');
+    expect(heapMiB).toBeLessThanOrEqual(0.75 * limitMiB);
   });
 
   it('is what the Service selects, on the metrics and callback ports', async () => {

@@ -98,6 +98,13 @@ spec:
                   fieldPath: metadata.namespace
             - name: NODE_OPTIONS
               value: {{ .nodeOptions | quote }}
+            # glibc malloc: fewer arenas, large buffers returned when freed (deploy/base/deployment.yaml).
+            - name: MALLOC_ARENA_MAX
+              value: "2"
+            - name: MALLOC_MMAP_THRESHOLD_
+              value: "65536"
+            - name: MALLOC_TRIM_THRESHOLD_
+              value: "131072"
             {{- with $values.proxy.httpsProxy }}
             - name: HTTPS_PROXY
               value: {{ . | quote }}
