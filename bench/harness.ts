@@ -218,8 +218,10 @@ export const ms = (value: number) => `${value.toFixed(1)} ms`;
 
 export const sleep = (milliseconds: number) => new Promise<void>((resolve) => setTimeout(resolve, milliseconds));
 
-/** Polls `check` every `intervalMs` until it holds; throws after `timeoutMs`. */
-/** Polls `check` until it holds; `intervalMs` may be a function, asked before each pause. */
+/**
+ * Polls `check` every `intervalMs` (a number, or a function asked before each pause) until it
+ * holds; throws after `timeoutMs`.
+ */
 export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 600_000, intervalMs: number | (() => number) = 200): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {

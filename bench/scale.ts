@@ -8,8 +8,8 @@
 //       watch timeout (240–360 s) inside that window;
 //   (b) restart: every app Ready, no refresh due.
 // Per run: process start → every app Ready (its own oauthapp_ready gauges, scraped every 2–15 s:
-// scrapeIntervalMs, and /readyz), the peak resident memory (the kernel's VmHWM) and its anonymous / file-backed split,
-// the heap after a forced full GC (an IPC probe loaded with --expose-gc), CPU seconds of the
+// scrapeIntervalMs, and /readyz), the peak resident memory (the kernel's VmHWM) and its anonymous /
+// file-backed split, the heap after a forced full GC (an IPC probe loaded with --expose-gc), CPU seconds of the
 // operator, kube-apiserver and etcd (/proc/<pid>/stat), and the apiserver's own request counts.
 // Knobs: BENCH_OPERATOR=src runs src/main.ts instead of the build; BENCH_DEPLOY_FLAGS=0 drops
 // deploy/'s node flags; BENCH_NODE_ARGS adds node flags; BENCH_CPU_PROF=DIR and
@@ -20,7 +20,8 @@
 // (bench/memory-cgroup.ts; needs root), as the kubelet would run it, from a node binary not yet in
 // the page cache (so the cgroup is charged for the binary too, as a container is), and the run
 // reports the cgroup's peak charge, the pages read back from disk after reclaim, and OOM kills (an
-// OOM kill ends the run). BENCH_MEMORY_LIMIT=512Mi sets another limit, BENCH_MEMORY_LIMIT=none runs unlimited.
+// OOM kill ends the run). BENCH_MEMORY_LIMIT=512Mi sets another limit, BENCH_MEMORY_LIMIT=none
+// runs unlimited.
 // Run: npm run bench:scale
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
