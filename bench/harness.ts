@@ -2,9 +2,9 @@ import { openSync } from 'node:fs';
 // Shared parts of the benchmarks: a private control plane with the CRD, an admin client, the
 // operator as its own process (as in production), and small statistics helpers.
 import { loadKubeConfigFile } from '../src/kube/kubeconfig.ts';
-import { copyFile, mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
@@ -139,6 +139,11 @@ export async function buildOperator(): Promise<string> {
   await promisify(execFile)(process.execPath, [tsc, '-p', fileURLToPath(new URL('../tsconfig.build.json', import.meta.url)), '--outDir', outDir, '--sourceMap', 'false']);
   await copyFile(fileURLToPath(new URL('../package.json', import.meta.url)), join(buildDir, 'package.json'));
   return join(outDir, 'main.js');
+}
+
+/** Removes what buildOperator made for `main` (its dist/ and the package.json beside it). */
+export async function removeOperatorBuild(main: string): Promise<void> {
+  await rm(dirname(dirname(main)), { recursive: true, force: true });
 }
 
 interface DeployedContainer {

@@ -29,8 +29,6 @@
 // (default 8) for the baseline; BENCH_CPU_PROF=DIR profiles the operator (bench/cpu-summary.ts). Run: npm run bench:installations
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { loadKubeConfigFile } from '../src/kube/kubeconfig.ts';
 import { KubeHTTP } from '../src/kube/http.ts';
 import { KubeClient } from '../src/kube/client.ts';
@@ -53,6 +51,7 @@ import {
   operatorArgs,
   operatorMetrics,
   processMemory,
+  removeOperatorBuild,
   randomPeakToMean,
   requestDelta,
   seconds,
@@ -410,6 +409,6 @@ async function benchmark(): Promise<void> {
     await Promise.all([targets.stop(), copies.stop()]);
     await sandbox.close();
     await cluster.stop();
-    if (main) await rm(dirname(dirname(main)), { recursive: true, force: true });
+    if (main) await removeOperatorBuild(main);
   }
 }

@@ -25,7 +25,7 @@
 // Run: npm run bench:scale
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { freePort } from '../src/localcluster/ports.ts';
 import { encodeData } from '../src/kube/objects.ts';
 import {
@@ -42,6 +42,7 @@ import {
   operatorArgs,
   operatorMetrics,
   processMemory,
+  removeOperatorBuild,
   requestDelta,
   seconds,
   sleep,
@@ -282,5 +283,5 @@ try {
 } finally {
   await sandbox.close();
   await cluster.stop();
-  if (main && !process.env.BENCH_MAIN) await rm(dirname(main), { recursive: true, force: true });
+  if (main && !process.env.BENCH_MAIN) await removeOperatorBuild(main);
 }
